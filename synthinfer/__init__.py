@@ -1,0 +1,23 @@
+"""synthinfer: valid regression inference with a few human labels and imperfect LLM data."""
+
+from .exceptions import (
+    ConvergenceError,
+    PerfectSeparationError,
+    SingularDesignError,
+    SpecificationError,
+)
+from .gmm import GMMProxy, GMMSynth
+from .results import GMMSynthResults
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "GMMSynth",
+    "GMMProxy",
+    "GMMSynthResults",
+    "SpecificationError",
+    "SingularDesignError",
+    "PerfectSeparationError",
+    "ConvergenceError",
+    "__version__",
+]

@@ -1,0 +1,12 @@
+"""The formula interface, mirroring ``statsmodels.formula.api``.
+
+>>> import synthinfer.api as smf
+>>> res = smf.gmm_synth("y ~ x1", real=real, proxy=proxy, synth=synth, model="logit").fit()
+"""
+
+from .gmm import GMMProxy, GMMSynth
+
+__all__ = ["gmm_synth", "gmm_proxy"]
+
+gmm_synth = GMMSynth.from_formula
+gmm_proxy = GMMProxy.from_formula

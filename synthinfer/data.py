@@ -1,0 +1,319 @@
+"""From the user's frames to aligned, validated design matrices.
+
+Data layout (the package's contract):
+
+- ``real``: the human-labeled units only; index = unit id (unique).
+- ``proxy``: one row per unit, labeled or not; index = unit id (unique); it
+  must contain every real unit. Several proxy frames must hold the same units.
+- ``synth``: synthetic samples; index = the id of the unit each sample was
+  generated from (repeats allowed). Its rows cover exactly the N units: a unit's
+  moment is the mean over its samples. Without a proxy, the units it names
+  are the N units.
+
+A :class:`Source` is one auxiliary frame reduced to what the moment blocks
+need: its design matrix and outcome, the unit of each row, and each row's
+weight ``1/k`` (k = that unit's number of rows). Proxy and synthetic data are
+the same thing to the estimator; only ``kind`` differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse
+
+from .exceptions import SpecificationError, describe_units
+from .families import Family
+from .formula import FormulaSpec
+
+__all__ = ["Source", "ModelData", "build_model_data"]
+
+SourceKind = Literal["proxy", "synthetic"]
+FrameArg = pd.DataFrame | Mapping[str, pd.DataFrame] | None
+
+
+@dataclass(frozen=True, eq=False)
+class Source:
+    """One auxiliary data source aligned to the N units.
+
+    Attributes
+    ----------
+    name, kind : str
+        The source's name (dict key, or "proxy" / "synth") and its kind.
+    y, X : ndarray
+        Outcome (rows,) and design (rows, p) of the source's rows.
+    unit_pos : ndarray of int
+        Position in ``0..N-1`` of each row's unit.
+    row_weight : ndarray
+        ``1 / k`` of each row's unit, so unit moments are means over samples.
+    labeled_rows : ndarray of int
+        Rows whose unit is human-labeled.
+    """
+
+    name: str
+    kind: SourceKind
+    y: np.ndarray
+    X: np.ndarray
+    unit_pos: np.ndarray
+    row_weight: np.ndarray
+    labeled_rows: np.ndarray
+    n_units: int
+    _aggregator: Any = field(default=None, repr=False)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.y)
+
+    @property
+    def one_row_per_unit(self) -> bool:
+        """Rows are the units in unit order (a proxy): aggregation is the identity."""
+        return self._aggregator is None
+
+    def unit_sums(self, values: np.ndarray) -> np.ndarray:
+        """Per-unit weighted sums ``sum_{j in i} w_j v_j`` of row values, (N, ...)."""
+        if self._aggregator is None:
+            return values
+        return np.asarray(self._aggregator @ values)
+
+    def samples_per_unit(self) -> np.ndarray:
+        return np.bincount(self.unit_pos, minlength=self.n_units)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelData:
+    """Everything the GMM engine needs, in numpy, plus the names to report."""
+
+    unit_ids: pd.Index
+    labeled_pos: np.ndarray
+    y: np.ndarray
+    X: np.ndarray
+    sources: tuple[Source, ...]
+    spec: FormulaSpec
+    real_index: pd.Index
+    frames: Mapping[str, pd.DataFrame] = field(repr=False)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.unit_ids)
+
+    @property
+    def n_labeled(self) -> int:
+        return len(self.labeled_pos)
+
+    @property
+    def param_names(self) -> list[str]:
+        return self.spec.param_names
+
+    def unit_values(self, values: Any, what: str) -> np.ndarray:
+        """Align a per-unit column name, Series or array to the model's units."""
+        if isinstance(values, str):
+            return self._unit_column(values, what)
+        if isinstance(values, pd.Series):
+            missing = self.unit_ids.difference(values.index)
+            if len(missing) or not values.index.is_unique:
+                raise SpecificationError(
+                    f"{what} must have exactly one value per unit (unique index covering "
+                    f"every unit); missing units {describe_units(missing)}"
+                )
+            aligned = values.reindex(self.unit_ids)
+        else:
+            aligned = pd.Series(np.asarray(values), copy=False)
+            if aligned.ndim != 1 or len(aligned) != self.n_units:
+                raise SpecificationError(
+                    f"{what} as an array must have one value per unit ({self.n_units}), in "
+                    f"the order of model.unit_ids; got length {len(aligned)}"
+                )
+            aligned.index = self.unit_ids
+        if aligned.isna().any():
+            raise SpecificationError(
+                f"{what} is missing for unit(s) {describe_units(aligned.index[aligned.isna()])}"
+            )
+        return aligned.to_numpy()
+
+    def _unit_column(self, column: str, what: str) -> np.ndarray:
+        # The first frame holding the column and every unit defines it.
+        for name, frame in self.frames.items():
+            if column not in frame.columns:
+                continue
+            values = frame[column]
+            per_unit = values.groupby(level=0, sort=False).nunique(dropna=False)
+            varying = per_unit.index[per_unit.to_numpy() > 1]
+            if len(varying):
+                raise SpecificationError(
+                    f"{what} column {column!r} of frame {name!r} differs between rows of the "
+                    f"same unit(s) {describe_units(varying)}"
+                )
+            first = values[~values.index.duplicated()]
+            if self.unit_ids.difference(first.index).empty:
+                return self.unit_values(first, what)
+        raise SpecificationError(
+            f"{what} column {column!r} was not found in a frame that covers all "
+            f"{self.n_units} units (frames searched: {list(self.frames)})"
+        )
+
+
+def _named_frames(arg: FrameArg, default: str, role: str) -> dict[str, pd.DataFrame]:
+    if arg is None:
+        return {}
+    if isinstance(arg, pd.DataFrame):
+        return {default: arg}
+    if isinstance(arg, Mapping):
+        frames = dict(arg)
+        for name, frame in frames.items():
+            if not isinstance(frame, pd.DataFrame):
+                raise SpecificationError(
+                    f"{role} source {name!r} must be a pandas DataFrame, got {type(frame).__name__}"
+                )
+        return {str(name): frame for name, frame in frames.items()}
+    raise SpecificationError(
+        f"{role} must be a DataFrame or a dict of DataFrames, got {type(arg).__name__}"
+    )
+
+
+def _check_unique(frame: pd.DataFrame, name: str) -> None:
+    duplicated = frame.index[frame.index.duplicated()].unique()
+    if len(duplicated):
+        raise SpecificationError(
+            f"frame {name!r}: the index must hold unique unit ids, but ids "
+            f"{describe_units(duplicated)} repeat"
+        )
+
+
+def _unit_ids(
+    real: pd.DataFrame, proxies: dict[str, pd.DataFrame], synths: dict[str, pd.DataFrame]
+) -> pd.Index:
+    if proxies:
+        name, first = next(iter(proxies.items()))
+        units = first.index
+        for other_name, other in proxies.items():
+            missing, extra = units.difference(other.index), other.index.difference(units)
+            if len(missing) or len(extra):
+                raise SpecificationError(
+                    f"proxy frames {name!r} and {other_name!r} must hold the same units; "
+                    f"{other_name!r} lacks {describe_units(missing)} and has extra "
+                    f"{describe_units(extra)}"
+                )
+        role = f"proxy frame {name!r}"
+    elif synths:
+        name, first = next(iter(synths.items()))
+        units = pd.Index(pd.unique(first.index), name=first.index.name)
+        role = f"synthetic frame {name!r} (the units it names)"
+    else:
+        return real.index
+    missing = real.index.difference(units, sort=False)
+    if len(missing):
+        raise SpecificationError(
+            f"{len(missing)} real (labeled) unit(s) {describe_units(missing)} are not in the "
+            f"{role}; the auxiliary data must cover every labeled unit"
+        )
+    return units
+
+
+def build_model_data(
+    formula: str,
+    real: pd.DataFrame,
+    proxy: FrameArg,
+    synth: FrameArg,
+    family: Family,
+    engine: str | None = None,
+    namespace: Mapping[str, Any] | None = None,
+) -> ModelData:
+    """Validate the frames, learn the formula and build every design matrix."""
+    if not isinstance(real, pd.DataFrame):
+        raise SpecificationError(f"real must be a pandas DataFrame, got {type(real).__name__}")
+    proxies = _named_frames(proxy, "proxy", "proxy")
+    synths = _named_frames(synth, "synth", "synth")
+    clash = set(proxies) & set(synths)
+    if clash or "real" in proxies or "real" in synths:
+        raise SpecificationError(
+            f"source names must be unique and not 'real'; clashing names {sorted(clash) or ['real']}"
+        )
+    _check_unique(real, "real")
+    for name, frame in proxies.items():
+        _check_unique(frame, name)
+    units = _unit_ids(real, proxies, synths)
+    if not len(real):
+        raise SpecificationError("real has no rows: at least one labeled unit is needed")
+
+    frames: dict[str, pd.DataFrame] = {"real": real, **proxies, **synths}
+    spec = FormulaSpec(formula, frames, engine=engine, namespace=namespace)
+    p = len(spec.param_names)
+    if len(real) < p:
+        raise SpecificationError(
+            f"{len(real)} labeled units are fewer than the {p} parameters {spec.param_names}; "
+            f"label more units or simplify the formula"
+        )
+
+    y, X = spec.apply(real, "real")
+    family.check_outcome(y, real.index, "real", spec.outcome_name)
+    labeled_pos = units.get_indexer(real.index)
+    is_labeled = np.zeros(len(units), dtype=bool)
+    is_labeled[labeled_pos] = True
+
+    sources = []
+    for name, frame in proxies.items():
+        # Rows are put in unit order so a proxy's unit moment is its row.
+        frame = frame.iloc[frame.index.get_indexer(units)]
+        sources.append(_make_source(name, "proxy", frame, units, is_labeled, spec, family))
+    for name, frame in synths.items():
+        unknown = frame.index.difference(units, sort=False).unique()
+        if len(unknown):
+            raise SpecificationError(
+                f"synthetic frame {name!r}: {len(unknown)} unit id(s) {describe_units(unknown)} "
+                f"name no unit of the model; every synthetic row must name the unit it was "
+                f"generated from"
+            )
+        uncovered = units.difference(frame.index, sort=False)
+        if len(uncovered):
+            raise SpecificationError(
+                f"synthetic frame {name!r} has no sample for {len(uncovered)} unit(s) "
+                f"{describe_units(uncovered)}; it must cover the same units as the proxy data"
+            )
+        sources.append(_make_source(name, "synthetic", frame, units, is_labeled, spec, family))
+
+    return ModelData(
+        unit_ids=units,
+        labeled_pos=labeled_pos,
+        y=y,
+        X=X,
+        sources=tuple(sources),
+        spec=spec,
+        real_index=real.index,
+        frames=frames,
+    )
+
+
+def _make_source(
+    name: str,
+    kind: SourceKind,
+    frame: pd.DataFrame,
+    units: pd.Index,
+    is_labeled: np.ndarray,
+    spec: FormulaSpec,
+    family: Family,
+) -> Source:
+    y, X = spec.apply(frame, name)
+    family.check_outcome(y, frame.index, name, spec.outcome_name)
+    unit_pos = units.get_indexer(frame.index)
+    counts = np.bincount(unit_pos, minlength=len(units))
+    row_weight = 1.0 / counts[unit_pos]
+    aggregator = None
+    if kind == "synthetic" or len(frame) != len(units):
+        aggregator = scipy.sparse.csr_matrix(
+            (row_weight, (unit_pos, np.arange(len(frame)))), shape=(len(units), len(frame))
+        )
+    return Source(
+        name=name,
+        kind=kind,
+        y=y,
+        X=X,
+        unit_pos=unit_pos,
+        row_weight=row_weight,
+        labeled_rows=np.flatnonzero(is_labeled[unit_pos]),
+        n_units=len(units),
+        _aggregator=aggregator,
+    )

@@ -1,0 +1,231 @@
+"""Estimating functions of the model families: OLS, Logit, Poisson.
+
+Each family's estimating function is ``psi(x, y; b) = x (y - mu(x'b))`` with a
+family-specific mean function ``mu``. Its Jacobian is
+``-x x' mu'(x'b)``, so every derivative the GMM engine needs is a weighted
+cross product ``X' diag(w mu') X``. The module also solves one family's
+(weighted) estimating equation, which gives the step-1 values of every block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+from scipy.special import expit
+
+from .exceptions import (
+    ConvergenceError,
+    PerfectSeparationError,
+    SingularDesignError,
+    SpecificationError,
+    describe_units,
+)
+
+__all__ = ["Family", "OLS", "Logit", "Poisson", "get_family", "solve_estimating_equation"]
+
+
+class Family:
+    """The mean function of an estimating equation ``sum w x (y - mu(x'b)) = 0``."""
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+
+    def mean(self, lin: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def mean_deriv(self, lin: np.ndarray) -> np.ndarray:
+        """d mu / d lin."""
+        raise NotImplementedError
+
+    def objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+        """A function whose gradient in ``b`` is ``-sum w x (y - mu)``: for line search."""
+        raise NotImplementedError
+
+    def check_outcome(self, y: np.ndarray, index: pd.Index, frame: str, outcome: str) -> None:
+        """Raise if ``y`` is outside the family's support, naming the units."""
+
+    def residual(self, X: np.ndarray, y: np.ndarray, params: np.ndarray) -> np.ndarray:
+        return y - self.mean(X @ params)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class OLS(Family):
+    name = "ols"
+    label = "OLS"
+
+    def mean(self, lin: np.ndarray) -> np.ndarray:
+        return lin
+
+    def mean_deriv(self, lin: np.ndarray) -> np.ndarray:
+        return np.ones_like(lin)
+
+    def objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+        return 0.5 * float(w @ (y - lin) ** 2)
+
+
+class Logit(Family):
+    name = "logit"
+    label = "Logit"
+
+    def mean(self, lin: np.ndarray) -> np.ndarray:
+        return expit(lin)
+
+    def mean_deriv(self, lin: np.ndarray) -> np.ndarray:
+        mu = expit(lin)
+        return mu * (1.0 - mu)
+
+    def objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+        # negative log-likelihood, written to stay finite for large |lin|
+        return float(w @ (np.logaddexp(0.0, lin) - y * lin))
+
+    def check_outcome(self, y: np.ndarray, index: pd.Index, frame: str, outcome: str) -> None:
+        bad = (y != 0) & (y != 1)
+        if bad.any():
+            raise SpecificationError(
+                f"frame {frame!r}: a logit outcome must be 0 or 1, but {outcome!r} takes "
+                f"other values (e.g. {np.unique(y[bad])[:5].tolist()}) in {int(bad.sum())} "
+                f"unit(s) {describe_units(index[bad])}"
+            )
+
+
+class Poisson(Family):
+    name = "poisson"
+    label = "Poisson"
+
+    def mean(self, lin: np.ndarray) -> np.ndarray:
+        return np.exp(lin)
+
+    def mean_deriv(self, lin: np.ndarray) -> np.ndarray:
+        return np.exp(lin)
+
+    def objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
+        return float(w @ (np.exp(lin) - y * lin))
+
+    def check_outcome(self, y: np.ndarray, index: pd.Index, frame: str, outcome: str) -> None:
+        bad = y < 0
+        if bad.any():
+            raise SpecificationError(
+                f"frame {frame!r}: a poisson outcome must be a non-negative count, but "
+                f"{outcome!r} is negative in {int(bad.sum())} unit(s) {describe_units(index[bad])}"
+            )
+
+
+_FAMILIES: dict[str, type[Family]] = {f.name: f for f in (OLS, Logit, Poisson)}
+
+
+def get_family(model: str | Family) -> Family:
+    """The family named by ``model`` ("ols", "logit" or "poisson")."""
+    if isinstance(model, Family):
+        return model
+    try:
+        return _FAMILIES[str(model).lower()]()
+    except KeyError:
+        raise ValueError(f"model must be one of {sorted(_FAMILIES)}, got {model!r}") from None
+
+
+def check_full_rank(X: np.ndarray, names: Sequence[str], frame: str) -> None:
+    """Raise :class:`SingularDesignError` naming the columns that are linear combinations."""
+    n, p = X.shape
+    if n < p:
+        raise SingularDesignError(
+            f"frame {frame!r} has {n} rows for {p} parameters; at least {p} are needed"
+        )
+    scale = np.sqrt((X**2).sum(axis=0))
+    zero = np.flatnonzero(scale == 0)
+    if zero.size:
+        raise SingularDesignError(
+            f"frame {frame!r}: design column(s) {[names[j] for j in zero]} are zero in every "
+            f"row, so their coefficients are not identified"
+        )
+    _, r, pivots = scipy.linalg.qr(X / scale, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int((diag > diag[0] * max(n, p) * np.finfo(float).eps * 10).sum())
+    if rank < p:
+        dependent = [names[j] for j in pivots[rank:]]
+        raise SingularDesignError(
+            f"frame {frame!r}: the design matrix has rank {rank} < {p}; column(s) "
+            f"{dependent} are linear combinations of the others (collinear or constant "
+            f"within this frame)"
+        )
+
+
+def solve_estimating_equation(
+    family: Family,
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    *,
+    names: Sequence[str],
+    frame: str,
+    maxiter: int = 100,
+    tol: float = 1e-10,
+) -> np.ndarray:
+    """Solve ``sum_j w_j x_j (y_j - mu(x_j'b)) = 0`` by damped Newton.
+
+    Raises
+    ------
+    SingularDesignError
+        The design is rank deficient.
+    PerfectSeparationError
+        The solution does not exist because the outcome is perfectly predicted
+        (logit) or zero counts are (poisson).
+    ConvergenceError
+        Newton did not converge for another reason.
+    """
+    w = np.ones(len(y)) if weights is None else weights
+    check_full_rank(X, names, frame)
+    if isinstance(family, OLS):
+        sw = np.sqrt(w)
+        return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
+
+    params = np.zeros(X.shape[1])
+    lin = X @ params
+    value = family.objective(lin, y, w)
+    step = np.zeros_like(params)
+    for _ in range(maxiter):
+        gradient = X.T @ (w * (y - family.mean(lin)))
+        hessian = (X * (w * family.mean_deriv(lin))[:, None]).T @ X
+        try:
+            step = scipy.linalg.solve(hessian, gradient, assume_a="pos")
+        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+            break
+        scale = 1.0
+        while True:
+            candidate = params + scale * step
+            lin_candidate = X @ candidate
+            new_value = family.objective(lin_candidate, y, w)
+            if new_value <= value + 1e-12 * abs(value) or scale < 1e-8:
+                break
+            scale *= 0.5
+        params, lin, value = candidate, lin_candidate, new_value
+        if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):
+            return params
+    _raise_nonexistence(family, lin, step, names, frame)
+    raise ConvergenceError(
+        f"frame {frame!r}: the {family.label} estimating equation did not converge in "
+        f"{maxiter} Newton iterations"
+    )
+
+
+def _raise_nonexistence(
+    family: Family, lin: np.ndarray, step: np.ndarray, names: Sequence[str], frame: str
+) -> None:
+    """Raise PerfectSeparationError when Newton ran off to infinity."""
+    if isinstance(family, Logit) and np.max(np.abs(lin)) > 20:
+        what = "the logit outcome is perfectly (or quasi-perfectly) separated"
+    elif isinstance(family, Poisson) and np.min(lin) < -20:
+        what = "zero counts are perfectly predicted (a term's units have only zero counts)"
+    else:
+        return
+    direction = np.abs(step)
+    culprits = [names[j] for j in np.flatnonzero(direction >= 0.1 * direction.max())]
+    raise PerfectSeparationError(
+        f"frame {frame!r}: {what}, so the {family.label} estimate does not exist; the "
+        f"coefficients of {culprits} diverge. Drop or merge those terms, or label more units."
+    )

@@ -1,0 +1,261 @@
+"""Learn a model formula once and apply it identically to every frame.
+
+A GMM-Synth model evaluates one formula on several frames (the human-labeled
+frame and each auxiliary frame). The moment blocks are only comparable if every
+frame yields the same design columns with the same categorical coding, so the
+specification is learned once, on the union of the frames, and then replayed
+on each frame. Both formula engines statsmodels supports are handled:
+``patsy`` and ``formulaic``. The engines' own missing-value handling is
+switched off (both would drop rows silently); missing and non-finite values
+are reported with the units they occur in instead.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import warnings
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .exceptions import SpecificationError, describe_units
+
+__all__ = ["FormulaSpec", "resolve_engine", "capture_namespace"]
+
+Engine = Literal["patsy", "formulaic"]
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+_BACKTICK = re.compile(r"`([^`]+)`")
+_QUOTED = re.compile(r"Q\(\s*(['\"])(.+?)\1\s*\)")
+_LEVEL_IN_PATSY_ERROR = re.compile(r"observation with value (.+?) does not match")
+_LEVELS_IN_FORMULAIC_WARNING = re.compile(r"\{(.*)\}")
+
+
+def resolve_engine(engine: str | None) -> Engine:
+    """The engine to use: the argument, else ``statsmodels.formula.options``."""
+    if engine is None:
+        import statsmodels.formula
+
+        engine = statsmodels.formula.options.formula_engine
+    if engine not in ("patsy", "formulaic"):
+        raise ValueError(f"formula engine must be 'patsy' or 'formulaic', got {engine!r}")
+    return engine  # type: ignore[return-value]
+
+
+def capture_namespace(depth: int) -> dict[str, Any]:
+    """Globals and locals of the frame ``depth`` levels above the caller.
+
+    Formulas may call functions from the user's namespace (``np.log(x)``), as
+    in statsmodels' formula API.
+    """
+    frame = sys._getframe(depth + 1)
+    namespace = dict(frame.f_globals)
+    namespace.update(frame.f_locals)
+    return namespace
+
+
+def _formula_names(formula: str) -> set[str]:
+    names = set(_IDENTIFIER.findall(formula))
+    names.update(_BACKTICK.findall(formula))
+    names.update(m[1] for m in _QUOTED.findall(formula))
+    return names
+
+
+def _units_where(frame: pd.DataFrame, mask: np.ndarray) -> str:
+    return describe_units(frame.index[np.asarray(mask, dtype=bool)])
+
+
+class FormulaSpec:
+    """A formula learned on the union of several frames.
+
+    Parameters
+    ----------
+    formula : str
+        An R-style formula with one outcome, ``"y ~ x1 + C(group)"``.
+    frames : mapping of str to DataFrame
+        Every frame the formula will be applied to, by the name used in error
+        messages. Categorical levels are the union over these frames unless
+        the formula declares them (``C(g, levels=[...])`` or a pandas
+        Categorical column).
+    engine : {"patsy", "formulaic"}, optional
+        Defaults to ``statsmodels.formula.options.formula_engine``.
+    namespace : dict, optional
+        Names (functions, arrays) the formula may refer to besides columns.
+    """
+
+    def __init__(
+        self,
+        formula: str,
+        frames: Mapping[str, pd.DataFrame],
+        engine: str | None = None,
+        namespace: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(formula, str) or "~" not in formula:
+            raise SpecificationError(
+                f"formula must be a string 'outcome ~ terms', got {formula!r}"
+            )
+        self.formula = formula
+        self.engine: Engine = resolve_engine(engine)
+        self._namespace = dict(namespace or {})
+        first = next(iter(frames.values()))
+        self._names = _formula_names(formula)
+        # Columns the formula uses: its identifiers that name a column of a frame.
+        self.variables = [c for c in first.columns if isinstance(c, str) and c in self._names]
+        for name, frame in frames.items():
+            self._check_columns(name, frame, first)
+            self._check_missing(name, frame)
+        learning = pd.concat(
+            [frame[self.variables] for frame in frames.values()], ignore_index=True
+        )
+        self._learn(learning)
+
+    # -- learning ---------------------------------------------------------------
+    def _check_columns(self, name: str, frame: pd.DataFrame, first: pd.DataFrame) -> None:
+        if not isinstance(frame, pd.DataFrame):
+            raise SpecificationError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
+        missing = [c for c in self.variables if c not in frame.columns]
+        if missing:
+            raise SpecificationError(
+                f"frame {name!r} is missing formula variable(s) {missing}; every frame "
+                f"must carry the columns the formula uses"
+            )
+        extra = [
+            c
+            for c in frame.columns
+            if isinstance(c, str) and c in self._names and c not in first.columns
+        ]
+        if extra:
+            raise SpecificationError(
+                f"formula variable(s) {extra} are in frame {name!r} but not in the first "
+                f"frame; every frame must carry the columns the formula uses"
+            )
+
+    def _check_missing(self, name: str, frame: pd.DataFrame) -> None:
+        for column in self.variables:
+            values = frame[column]
+            bad = values.isna().to_numpy()
+            what = "missing values"
+            if not bad.any() and pd.api.types.is_numeric_dtype(values.dtype):
+                numeric = values.to_numpy(dtype=float, na_value=np.nan)
+                bad = ~np.isfinite(numeric)
+                what = "non-finite values (inf)"
+            if bad.any():
+                raise SpecificationError(
+                    f"frame {name!r}: column {column!r} has {what} in {int(bad.sum())} "
+                    f"unit(s) {_units_where(frame, bad)}; nothing is dropped silently, "
+                    f"so remove or impute them before fitting"
+                )
+
+    def _learn(self, data: pd.DataFrame) -> None:
+        if self.engine == "patsy":
+            import patsy
+
+            try:
+                lhs, rhs = patsy.dmatrices(
+                    self.formula,
+                    data,
+                    eval_env=patsy.EvalEnvironment([self._namespace]),
+                    NA_action=patsy.NAAction(NA_types=[]),
+                    return_type="dataframe",
+                )
+            except patsy.PatsyError as exc:
+                raise self._level_error(exc, "the union of the frames", data) from exc
+            self._lhs_spec, self._rhs_spec = lhs.design_info, rhs.design_info
+            lhs_names, rhs_names = list(lhs.columns), list(rhs.columns)
+        else:
+            import formulaic
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", formulaic.errors.DataMismatchWarning)
+                try:
+                    matrices = formulaic.model_matrix(
+                        self.formula, data, context=self._namespace, na_action="ignore"
+                    )
+                except formulaic.errors.DataMismatchWarning as exc:
+                    raise self._level_error(exc, "the union of the frames", data) from exc
+            if not hasattr(matrices, "lhs"):
+                raise SpecificationError(f"formula {self.formula!r} has no outcome")
+            self._lhs_spec, self._rhs_spec = matrices.lhs.model_spec, matrices.rhs.model_spec
+            lhs_names, rhs_names = list(matrices.lhs.columns), list(matrices.rhs.columns)
+        if len(lhs_names) != 1:
+            raise SpecificationError(
+                f"the outcome of {self.formula!r} must be one numeric column, but it "
+                f"expands to {lhs_names}; convert a boolean or text outcome to 0/1 numbers"
+            )
+        self.outcome_name: str = lhs_names[0]
+        self.param_names: list[str] = rhs_names
+
+    def _level_error(self, exc: Exception, where: str, frame: pd.DataFrame) -> SpecificationError:
+        message = str(exc)
+        levels: list[str] = []
+        found = _LEVEL_IN_PATSY_ERROR.search(message)
+        if found:
+            levels = [found.group(1).strip("'\"")]
+        else:
+            found = _LEVELS_IN_FORMULAIC_WARNING.search(message)
+            if found and "categor" in message:
+                levels = [s.strip().strip("'\"") for s in found.group(1).split(",")]
+        if not levels:
+            return SpecificationError(f"formula {self.formula!r} failed on {where}: {message}")
+        hits = np.zeros(len(frame), dtype=bool)
+        for column in self.variables:
+            hits |= frame[column].astype(str).isin(levels).to_numpy()
+        return SpecificationError(
+            f"{where}: categorical level(s) {levels} are not among the levels of the "
+            f"formula {self.formula!r}; they would be recoded silently. Units "
+            f"{_units_where(frame, hits)}. Declare every level or remove those units."
+        )
+
+    # -- applying ---------------------------------------------------------------
+    def apply(self, frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Outcome vector and design matrix of ``frame`` under the learned spec."""
+        data = frame[self.variables]
+        if self.engine == "patsy":
+            import patsy
+
+            try:
+                lhs, rhs = patsy.build_design_matrices(
+                    [self._lhs_spec, self._rhs_spec],
+                    data,
+                    NA_action=patsy.NAAction(NA_types=[]),
+                )
+            except patsy.PatsyError as exc:
+                raise self._level_error(exc, f"frame {name!r}", frame) from exc
+            y, X = np.asarray(lhs, dtype=float)[:, 0], np.asarray(rhs, dtype=float)
+        else:
+            import formulaic
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", formulaic.errors.DataMismatchWarning)
+                try:
+                    lhs = self._lhs_spec.get_model_matrix(data, na_action="ignore", output="numpy")
+                    rhs = self._rhs_spec.get_model_matrix(data, na_action="ignore", output="numpy")
+                except formulaic.errors.DataMismatchWarning as exc:
+                    raise self._level_error(exc, f"frame {name!r}", frame) from exc
+            y = np.asarray(lhs, dtype=float).reshape(len(frame), -1)[:, 0]
+            X = np.asarray(rhs, dtype=float).reshape(len(frame), -1)
+        if X.shape != (len(frame), len(self.param_names)):
+            raise SpecificationError(
+                f"frame {name!r}: the formula gave a design of shape {X.shape}, expected "
+                f"{(len(frame), len(self.param_names))}"
+            )
+        self._check_finite(frame, name, y, X)
+        return y, X
+
+    def _check_finite(self, frame: pd.DataFrame, name: str, y: np.ndarray, X: np.ndarray) -> None:
+        bad_y = ~np.isfinite(y)
+        if bad_y.any():
+            raise SpecificationError(
+                f"frame {name!r}: the outcome {self.outcome_name!r} is not finite in "
+                f"{int(bad_y.sum())} unit(s) {_units_where(frame, bad_y)}"
+            )
+        bad_x = ~np.isfinite(X)
+        if bad_x.any():
+            columns = [self.param_names[j] for j in np.flatnonzero(bad_x.any(axis=0))]
+            raise SpecificationError(
+                f"frame {name!r}: design column(s) {columns} are not finite in "
+                f"{int(bad_x.any(axis=1).sum())} unit(s) {_units_where(frame, bad_x.any(axis=1))}"
+            )

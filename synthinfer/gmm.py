@@ -1,0 +1,333 @@
+"""The GMM-Synth model: statsmodels' GMM with blockwise moments and analytic derivatives.
+
+Parameters are ``beta = (theta, eta_1, ..., eta_M)``, each of length p: the
+target theta and one nuisance vector per auxiliary source. The moments are
+``g_i = [R_i psi(z_i; theta) ; (R_i psi(z^m_i; eta_m) ; psi(z^m_i; eta_m))_m]``
+(see ``moments.py``). Estimation is the two-step GMM of the spec:
+
+1. theta solves the labeled block, eta_m solves source m's all-units block;
+2. with W = S^-1 (S centered, at the step-1 values), minimise
+   ``gbar' W gbar`` by Gauss-Newton with the analytic Jacobian.
+
+The reported covariance is ``(G' S^-1 G)^-1 / N`` with G and S at the estimate.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+from statsmodels.sandbox.regression.gmm import GMM, results_class_dict
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
+
+from .covariance import MomentCovariance, get_covariance
+from .data import FrameArg, ModelData, build_model_data
+from .exceptions import NearSingularWeightWarning
+from .families import Family, get_family, solve_estimating_equation
+from .formula import capture_namespace
+from .moments import MomentBlocks
+from .results import GMMSynthResultsWrapper
+
+__all__ = ["GMMSynth", "GMMProxy", "SolverInfo"]
+
+
+@dataclass(frozen=True)
+class SolverInfo:
+    """How the step-2 Gauss-Newton iteration ended."""
+
+    converged: bool
+    iterations: int
+    max_step_in_se: float
+
+
+def weight_matrix(s: np.ndarray) -> np.ndarray:
+    """W = S^-1, warning when S is close to singular.
+
+    S is scaled to unit diagonal before the condition check so the check does
+    not depend on the units of the covariates.
+    """
+    scale = np.sqrt(np.clip(np.diag(s), np.finfo(float).tiny, None))
+    scaled = s / np.outer(scale, scale)
+    condition = np.linalg.cond(scaled)
+    if not np.isfinite(condition) or condition > 1e12:
+        warnings.warn(
+            f"the moment covariance S is close to singular (condition number "
+            f"{condition:.3g} after scaling); an auxiliary source's moments are nearly "
+            f"collinear with other moments, and the weight matrix is unstable",
+            NearSingularWeightWarning,
+            stacklevel=3,
+        )
+        return np.linalg.pinv(scaled) / np.outer(scale, scale)
+    return np.linalg.inv(scaled) / np.outer(scale, scale)
+
+
+class GMMSynth(GMM):
+    """Two-step GMM for a target regression with auxiliary (proxy, synthetic) sources.
+
+    Build it with :meth:`from_formula` (``synthinfer.api.gmm_synth``).
+
+    Parameters
+    ----------
+    data : ModelData
+        The validated design matrices (see :func:`synthinfer.data.build_model_data`).
+    model : {"ols", "logit", "poisson"} or Family
+        The estimating function of the target and of every source.
+    formula : str, optional
+        Kept for display.
+    """
+
+    results_class = "GMMSynthResults"
+    estimator_name = "GMM-Synth"
+
+    def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
+        self.family = get_family(model)
+        self.model_data = data
+        self.formula = formula
+        p, n_sources = len(data.param_names), len(data.sources)
+        endog = pd.Series(data.y, index=data.real_index, name=data.spec.outcome_name)
+        exog = pd.DataFrame(data.X, index=data.real_index, columns=data.param_names)
+        super().__init__(
+            endog, exog, None, k_moms=p * (1 + 2 * n_sources), k_params=p * (1 + n_sources)
+        )
+        self.nobs = data.n_units
+        self.n_labeled = data.n_labeled
+        self.k_target = p
+        self.unit_ids = data.unit_ids
+        self.source_names = [s.name for s in data.sources]
+        self.param_names_full = list(data.param_names) + [
+            f"eta[{name}]:{col}" for name in self.source_names for col in data.param_names
+        ]
+
+    @classmethod
+    def from_formula(  # type: ignore[override]
+        cls,
+        formula: str,
+        real: pd.DataFrame,
+        proxy: FrameArg = None,
+        synth: FrameArg = None,
+        model: str | Family = "ols",
+        *,
+        engine: str | None = None,
+        eval_env: int | Mapping[str, Any] = 0,
+    ) -> GMMSynth:
+        """Create the model from a formula and the real / proxy / synthetic frames.
+
+        Parameters
+        ----------
+        formula : str
+            ``"y ~ x1 + C(group)"``: the regression on the human-labeled data.
+        real : DataFrame
+            The human-labeled units; index = unit id (unique).
+        proxy : DataFrame or dict of DataFrame, optional
+            LLM annotations of every unit (labeled or not); index = unit id.
+        synth : DataFrame or dict of DataFrame, optional
+            Synthetic samples; index = id of the unit each sample was generated
+            from (repeats allowed: k samples are averaged into the unit's moment).
+        model : {"ols", "logit", "poisson"}
+            The model family.
+        engine : {"patsy", "formulaic"}, optional
+            Formula engine; defaults to ``statsmodels.formula.options.formula_engine``.
+        eval_env : int or dict
+            Where the formula looks up names that are not columns: the number of
+            frames above the caller (0 = the caller), or a dict of names.
+        """
+        namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
+        family = get_family(model)
+        data = build_model_data(formula, real, proxy, synth, family, engine, namespace)
+        return cls(data, family, formula=formula)
+
+    # -- parameter layout --------------------------------------------------------
+    def _split(self, params: np.ndarray) -> list[np.ndarray]:
+        p = self.k_target
+        return [params[i * p : (i + 1) * p] for i in range(1 + len(self.model_data.sources))]
+
+    # -- step 1 ------------------------------------------------------------------
+    def fitstart(self) -> np.ndarray:
+        """Step-1 values: theta on the labeled units, each eta_m on all units."""
+        data, names = self.model_data, self.model_data.param_names
+        pieces = [
+            solve_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real")
+        ]
+        for source in data.sources:
+            pieces.append(
+                solve_estimating_equation(
+                    self.family, source.X, source.y, source.row_weight, names=names, frame=source.name
+                )
+            )
+        return np.concatenate(pieces)
+
+    # -- moments and derivatives -------------------------------------------------
+    def moment_blocks(self, params: np.ndarray) -> MomentBlocks:
+        data = self.model_data
+        theta, *etas = self._split(params)
+        values: list[np.ndarray] = [data.X * self.family.residual(data.X, data.y, theta)[:, None]]
+        labeled_only = [True]
+        for source, eta in zip(data.sources, etas):
+            scores = source.X * self.family.residual(source.X, source.y, eta)[:, None]
+            per_unit = source.unit_sums(scores)
+            values += [per_unit[data.labeled_pos], per_unit]
+            labeled_only += [True, False]
+        return MomentBlocks(tuple(values), tuple(labeled_only), data.labeled_pos, data.n_units)
+
+    def momcond(self, params: np.ndarray) -> np.ndarray:
+        """The (N, K) matrix of per-unit moments (not used for estimation)."""
+        return self.moment_blocks(params).full()
+
+    def momcond_mean(self, params: np.ndarray) -> np.ndarray:
+        self.nobs_moms, self.k_moms = self.nobs, self.nmoms
+        return self.moment_blocks(params).mean()
+
+    def gradient_momcond(self, params: np.ndarray, epsilon: float = 1e-4, centered: bool = True) -> np.ndarray:
+        """Analytic G = d gbar / d beta, (K, P); ``epsilon``/``centered`` are ignored."""
+        data, p = self.model_data, self.k_target
+        theta, *etas = self._split(params)
+        G = np.zeros((self.nmoms, self.k_params))
+        G[:p, :p] = -self._weighted_gram(data.X, theta, np.ones(len(data.y)))
+        for m, (source, eta) in enumerate(zip(data.sources, etas)):
+            cols = slice((1 + m) * p, (2 + m) * p)
+            labeled = source.labeled_rows
+            G[(1 + 2 * m) * p : (2 + 2 * m) * p, cols] = -self._weighted_gram(
+                source.X[labeled], eta, source.row_weight[labeled]
+            )
+            G[(2 + 2 * m) * p : (3 + 2 * m) * p, cols] = -self._weighted_gram(
+                source.X, eta, source.row_weight
+            )
+        return G / self.nobs
+
+    def _weighted_gram(self, X: np.ndarray, params: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        w = weights * self.family.mean_deriv(X @ params)
+        return (X * w[:, None]).T @ X
+
+    def score(self, params: np.ndarray, weights: np.ndarray, epsilon: float | None = None, centered: bool = True) -> np.ndarray:
+        """Analytic gradient of the GMM objective ``gbar' W gbar``."""
+        return 2.0 * self.gradient_momcond(params).T @ weights @ self.momcond_mean(params)
+
+    def calc_weightmatrix(self, moms, weights_method="cov", wargs=(), params=None):  # type: ignore[override]
+        """S: blockwise at ``params`` when given, else column-centered from ``moms``."""
+        if params is not None:
+            return get_covariance("HC0", None, self.model_data).s(self.moment_blocks(params))
+        centered = moms - moms.mean(axis=0)
+        return centered.T @ centered / moms.shape[0]
+
+    # -- step 2 ------------------------------------------------------------------
+    def fitgmm(self, start, weights=None, optim_method="gauss-newton", optim_args=None):  # type: ignore[override]
+        """Minimise ``gbar' W gbar`` by Gauss-Newton; returns the parameters."""
+        if weights is None:
+            weights = self.start_weights(inv=False)
+        return self._gauss_newton(np.asarray(start, dtype=float), weights, **(optim_args or {}))[0]
+
+    def _gauss_newton(
+        self, start: np.ndarray, weights: np.ndarray, maxiter: int = 100, tol: float = 1e-9
+    ) -> tuple[np.ndarray, SolverInfo]:
+        """Gauss-Newton with step halving; stops when every step is below ``tol`` SE."""
+        params = start.copy()
+        gbar = self.momcond_mean(params)
+        value = gbar @ weights @ gbar
+        max_step = np.inf
+        for iteration in range(1, maxiter + 1):
+            G = self.gradient_momcond(params)
+            GW = G.T @ weights
+            hessian = GW @ G
+            step = -scipy.linalg.solve(hessian, GW @ gbar, assume_a="sym")
+            se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian)), 0, None) / self.nobs)
+            max_step = float(np.max(np.abs(step) / np.where(se > 0, se, 1.0)))
+            scale = 1.0
+            while True:
+                candidate = params + scale * step
+                candidate_gbar = self.momcond_mean(candidate)
+                candidate_value = candidate_gbar @ weights @ candidate_gbar
+                if candidate_value <= value * (1 + 1e-12) or scale < 1e-6:
+                    break
+                scale *= 0.5
+            params, gbar, value = candidate, candidate_gbar, candidate_value
+            if max_step * scale < tol:
+                return params, SolverInfo(True, iteration, max_step * scale)
+        return params, SolverInfo(False, maxiter, max_step)
+
+    def fit(  # type: ignore[override]
+        self,
+        cov_type: str = "HC0",
+        cov_kwds: Mapping[str, Any] | None = None,
+        *,
+        maxiter: int = 100,
+        tol: float = 1e-9,
+    ):
+        """Two-step GMM estimate.
+
+        Parameters
+        ----------
+        cov_type : {"HC0", "cluster"}
+            How S (the weight matrix and the covariance) treats dependence:
+            independent units, or independent clusters of units.
+        cov_kwds : dict, optional
+            For "cluster": ``groups`` (a column name found in the frames, a
+            Series indexed by unit id, or an array in ``model.unit_ids`` order)
+            and ``use_correction`` (bool, default False; statsmodels' small-sample
+            factor).
+        maxiter, tol : int, float
+            Gauss-Newton limit and tolerance (largest step, in standard errors).
+
+        Returns
+        -------
+        GMMSynthResults
+        """
+        covariance = get_covariance(cov_type, cov_kwds, self.model_data)
+        start = self.fitstart()
+        weights = weight_matrix(covariance.s(self.moment_blocks(start)))
+        if self.model_data.sources:
+            params, info = self._gauss_newton(start, weights, maxiter=maxiter, tol=tol)
+        else:
+            # just identified: step 1 already solves gbar = 0 exactly
+            params, info = start, SolverInfo(True, 0, 0.0)
+        if not info.converged:
+            warnings.warn(
+                f"Gauss-Newton did not converge in {maxiter} iterations (last step "
+                f"{info.max_step_in_se:.2g} standard errors)",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        results = results_class_dict[self.results_class](
+            model=self,
+            params=params[: self.k_target],
+            params_full=params,
+            start_params=start,
+            weights=weights,
+            covariance=covariance,
+            cov_type=covariance.cov_type,
+            cov_kwds=dict(cov_kwds or {}),
+            solver_info=info,
+            wargs={},
+            options_other={"weights_method": cov_type, "has_optimal_weights": True, "optim_method": "gauss-newton"},
+            optim_args={"maxiter": maxiter, "tol": tol},
+        )
+        return GMMSynthResultsWrapper(results)
+
+    def _estimator_label(self) -> str:
+        if not self.model_data.sources:
+            return "Human only"
+        kinds = {s.kind for s in self.model_data.sources}
+        return "GMM-Proxy" if kinds == {"proxy"} else "GMM-Synth"
+
+
+class GMMProxy(GMMSynth):
+    """GMM with LLM annotations ("proxy") of every unit and no synthetic data."""
+
+    @classmethod
+    def from_formula(  # type: ignore[override]
+        cls,
+        formula: str,
+        real: pd.DataFrame,
+        proxy: FrameArg,
+        model: str | Family = "ols",
+        *,
+        engine: str | None = None,
+        eval_env: int | Mapping[str, Any] = 0,
+    ) -> GMMProxy:
+        """As :meth:`GMMSynth.from_formula`, with proxy data only."""
+        namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
+        return super().from_formula(formula, real, proxy, None, model, engine=engine, eval_env=namespace)  # type: ignore[return-value]

@@ -1,0 +1,187 @@
+"""Results of a GMM-Synth fit, in statsmodels' results machinery.
+
+``params``, ``bse``, ``cov_params()`` and the tests are about the target
+parameters theta only, named by design column; the nuisance parameters
+(one eta per source) are in ``nuisance_params`` and ``cov_params_full()``.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from statsmodels.base import wrapper as wrap
+from statsmodels.iolib.summary import Summary
+from statsmodels.iolib.table import SimpleTable
+from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
+
+__all__ = ["GMMSynthResults", "GMMSynthResultsWrapper"]
+
+
+class GMMSynthResults(GMMResults):
+    """Results of :class:`synthinfer.gmm.GMMSynth`.
+
+    Attributes
+    ----------
+    params, bse, tvalues, pvalues : Series
+        Target estimates and their normal-theory inference.
+    nobs : int
+        N, the number of units.
+    n_labeled : int
+        n, the number of human-labeled units.
+    cov_type : str
+        "HC0" or "cluster".
+    converged : bool
+        Whether the step-2 Gauss-Newton iteration converged.
+    nuisance_params, nuisance_bse : DataFrame
+        Each source's eta (columns = sources, rows = design columns).
+    start_params : ndarray
+        Step-1 values of (theta, eta_1, ..., eta_M).
+    """
+
+    normalized_cov_params = None
+
+    def __init__(self, *args: Any, **kwds: Any) -> None:
+        super().__init__(*args, **kwds)
+        self.n_labeled = self.model.n_labeled
+        self.converged = self.solver_info.converged
+        self.iterations = self.solver_info.iterations
+
+    def _cov_params(self, **kwds: Any) -> np.ndarray:
+        p = self.model.k_target
+        return self._cov_full[:p, :p]
+
+    @cached_property
+    def _cov_full(self) -> np.ndarray:
+        model = self.model
+        G = model.gradient_momcond(self.params_full)
+        s = self.covariance.s(model.moment_blocks(self.params_full))
+        information = G.T @ np.linalg.solve(s, G)
+        return np.linalg.inv(information) / model.nobs * self.covariance.scale
+
+    def cov_params_full(self) -> pd.DataFrame:
+        """Covariance of (theta, eta_1, ..., eta_M), named."""
+        names = self.model.param_names_full
+        return pd.DataFrame(self._cov_full, index=names, columns=names)
+
+    @property
+    def params_full_named(self) -> pd.Series:
+        return pd.Series(self.params_full, index=self.model.param_names_full)
+
+    def _by_source(self, values: np.ndarray) -> pd.DataFrame:
+        p = self.model.k_target
+        blocks = values[p:].reshape(len(self.model.source_names), p).T
+        return pd.DataFrame(blocks, index=self.model.exog_names, columns=self.model.source_names)
+
+    @property
+    def nuisance_params(self) -> pd.DataFrame:
+        """Estimates of each source's own parameters eta (rows: design columns)."""
+        return self._by_source(self.params_full)
+
+    @property
+    def nuisance_bse(self) -> pd.DataFrame:
+        return self._by_source(np.sqrt(np.diag(self._cov_full)))
+
+    @cached_property
+    def q(self) -> float:
+        """Objective ``gbar' W gbar`` at the estimate, W the step-2 weight matrix."""
+        return float(self.model.gmmobjective(self.params_full, self.weights))
+
+    @cached_property
+    def jval(self) -> float:
+        return self.q * self.model.nobs
+
+    def jtest(self) -> tuple[float, float, int]:
+        """Hansen's J test of the overidentifying restrictions: (J, p-value, df).
+
+        A rejection says the auxiliary moments do not have the same mean on the
+        labeled units as on all units: the auxiliary data was not generated the
+        same way for labeled and unlabeled units, or the labeled units are not a
+        random subset.
+        """
+        df = self.model.nmoms - self.model.k_params
+        if df == 0:
+            return 0.0, np.nan, 0
+        return self.jval, float(stats.chi2.sf(self.jval, df)), df
+
+    @property
+    def estimator(self) -> str:
+        return self.model._estimator_label()
+
+    def summary(self, yname: str | None = None, xname: list[str] | None = None, title: str | None = None, alpha: float = 0.05) -> Summary:
+        """A statsmodels Summary: estimator, model, N, n, sources, covariance, Hansen J."""
+        model = self.model
+        jval, jpval, jdf = self.jtest()
+        estimator = self.estimator
+        top_left = [
+            ("Dep. Variable:", [yname or model.endog_names]),
+            ("Model:", [model.family.label]),
+            ("Estimator:", [estimator]),
+            ("Date:", None),
+            ("Time:", None),
+            ("No. Units (N):", [f"{model.nobs}"]),
+            ("No. Labeled (n):", [f"{self.n_labeled}"]),
+        ]
+        top_right = [
+            ("Aux. Sources:", [f"{len(model.source_names)}"]),
+            ("Covariance Type:", [self.cov_type]),
+            ("Hansen J:", [f"{jval:#8.4g}" if jdf else "--"]),
+            ("Prob (J):", [f"{jpval:#6.3g}" if jdf else "--"]),
+            ("J df:", [f"{jdf}"]),
+            ("Converged:", [str(self.converged)]),
+            ("GN Iterations:", [f"{self.iterations}"]),
+        ]
+        smry = Summary()
+        smry.add_table_2cols(
+            self, gleft=top_left, gright=top_right, yname=yname, xname=xname,
+            title=title or f"{estimator} {model.family.label} Regression Results",
+        )
+        smry.add_table_params(self, yname=yname, xname=xname, alpha=alpha, use_t=False)
+        rows = [["real", "human labels", f"{self.n_labeled}", f"{self.n_labeled}"]]
+        for source in model.model_data.sources:
+            rows.append([source.name, source.kind, f"{source.n_rows}", f"{source.n_units}"])
+        smry.tables.append(SimpleTable(rows, headers=["Source", "Kind", "Rows", "Units"], title="Data sources"))
+        notes = [f"Standard errors: {self.covariance.description}; inference is normal (z)."]
+        if not model.source_names:
+            notes.append(
+                f"Human-only fit: no auxiliary source was given. This equals "
+                f"{model.family.label} on the labeled units with HC0 covariance."
+            )
+        else:
+            notes.append(
+                "Each source has its own parameters (res.nuisance_params); the LLM data "
+                "is never assumed to be correct. A small Prob (J) means the auxiliary data "
+                "behaves differently on labeled and unlabeled units."
+            )
+        if not self.converged:
+            notes.append("Warning: the Gauss-Newton iteration did not converge.")
+        smry.add_extra_txt([f"[{i}] {note}" for i, note in enumerate(notes, 1)])
+        return smry
+
+    def _repr_html_(self) -> str:
+        return self.summary().as_html()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__}: {self.estimator} {self.model.family.label}, "
+            f"N={self.nobs}, n={self.n_labeled}, cov_type={self.cov_type!r}>"
+        )
+
+
+class GMMSynthResultsWrapper(wrap.ResultsWrapper):
+    _attrs = {"params": "columns", "bse": "columns", "pvalues": "columns", "tvalues": "columns"}
+    _wrap_attrs = _attrs
+    _wrap_methods = {"cov_params": "cov", "conf_int": "columns"}
+
+    def _repr_html_(self) -> str:
+        return self._results._repr_html_()
+
+    def __repr__(self) -> str:
+        return repr(self._results)
+
+
+wrap.populate_wrapper(GMMSynthResultsWrapper, GMMSynthResults)
+results_class_dict["GMMSynthResults"] = GMMSynthResults

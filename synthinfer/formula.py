@@ -99,7 +99,6 @@ class FormulaSpec:
             )
         self.formula = formula
         self.engine: Engine = resolve_engine(engine)
-        self._namespace = dict(namespace or {})
         first = next(iter(frames.values()))
         self._names = _formula_names(formula)
         # Columns the formula uses: its identifiers that name a column of a frame.
@@ -110,7 +109,7 @@ class FormulaSpec:
         learning = pd.concat(
             [frame[self.variables] for frame in frames.values()], ignore_index=True
         )
-        self._learn(learning)
+        self._learn(learning, dict(namespace or {}))
 
     # -- learning ---------------------------------------------------------------
     def _check_columns(self, name: str, frame: pd.DataFrame, first: pd.DataFrame) -> None:
@@ -149,7 +148,7 @@ class FormulaSpec:
                     f"so remove or impute them before fitting"
                 )
 
-    def _learn(self, data: pd.DataFrame) -> None:
+    def _learn(self, data: pd.DataFrame, namespace: dict[str, Any]) -> None:
         if self.engine == "patsy":
             import patsy
 
@@ -157,7 +156,7 @@ class FormulaSpec:
                 lhs, rhs = patsy.dmatrices(
                     self.formula,
                     data,
-                    eval_env=patsy.EvalEnvironment([self._namespace]),
+                    eval_env=patsy.EvalEnvironment([namespace]),
                     NA_action=patsy.NAAction(NA_types=[]),
                     return_type="dataframe",
                 )
@@ -172,7 +171,7 @@ class FormulaSpec:
                 warnings.simplefilter("error", formulaic.errors.DataMismatchWarning)
                 try:
                     matrices = formulaic.model_matrix(
-                        self.formula, data, context=self._namespace, na_action="ignore"
+                        self.formula, data, context=namespace, na_action="ignore"
                     )
                 except formulaic.errors.DataMismatchWarning as exc:
                     raise self._level_error(exc, "the union of the frames", data) from exc
@@ -209,9 +208,21 @@ class FormulaSpec:
             f"{_units_where(frame, hits)}. Declare every level or remove those units."
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        if self.engine == "patsy":
+            # patsy's DesignInfo cannot be pickled; results stay usable without it
+            state["_lhs_spec"] = state["_rhs_spec"] = None
+        return state
+
     # -- applying ---------------------------------------------------------------
     def apply(self, frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Outcome vector and design matrix of ``frame`` under the learned spec."""
+        if self._rhs_spec is None:
+            raise RuntimeError(
+                "this formula spec was unpickled: patsy specs cannot be pickled, so it "
+                "cannot build new design matrices; rebuild the model from its formula"
+            )
         data = frame[self.variables]
         if self.engine == "patsy":
             import patsy

@@ -114,6 +114,8 @@ def get_covariance(
 ) -> MomentCovariance:
     """The S estimator named by ``cov_type`` ("HC0" or "cluster")."""
     kwds = dict(cov_kwds or {})
+    if not isinstance(cov_type, str):
+        raise ValueError(f"cov_type must be 'HC0' or 'cluster', got {cov_type!r}")
     if cov_type.upper() in ("HC0", "ROBUST"):
         if kwds:
             raise TypeError(f"cov_type='HC0' takes no cov_kwds, got {sorted(kwds)}")

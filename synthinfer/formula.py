@@ -27,9 +27,11 @@ __all__ = ["FormulaSpec", "resolve_engine", "capture_namespace"]
 
 Engine = Literal["patsy", "formulaic"]
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
+# a name that is neither called (`C(`), a keyword (`levels=`) nor an attribute's tail
+_IDENTIFIER = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)(?![\w.]*\s*\()(?!\s*=[^=])")
 _BACKTICK = re.compile(r"`([^`]+)`")
 _QUOTED = re.compile(r"Q\(\s*(['\"])(.+?)\1\s*\)")
+_STRING = re.compile(r"'[^']*'|\"[^\"]*\"")
 _LEVEL_IN_PATSY_ERROR = re.compile(r"observation with value (.+?) does not match")
 _LEVELS_IN_FORMULAIC_WARNING = re.compile(r"\{(.*)\}")
 
@@ -58,9 +60,11 @@ def capture_namespace(depth: int) -> dict[str, Any]:
 
 
 def _formula_names(formula: str) -> set[str]:
-    names = set(_IDENTIFIER.findall(formula))
+    """Names the formula may read from a frame (a superset: also names from the namespace)."""
+    names = {m[1] for m in _QUOTED.findall(formula)}
     names.update(_BACKTICK.findall(formula))
-    names.update(m[1] for m in _QUOTED.findall(formula))
+    unquoted = _STRING.sub("", _BACKTICK.sub("", formula))
+    names.update(_IDENTIFIER.findall(unquoted))
     return names
 
 
@@ -99,42 +103,54 @@ class FormulaSpec:
             )
         self.formula = formula
         self.engine: Engine = resolve_engine(engine)
-        first = next(iter(frames.values()))
         self._names = _formula_names(formula)
-        # Columns the formula uses: its identifiers that name a column of a frame.
-        self.variables = [c for c in first.columns if isinstance(c, str) and c in self._names]
         for name, frame in frames.items():
-            self._check_columns(name, frame, first)
-            self._check_missing(name, frame)
+            if not isinstance(frame, pd.DataFrame):
+                raise SpecificationError(
+                    f"{name} must be a pandas DataFrame, got {type(frame).__name__}"
+                )
+        # Columns the formula uses: its names that are a column of some frame.
+        self.variables: list[str] = []
+        for frame in frames.values():
+            self.variables += [
+                c for c in frame.columns
+                if isinstance(c, str) and c in self._names and c not in self.variables
+            ]
+        outcome = formula.split("~", 1)[0].strip()
+        for name, frame in frames.items():
+            missing = [c for c in self.variables if c not in frame.columns]
+            if missing:
+                raise SpecificationError(
+                    f"frame {name!r} is missing formula variable(s) {missing}; every frame "
+                    f"must carry the columns the formula uses"
+                )
+            self._check_values(name, frame, outcome)
         learning = pd.concat(
             [frame[self.variables] for frame in frames.values()], ignore_index=True
         )
-        self._learn(learning, dict(namespace or {}))
+        self._learn(learning, dict(namespace or {}), frames)
 
     # -- learning ---------------------------------------------------------------
-    def _check_columns(self, name: str, frame: pd.DataFrame, first: pd.DataFrame) -> None:
-        if not isinstance(frame, pd.DataFrame):
-            raise SpecificationError(f"{name} must be a pandas DataFrame, got {type(frame).__name__}")
-        missing = [c for c in self.variables if c not in frame.columns]
-        if missing:
-            raise SpecificationError(
-                f"frame {name!r} is missing formula variable(s) {missing}; every frame "
-                f"must carry the columns the formula uses"
-            )
-        extra = [
-            c
-            for c in frame.columns
-            if isinstance(c, str) and c in self._names and c not in first.columns
-        ]
-        if extra:
-            raise SpecificationError(
-                f"formula variable(s) {extra} are in frame {name!r} but not in the first "
-                f"frame; every frame must carry the columns the formula uses"
-            )
-
-    def _check_missing(self, name: str, frame: pd.DataFrame) -> None:
+    def _check_values(self, name: str, frame: pd.DataFrame, outcome: str) -> None:
         for column in self.variables:
             values = frame[column]
+            if column == outcome and not (
+                pd.api.types.is_numeric_dtype(values.dtype)
+                and not pd.api.types.is_bool_dtype(values.dtype)
+            ):
+                raise SpecificationError(
+                    f"frame {name!r}: the outcome {column!r} must be numeric, but its dtype "
+                    f"is {values.dtype}; convert it to numbers (0/1 for logit), e.g. with "
+                    f"frame[{column!r}].astype(int)"
+                )
+            declared_categorical = re.search(rf"C\(\s*{re.escape(column)}\b", self.formula)
+            if values.dtype == object and not declared_categorical and values.notna().all():
+                if pd.to_numeric(values, errors="coerce").notna().all():
+                    raise SpecificationError(
+                        f"frame {name!r}: column {column!r} holds numbers stored as text "
+                        f"(dtype object); convert it with pd.to_numeric, or make it a "
+                        f"category explicitly with C({column})"
+                    )
             bad = values.isna().to_numpy()
             what = "missing values"
             if not bad.any() and pd.api.types.is_numeric_dtype(values.dtype):
@@ -148,11 +164,13 @@ class FormulaSpec:
                     f"so remove or impute them before fitting"
                 )
 
-    def _learn(self, data: pd.DataFrame, namespace: dict[str, Any]) -> None:
-        if self.engine == "patsy":
-            import patsy
+    def _learn(
+        self, data: pd.DataFrame, namespace: dict[str, Any], frames: Mapping[str, pd.DataFrame]
+    ) -> None:
+        try:
+            if self.engine == "patsy":
+                import patsy
 
-            try:
                 lhs, rhs = patsy.dmatrices(
                     self.formula,
                     data,
@@ -160,25 +178,24 @@ class FormulaSpec:
                     NA_action=patsy.NAAction(NA_types=[]),
                     return_type="dataframe",
                 )
-            except patsy.PatsyError as exc:
-                raise self._level_error(exc, "the union of the frames", data) from exc
-            self._lhs_spec, self._rhs_spec = lhs.design_info, rhs.design_info
-            lhs_names, rhs_names = list(lhs.columns), list(rhs.columns)
-        else:
-            import formulaic
+                self._lhs_spec, self._rhs_spec = lhs.design_info, rhs.design_info
+            else:
+                import formulaic
 
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", formulaic.errors.DataMismatchWarning)
-                try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", formulaic.errors.DataMismatchWarning)
                     matrices = formulaic.model_matrix(
                         self.formula, data, context=namespace, na_action="ignore"
                     )
-                except formulaic.errors.DataMismatchWarning as exc:
-                    raise self._level_error(exc, "the union of the frames", data) from exc
-            if not hasattr(matrices, "lhs"):
-                raise SpecificationError(f"formula {self.formula!r} has no outcome")
-            self._lhs_spec, self._rhs_spec = matrices.lhs.model_spec, matrices.rhs.model_spec
-            lhs_names, rhs_names = list(matrices.lhs.columns), list(matrices.rhs.columns)
+                if not hasattr(matrices, "lhs"):
+                    raise SpecificationError(f"formula {self.formula!r} has no outcome")
+                lhs, rhs = matrices.lhs, matrices.rhs
+                self._lhs_spec, self._rhs_spec = lhs.model_spec, rhs.model_spec
+        except SpecificationError:
+            raise
+        except Exception as exc:  # the engines' own errors: name the frames instead
+            raise self._engine_error(exc, frames) from exc
+        lhs_names, rhs_names = list(lhs.columns), list(rhs.columns)
         if len(lhs_names) != 1:
             raise SpecificationError(
                 f"the outcome of {self.formula!r} must be one numeric column, but it "
@@ -187,7 +204,8 @@ class FormulaSpec:
         self.outcome_name: str = lhs_names[0]
         self.param_names: list[str] = rhs_names
 
-    def _level_error(self, exc: Exception, where: str, frame: pd.DataFrame) -> SpecificationError:
+    def _engine_error(self, exc: Exception, frames: Mapping[str, pd.DataFrame]) -> SpecificationError:
+        """Rephrase an engine error; an unknown categorical level names its frames and units."""
         message = str(exc)
         levels: list[str] = []
         found = _LEVEL_IN_PATSY_ERROR.search(message)
@@ -198,14 +216,21 @@ class FormulaSpec:
             if found and "categor" in message:
                 levels = [s.strip().strip("'\"") for s in found.group(1).split(",")]
         if not levels:
-            return SpecificationError(f"formula {self.formula!r} failed on {where}: {message}")
-        hits = np.zeros(len(frame), dtype=bool)
-        for column in self.variables:
-            hits |= frame[column].astype(str).isin(levels).to_numpy()
+            return SpecificationError(
+                f"formula {self.formula!r} could not be evaluated on the frames "
+                f"{list(frames)}: {type(exc).__name__}: {message}"
+            )
+        places = []
+        for name, frame in frames.items():
+            hits = np.zeros(len(frame), dtype=bool)
+            for column in self.variables:
+                hits |= frame[column].astype(str).isin(levels).to_numpy()
+            if hits.any():
+                places.append(f"frame {name!r} units {_units_where(frame, hits)}")
         return SpecificationError(
-            f"{where}: categorical level(s) {levels} are not among the levels of the "
-            f"formula {self.formula!r}; they would be recoded silently. Units "
-            f"{_units_where(frame, hits)}. Declare every level or remove those units."
+            f"categorical level(s) {levels} are not among the levels the formula "
+            f"{self.formula!r} declares; they would be recoded silently. Found in "
+            f"{'; '.join(places) or 'the data'}. Declare every level or remove those units."
         )
 
     def __getstate__(self) -> dict[str, Any]:
@@ -227,6 +252,11 @@ class FormulaSpec:
         if self.engine == "patsy":
             import patsy
 
+            # patsy matches a Categorical by its categories' order; match by value
+            # instead, against the levels learned on the union of the frames
+            data = data.astype(
+                {c: object for c in self.variables if isinstance(data[c].dtype, pd.CategoricalDtype)}
+            )
             try:
                 lhs, rhs = patsy.build_design_matrices(
                     [self._lhs_spec, self._rhs_spec],
@@ -234,7 +264,7 @@ class FormulaSpec:
                     NA_action=patsy.NAAction(NA_types=[]),
                 )
             except patsy.PatsyError as exc:
-                raise self._level_error(exc, f"frame {name!r}", frame) from exc
+                raise self._engine_error(exc, {name: frame}) from exc
             y, X = np.asarray(lhs, dtype=float)[:, 0], np.asarray(rhs, dtype=float)
         else:
             import formulaic
@@ -244,8 +274,8 @@ class FormulaSpec:
                 try:
                     lhs = self._lhs_spec.get_model_matrix(data, na_action="ignore", output="numpy")
                     rhs = self._rhs_spec.get_model_matrix(data, na_action="ignore", output="numpy")
-                except formulaic.errors.DataMismatchWarning as exc:
-                    raise self._level_error(exc, f"frame {name!r}", frame) from exc
+                except Exception as exc:
+                    raise self._engine_error(exc, {name: frame}) from exc
             y = np.asarray(lhs, dtype=float).reshape(len(frame), -1)[:, 0]
             X = np.asarray(rhs, dtype=float).reshape(len(frame), -1)
         if X.shape != (len(frame), len(self.param_names)):

@@ -25,7 +25,7 @@ import scipy.linalg
 from statsmodels.sandbox.regression.gmm import GMM, results_class_dict
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from .covariance import MomentCovariance, get_covariance
+from .covariance import get_covariance
 from .data import FrameArg, ModelData, build_model_data
 from .exceptions import NearSingularWeightWarning
 from .families import Family, get_family, solve_estimating_equation

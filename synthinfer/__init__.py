@@ -6,12 +6,20 @@ from .exceptions import (
     SingularDesignError,
     SpecificationError,
 )
+from .baselines import PPI, Classical, Naive
+from .comparison import ComparisonTable, compare, plot_coefficients
 from .gmm import GMMProxy, GMMSynth
 from .results import GMMSynthResults
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "compare",
+    "plot_coefficients",
+    "ComparisonTable",
+    "Classical",
+    "Naive",
+    "PPI",
     "GMMSynth",
     "GMMProxy",
     "GMMSynthResults",

@@ -51,6 +51,17 @@ class Family:
     def residual(self, X: np.ndarray, y: np.ndarray, params: np.ndarray) -> np.ndarray:
         return y - self.mean(X @ params)
 
+    def scores(self, X: np.ndarray, y: np.ndarray, params: np.ndarray) -> np.ndarray:
+        """Row-wise estimating functions psi = x (y - mu(x'b)), (rows, p)."""
+        return X * self.residual(X, y, params)[:, None]
+
+    def gram(self, X: np.ndarray, params: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+        """``X' diag(w mu'(X b)) X``: minus the Jacobian of the summed scores."""
+        w = self.mean_deriv(X @ params)
+        if weights is not None:
+            w = w * weights
+        return (X * w[:, None]).T @ X
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 

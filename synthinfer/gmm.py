@@ -82,7 +82,6 @@ class GMMSynth(GMM):
     """
 
     results_class = "GMMSynthResults"
-    estimator_name = "GMM-Synth"
 
     def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
         self.family = get_family(model)
@@ -165,11 +164,10 @@ class GMMSynth(GMM):
     def moment_blocks(self, params: np.ndarray) -> MomentBlocks:
         data = self.model_data
         theta, *etas = self._split(params)
-        values: list[np.ndarray] = [data.X * self.family.residual(data.X, data.y, theta)[:, None]]
+        values: list[np.ndarray] = [self.family.scores(data.X, data.y, theta)]
         labeled_only = [True]
         for source, eta in zip(data.sources, etas):
-            scores = source.X * self.family.residual(source.X, source.y, eta)[:, None]
-            per_unit = source.unit_sums(scores)
+            per_unit = source.unit_sums(self.family.scores(source.X, source.y, eta))
             values += [per_unit[data.labeled_pos], per_unit]
             labeled_only += [True, False]
         return MomentBlocks(tuple(values), tuple(labeled_only), data.labeled_pos, data.n_units)
@@ -187,21 +185,17 @@ class GMMSynth(GMM):
         data, p = self.model_data, self.k_target
         theta, *etas = self._split(params)
         G = np.zeros((self.nmoms, self.k_params))
-        G[:p, :p] = -self._weighted_gram(data.X, theta, np.ones(len(data.y)))
+        G[:p, :p] = -self.family.gram(data.X, theta)
         for m, (source, eta) in enumerate(zip(data.sources, etas)):
             cols = slice((1 + m) * p, (2 + m) * p)
             labeled = source.labeled_rows
-            G[(1 + 2 * m) * p : (2 + 2 * m) * p, cols] = -self._weighted_gram(
+            G[(1 + 2 * m) * p : (2 + 2 * m) * p, cols] = -self.family.gram(
                 source.X[labeled], eta, source.row_weight[labeled]
             )
-            G[(2 + 2 * m) * p : (3 + 2 * m) * p, cols] = -self._weighted_gram(
+            G[(2 + 2 * m) * p : (3 + 2 * m) * p, cols] = -self.family.gram(
                 source.X, eta, source.row_weight
             )
         return G / self.nobs
-
-    def _weighted_gram(self, X: np.ndarray, params: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        w = weights * self.family.mean_deriv(X @ params)
-        return (X * w[:, None]).T @ X
 
     def score(self, params: np.ndarray, weights: np.ndarray, epsilon: float | None = None, centered: bool = True) -> np.ndarray:
         """Analytic gradient of the GMM objective ``gbar' W gbar``."""
@@ -307,7 +301,9 @@ class GMMSynth(GMM):
         )
         return GMMSynthResultsWrapper(results)
 
-    def _estimator_label(self) -> str:
+    @property
+    def estimator_label(self) -> str:
+        """The estimator's name in summaries and comparison tables."""
         if not self.model_data.sources:
             return "Human only"
         kinds = {s.kind for s in self.model_data.sources}

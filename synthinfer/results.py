@@ -18,10 +18,73 @@ from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable
 from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 
-__all__ = ["GMMSynthResults", "GMMSynthResultsWrapper"]
+__all__ = ["ReportingMixin", "GMMSynthResults", "GMMSynthResultsWrapper", "ResultsWrapper"]
 
 
-class GMMSynthResults(GMMResults):
+class ReportingMixin:
+    """Summary, HTML and repr shared by every estimator's results.
+
+    Subclasses provide ``estimator`` (its name), ``_summary_top()`` (extra rows
+    for the left and right header columns) and ``_summary_notes()``.
+    """
+
+    model: Any
+    nobs: int
+    n_labeled: int
+
+    @property
+    def estimator(self) -> str:
+        return self.model.estimator_label
+
+    def _summary_top(self) -> tuple[list, list]:
+        return [], []
+
+    def _summary_notes(self) -> list[str]:
+        return []
+
+    def summary(
+        self, yname: str | None = None, xname: list[str] | None = None,
+        title: str | None = None, alpha: float = 0.05,
+    ) -> Summary:
+        """A statsmodels Summary: estimator, model, N, n, sources, covariance and notes."""
+        model = self.model
+        extra_left, right = self._summary_top()
+        left = [
+            ("Dep. Variable:", [yname or model.endog_names]),
+            ("Model:", [model.family.label]),
+            ("Estimator:", [self.estimator]),
+            ("Date:", None),
+            ("Time:", None),
+            ("No. Units (N):", [f"{model.nobs}"]),
+            ("No. Labeled (n):", [f"{self.n_labeled}"]),
+            *extra_left,
+        ]
+        smry = Summary()
+        smry.add_table_2cols(
+            self, gleft=left, gright=right, yname=yname, xname=xname,
+            title=title or f"{self.estimator} {model.family.label} Regression Results",
+        )
+        smry.add_table_params(self, yname=yname, xname=xname, alpha=alpha, use_t=False)
+        rows = [["real", "human labels", f"{self.n_labeled}", f"{self.n_labeled}"]]
+        for source in model.model_data.sources:
+            rows.append([source.name, source.kind, f"{source.n_rows}", f"{source.n_units}"])
+        smry.tables.append(
+            SimpleTable(rows, headers=["Source", "Kind", "Rows", "Units"], title="Data sources")
+        )
+        smry.add_extra_txt([f"[{i}] {note}" for i, note in enumerate(self._summary_notes(), 1)])
+        return smry
+
+    def _repr_html_(self) -> str:
+        return self.summary().as_html()
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__}: {self.estimator} {self.model.family.label}, "
+            f"N={self.nobs}, n={self.n_labeled}, cov_type={self.cov_type!r}>"  # type: ignore[attr-defined]
+        )
+
+
+class GMMSynthResults(ReportingMixin, GMMResults):
     """Results of :class:`synthinfer.gmm.GMMSynth`.
 
     Attributes
@@ -107,26 +170,10 @@ class GMMSynthResults(GMMResults):
             return 0.0, np.nan, 0
         return self.jval, float(stats.chi2.sf(self.jval, df)), df
 
-    @property
-    def estimator(self) -> str:
-        return self.model._estimator_label()
-
-    def summary(self, yname: str | None = None, xname: list[str] | None = None, title: str | None = None, alpha: float = 0.05) -> Summary:
-        """A statsmodels Summary: estimator, model, N, n, sources, covariance, Hansen J."""
-        model = self.model
+    def _summary_top(self) -> tuple[list, list]:
         jval, jpval, jdf = self.jtest()
-        estimator = self.estimator
-        top_left = [
-            ("Dep. Variable:", [yname or model.endog_names]),
-            ("Model:", [model.family.label]),
-            ("Estimator:", [estimator]),
-            ("Date:", None),
-            ("Time:", None),
-            ("No. Units (N):", [f"{model.nobs}"]),
-            ("No. Labeled (n):", [f"{self.n_labeled}"]),
-        ]
-        top_right = [
-            ("Aux. Sources:", [f"{len(model.source_names)}"]),
+        right = [
+            ("Aux. Sources:", [f"{len(self.model.source_names)}"]),
             ("Covariance Type:", [self.cov_type]),
             ("Hansen J:", [f"{jval:#8.4g}" if jdf else "--"]),
             ("Prob (J):", [f"{jpval:#6.3g}" if jdf else "--"]),
@@ -134,21 +181,14 @@ class GMMSynthResults(GMMResults):
             ("Converged:", [str(self.converged)]),
             ("GN Iterations:", [f"{self.iterations}"]),
         ]
-        smry = Summary()
-        smry.add_table_2cols(
-            self, gleft=top_left, gright=top_right, yname=yname, xname=xname,
-            title=title or f"{estimator} {model.family.label} Regression Results",
-        )
-        smry.add_table_params(self, yname=yname, xname=xname, alpha=alpha, use_t=False)
-        rows = [["real", "human labels", f"{self.n_labeled}", f"{self.n_labeled}"]]
-        for source in model.model_data.sources:
-            rows.append([source.name, source.kind, f"{source.n_rows}", f"{source.n_units}"])
-        smry.tables.append(SimpleTable(rows, headers=["Source", "Kind", "Rows", "Units"], title="Data sources"))
+        return [], right
+
+    def _summary_notes(self) -> list[str]:
         notes = [f"Standard errors: {self.covariance.description}; inference is normal (z)."]
-        if not model.source_names:
+        if not self.model.source_names:
             notes.append(
                 f"Human-only fit: no auxiliary source was given. This equals "
-                f"{model.family.label} on the labeled units with HC0 covariance."
+                f"{self.model.family.label} on the labeled units with HC0 covariance."
             )
         else:
             notes.append(
@@ -158,20 +198,12 @@ class GMMSynthResults(GMMResults):
             )
         if not self.converged:
             notes.append("Warning: the Gauss-Newton iteration did not converge.")
-        smry.add_extra_txt([f"[{i}] {note}" for i, note in enumerate(notes, 1)])
-        return smry
-
-    def _repr_html_(self) -> str:
-        return self.summary().as_html()
-
-    def __repr__(self) -> str:
-        return (
-            f"<{type(self).__name__}: {self.estimator} {self.model.family.label}, "
-            f"N={self.nobs}, n={self.n_labeled}, cov_type={self.cov_type!r}>"
-        )
+        return notes
 
 
-class GMMSynthResultsWrapper(wrap.ResultsWrapper):
+class ResultsWrapper(wrap.ResultsWrapper):
+    """Re-attaches design-column names to the target estimates."""
+
     _attrs = {"params": "columns", "bse": "columns", "pvalues": "columns", "tvalues": "columns"}
     _wrap_attrs = _attrs
     _wrap_methods = {"cov_params": "cov", "conf_int": "columns"}
@@ -181,6 +213,10 @@ class GMMSynthResultsWrapper(wrap.ResultsWrapper):
 
     def __repr__(self) -> str:
         return repr(self._results)
+
+
+class GMMSynthResultsWrapper(ResultsWrapper):
+    pass
 
 
 wrap.populate_wrapper(GMMSynthResultsWrapper, GMMSynthResults)

@@ -9,6 +9,9 @@ The auxiliary data's quality is chosen by ``aux``:
   covariates), so auxiliary residuals predict the real ones.
 - ``"noise"``: the LLM's outcome is independent of everything (pure noise).
 - ``"anti"``: the LLM's outcome runs against the human one.
+- ``"biased"``: the LLM's outcome tracks the human one but errs in one
+  direction, more so for large x1 (OLS: shifted up with a larger slope;
+  logit: false positives; poisson: over-counts), so pooling it biases the fit.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from scipy.special import expit
 
 __all__ = ["Study", "make_study"]
 
-Quality = Literal["useful", "noise", "anti"]
+Quality = Literal["useful", "noise", "anti", "biased"]
 
 
 @dataclass(frozen=True)
@@ -47,9 +50,18 @@ def _outcome(model: str, lin: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 
 def _auxiliary_outcome(
-    model: str, y: np.ndarray, lin: np.ndarray, aux: Quality, rng: np.random.Generator, shift: float
+    model: str, y: np.ndarray, x1: np.ndarray, aux: Quality, rng: np.random.Generator, shift: float
 ) -> np.ndarray:
     n = len(y)
+    if aux not in ("useful", "noise", "anti", "biased"):
+        raise ValueError(f"aux must be 'useful', 'noise', 'anti' or 'biased', got {aux!r}")
+    if aux == "biased":
+        if model == "ols":
+            return y + 0.5 + 0.5 * x1 + rng.normal(scale=0.5, size=n)
+        if model == "logit":
+            return np.where(rng.random(n) < expit(-1.0 + x1), 1.0, y)
+        if model == "poisson":
+            return y + rng.poisson(np.exp(0.5 * x1)).astype(float)
     if aux == "noise":
         return _outcome(model, np.full(n, 0.2), rng)
     if model == "ols":
@@ -81,7 +93,7 @@ def make_study(
     model : {"ols", "logit", "poisson"}
     n_units, n_labeled : int
         N and n; the labeled units are a simple random sample.
-    aux : {"useful", "noise", "anti"}
+    aux : {"useful", "noise", "anti", "biased"}
         Quality of the proxy and synthetic outcomes (see the module docstring).
     k_synth : int
         Synthetic samples per unit; each is conditioned on its unit.
@@ -105,13 +117,13 @@ def make_study(
     full = pd.DataFrame({"y": y, "x1": x1, "x2": x2}, index=units)
     labeled = np.sort(rng.choice(n_units, size=n_labeled, replace=False))
     real = full.iloc[labeled].copy()
-    proxy = full.assign(y=_auxiliary_outcome(model, y, lin, aux, rng, shift=0.0))
+    proxy = full.assign(y=_auxiliary_outcome(model, y, x1, aux, rng, shift=0.0))
     samples = []
     for _ in range(k_synth):
         samples.append(
             pd.DataFrame(
                 {
-                    "y": _auxiliary_outcome(model, y, lin, aux, rng, shift=0.05),
+                    "y": _auxiliary_outcome(model, y, x1, aux, rng, shift=0.05),
                     "x1": x1 + rng.normal(scale=0.3, size=n_units),
                     "x2": x2 + rng.normal(scale=0.3, size=n_units),
                 },

@@ -1,0 +1,350 @@
+"""Baseline estimators on the same data contract: classical, naive pooling, PPI++.
+
+- :class:`Classical`: the human-only fit (GMM-Synth with no auxiliary source).
+- :class:`Naive`: pools auxiliary rows with the human rows as if they were
+  human data; biased unless the LLM is exact. Shown for contrast.
+- :class:`PPI`: prediction-powered inference with power tuning (PPI++,
+  Angelopoulos, Duchi and Zrnic 2023) on one auxiliary source, following the
+  conventions of the reference implementation ppi-python 0.2.3.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+from statsmodels.base import wrapper as wrap
+from statsmodels.base.model import LikelihoodModelResults, Model
+
+from .data import FrameArg, ModelData, Source, build_model_data
+from .exceptions import ConvergenceError, SpecificationError
+from .families import Family, OLS, get_family, solve_estimating_equation
+from .formula import capture_namespace
+from .gmm import GMMSynth
+from .results import ReportingMixin, ResultsWrapper
+
+__all__ = ["Classical", "Naive", "PPI", "BaselineResults"]
+
+
+class Classical(GMMSynth):
+    """The human-only fit: the model family on the labeled units, HC0 or cluster covariance."""
+
+    @classmethod
+    def from_formula(  # type: ignore[override]
+        cls,
+        formula: str,
+        real: pd.DataFrame,
+        model: str | Family = "ols",
+        *,
+        engine: str | None = None,
+        eval_env: int | Mapping[str, Any] = 0,
+    ) -> Classical:
+        """As :meth:`GMMSynth.from_formula` with the human-labeled frame only."""
+        namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
+        return super().from_formula(formula, real, None, None, model, engine=engine, eval_env=namespace)  # type: ignore[return-value]
+
+    @property
+    def estimator_label(self) -> str:
+        return "Classical"
+
+
+class _BaselineModel(Model):
+    """A model on :class:`ModelData` whose ``fit`` computes params and a covariance directly."""
+
+    def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
+        self.family = get_family(model)
+        self.model_data = data
+        self.formula = formula
+        endog = pd.Series(data.y, index=data.real_index, name=data.spec.outcome_name)
+        exog = pd.DataFrame(data.X, index=data.real_index, columns=data.param_names)
+        super().__init__(endog, exog)
+        self.nobs = data.n_units
+        self.n_labeled = data.n_labeled
+        self.k_target = len(data.param_names)
+        self.unit_ids = data.unit_ids
+        self.source_names = [s.name for s in data.sources]
+
+    def _results(self, params: np.ndarray, cov: np.ndarray, **attrs: Any) -> BaselineResultsWrapper:
+        results = BaselineResults(self, params, cov, **attrs)
+        return BaselineResultsWrapper(results)
+
+
+def _sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    inverse = np.linalg.inv(bread)
+    return inverse @ meat @ inverse.T
+
+
+class Naive(_BaselineModel):
+    """Pool the auxiliary rows with the human rows as if all were human data.
+
+    Rows: every human-labeled row; for a proxy source, the rows of the units
+    that are not labeled (a labeled unit keeps its human label); for a
+    synthetic source, every synthetic row. Each row is an observation with
+    weight 1 and the covariance is HC0 over rows. This is the biased practice
+    the other estimators correct, shown for contrast.
+    """
+
+    estimator_label = "Naive pooling"
+
+    @classmethod
+    def from_formula(  # type: ignore[override]
+        cls,
+        formula: str,
+        real: pd.DataFrame,
+        proxy: FrameArg = None,
+        synth: FrameArg = None,
+        model: str | Family = "ols",
+        *,
+        engine: str | None = None,
+        eval_env: int | Mapping[str, Any] = 0,
+    ) -> Naive:
+        namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
+        family = get_family(model)
+        data = build_model_data(formula, real, proxy, synth, family, engine, namespace)
+        return cls(data, family, formula=formula)
+
+    def pooled_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stacked (X, y) the naive fit treats as human data."""
+        data = self.model_data
+        labeled = np.zeros(data.n_units, dtype=bool)
+        labeled[data.labeled_pos] = True
+        Xs, ys = [data.X], [data.y]
+        for source in data.sources:
+            rows = ~labeled[source.unit_pos] if source.kind == "proxy" else slice(None)
+            Xs.append(source.X[rows])
+            ys.append(source.y[rows])
+        return np.vstack(Xs), np.concatenate(ys)
+
+    def fit(self) -> BaselineResultsWrapper:  # type: ignore[override]
+        """Fit on the pooled rows; HC0 covariance over rows."""
+        X, y = self.pooled_rows()
+        params = solve_estimating_equation(
+            self.family, X, y, None, names=self.model_data.param_names, frame="pooled rows"
+        )
+        scores = self.family.scores(X, y, params)
+        cov = _sandwich(self.family.gram(X, params), scores.T @ scores)
+        return self._results(params, cov, n_rows=len(y))
+
+
+class PPI(_BaselineModel):
+    """PPI++: prediction-powered inference with power tuning on one auxiliary source.
+
+    The estimate solves the rectified estimating equation
+
+    ``lam/N_u sum_unlabeled psi(z^m) - lam/n sum_labeled psi(z^m) + 1/n sum_labeled psi(z) = 0``
+
+    where z^m is the auxiliary row(s) of a unit (a proxy row, or the mean over a
+    unit's synthetic samples). With a proxy frame, the labeled units' proxy
+    rows form the rectifier and the other units' rows are the unlabeled set,
+    as in ppi-python. For OLS the estimate is ppi-python's closed form
+    ``lam theta(unlabeled aux) + theta(labeled human) - lam theta(labeled aux)``.
+
+    Parameters
+    ----------
+    lam : "auto" or float
+        ``"auto"`` tunes lambda for power as ppi-python's confidence intervals
+        do (tuned at the lambda=1 estimate, then re-tuned once at the tuned
+        estimate), clipped to [0, 1]; ``0`` is the classical estimate.
+    """
+
+    estimator_label = "PPI++"
+
+    def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None, lam: str | float = "auto"):
+        super().__init__(data, model, formula)
+        if len(data.sources) != 1:
+            raise SpecificationError(
+                f"ppi takes exactly one auxiliary source (proxy= or synth=), got "
+                f"{len(data.sources)}: {self.source_names}"
+            )
+        numeric = isinstance(lam, numbers.Real) and not isinstance(lam, bool)
+        if not (lam == "auto" or (numeric and np.isfinite(lam))):
+            raise ValueError(f"lam must be 'auto' or a number, got {lam!r}")
+        if data.n_units == data.n_labeled:
+            raise SpecificationError("ppi needs unlabeled units: every unit of the source is labeled")
+        self.lam = lam
+        self.source: Source = data.sources[0]
+        labeled = np.zeros(data.n_units, dtype=bool)
+        labeled[data.labeled_pos] = True
+        self._unlabeled_pos = np.flatnonzero(~labeled)
+        self._unlabeled_rows = np.flatnonzero(~labeled[self.source.unit_pos])
+
+    @classmethod
+    def from_formula(  # type: ignore[override]
+        cls,
+        formula: str,
+        real: pd.DataFrame,
+        proxy: FrameArg = None,
+        synth: FrameArg = None,
+        model: str | Family = "ols",
+        lam: str | float = "auto",
+        *,
+        engine: str | None = None,
+        eval_env: int | Mapping[str, Any] = 0,
+    ) -> PPI:
+        namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
+        if (proxy is None) == (synth is None):
+            raise SpecificationError("ppi takes exactly one auxiliary source: give proxy= or synth=")
+        family = get_family(model)
+        data = build_model_data(formula, real, proxy, synth, family, engine, namespace)
+        return cls(data, family, formula=formula, lam=lam)
+
+    # -- the pieces of PPI++ ---------------------------------------------------------
+    def _aux_unit_scores(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Auxiliary scores per unit: (labeled units, unlabeled units)."""
+        per_unit = self.source.unit_sums(self.family.scores(self.source.X, self.source.y, params))
+        return per_unit[self.model_data.labeled_pos], per_unit[self._unlabeled_pos]
+
+    def _hessian(self, params: np.ndarray, lam: float) -> np.ndarray:
+        """ppi-python's Hessian: pooled over labeled and unlabeled rows, labeled only at lam=0."""
+        data, source, n = self.model_data, self.source, self.model_data.n_labeled
+        labeled_part = self.family.gram(data.X, params)
+        if lam == 0:
+            return labeled_part / n
+        rows = self._unlabeled_rows
+        unlabeled_part = self.family.gram(source.X[rows], params, source.row_weight[rows])
+        return (labeled_part + unlabeled_part) / (n + len(self._unlabeled_pos))
+
+    def _point_estimate(self, lam: float) -> np.ndarray:
+        data, source, names = self.model_data, self.source, self.model_data.param_names
+        human = solve_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real")
+        if lam == 0:
+            return human
+        lab_rows, unl_rows = source.labeled_rows, self._unlabeled_rows
+        if isinstance(self.family, OLS):
+            def wls(rows: np.ndarray, frame: str) -> np.ndarray:
+                return solve_estimating_equation(
+                    self.family, source.X[rows], source.y[rows], source.row_weight[rows],
+                    names=names, frame=frame,
+                )
+            return human + lam * (wls(unl_rows, f"{source.name} (unlabeled units)") - wls(lab_rows, f"{source.name} (labeled units)"))
+        return self._solve_rectified(lam, human)
+
+    def _solve_rectified(self, lam: float, start: np.ndarray, maxiter: int = 100, tol: float = 1e-10) -> np.ndarray:
+        """Newton on the rectified loss ``lam L_u(aux) - lam L_l(aux) + L_l(human)``."""
+        data, source, family = self.model_data, self.source, self.family
+        n, n_unl = data.n_labeled, len(self._unlabeled_pos)
+        lab, unl = source.labeled_rows, self._unlabeled_rows
+        w = source.row_weight
+
+        def loss(b: np.ndarray) -> float:
+            return (
+                lam / n_unl * family.objective(source.X[unl] @ b, source.y[unl], w[unl])
+                - lam / n * family.objective(source.X[lab] @ b, source.y[lab], w[lab])
+                + family.objective(data.X @ b, data.y, np.ones(n)) / n
+            )
+
+        params, value = start.copy(), loss(start)
+        for _ in range(maxiter):
+            aux_lab, aux_unl = self._aux_unit_scores(params)
+            gradient = (
+                lam / n_unl * aux_unl.sum(axis=0) - lam / n * aux_lab.sum(axis=0)
+                + family.scores(data.X, data.y, params).sum(axis=0) / n
+            )
+            positive_part = lam / n_unl * family.gram(source.X[unl], params, w[unl]) + family.gram(data.X, params) / n
+            jacobian = positive_part - lam / n * family.gram(source.X[lab], params, w[lab])
+            try:
+                step = scipy.linalg.solve(jacobian, gradient, assume_a="pos")
+            except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+                step = scipy.linalg.solve(positive_part, gradient, assume_a="pos")
+            scale = 1.0
+            while True:
+                candidate = params + scale * step
+                new_value = loss(candidate)
+                if new_value <= value + 1e-12 * abs(value) or scale < 1e-8:
+                    break
+                scale *= 0.5
+            params, value = candidate, new_value
+            if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):
+                return params
+        raise ConvergenceError(f"the PPI++ estimating equation did not converge in {maxiter} iterations")
+
+    def _tune(self, params: np.ndarray) -> float:
+        """ppi-python's power-tuning rule, clipped to [0, 1]."""
+        data, n, n_unl = self.model_data, self.model_data.n_labeled, len(self._unlabeled_pos)
+        grads = self.family.scores(data.X, data.y, params)
+        grads_hat, grads_hat_unl = self._aux_unit_scores(params)
+        inv_hessian = np.linalg.inv(self._hessian(params, lam=1.0))
+        g_c, h_c = grads - grads.mean(axis=0), grads_hat - grads_hat.mean(axis=0)
+        cov_grads = (g_c.T @ h_c + h_c.T @ g_c) / n
+        var_grads_hat = np.atleast_2d(np.cov(np.vstack([grads_hat, grads_hat_unl]), rowvar=False))
+        num = np.trace(inv_hessian @ cov_grads @ inv_hessian)
+        denom = 2 * (1 + n / n_unl) * np.trace(inv_hessian @ var_grads_hat @ inv_hessian)
+        return float(np.clip(num / denom, 0.0, 1.0))
+
+    def _covariance(self, params: np.ndarray, lam: float, ddof: int) -> np.ndarray:
+        data, n, n_unl = self.model_data, self.model_data.n_labeled, len(self._unlabeled_pos)
+        grads = self.family.scores(data.X, data.y, params)
+        grads_hat, grads_hat_unl = self._aux_unit_scores(params)
+        var_unl = np.atleast_2d(np.cov(lam * grads_hat_unl, rowvar=False, ddof=ddof)) if lam != 0 else 0.0
+        var = np.atleast_2d(np.cov(grads - lam * grads_hat, rowvar=False, ddof=ddof))
+        inv_hessian = np.linalg.inv(self._hessian(params, lam))
+        return inv_hessian @ (n / n_unl * var_unl + var) @ inv_hessian / n
+
+    def fit(self, ddof: int = 0) -> BaselineResultsWrapper:  # type: ignore[override]
+        """PPI++ estimate and covariance.
+
+        Parameters
+        ----------
+        ddof : int
+            Degrees of freedom of the score variances. 0 (default) makes
+            ``lam=0`` exactly the classical HC0 fit; ppi-python uses 1.
+        """
+        if self.lam == "auto":
+            lam = self._tune(self._point_estimate(1.0))
+            lam = self._tune(self._point_estimate(lam))
+            tuned = True
+        else:
+            lam, tuned = float(self.lam), False
+        params = self._point_estimate(lam)
+        cov = self._covariance(params, lam, ddof)
+        cov_type = "HC0" if ddof == 0 else f"HC0, ddof={ddof}"
+        return self._results(params, cov, lam=lam, lam_tuned=tuned, ddof=ddof, cov_type=cov_type)
+
+
+class BaselineResults(ReportingMixin, LikelihoodModelResults):
+    """Results of a baseline: ``params`` and a sandwich covariance, normal inference."""
+
+    def __init__(self, model: _BaselineModel, params: np.ndarray, cov: np.ndarray, **attrs: Any) -> None:
+        super().__init__(model, params, normalized_cov_params=cov, scale=1.0)
+        self.nobs = model.nobs
+        self.n_labeled = model.n_labeled
+        self.df_resid = np.inf
+        self.use_t = False
+        self.cov_type = "HC0"
+        self.cov_kwds: dict[str, Any] = {}
+        self.__dict__.update(attrs)
+
+    def _summary_top(self) -> tuple[list, list]:
+        right: list = [("Covariance Type:", [self.cov_type])]
+        if isinstance(self.model, PPI):
+            how = "power-tuned" if self.lam_tuned else "fixed"
+            right += [("PPI++ lambda:", [f"{self.lam:.4f}"]), ("Lambda:", [how])]
+        if isinstance(self.model, Naive):
+            right += [("Pooled rows:", [f"{self.n_rows}"])]
+        return [], right
+
+    def _summary_notes(self) -> list[str]:
+        notes = ["Standard errors are robust (sandwich); inference is normal (z)."]
+        if isinstance(self.model, Naive):
+            notes.append(
+                "Naive pooling treats LLM-generated rows as human data. It is biased "
+                "whenever the LLM errs and its intervals are not valid; shown for contrast."
+            )
+        if isinstance(self.model, PPI):
+            notes.append(
+                f"PPI++ on source {self.model.source.name!r} ({self.model.source.kind}); "
+                f"lambda = {self.lam:.4f} ({'tuned for power, clipped to [0, 1]' if self.lam_tuned else 'fixed'}). "
+                f"lambda = 0 is the human-only fit."
+            )
+        return notes
+
+
+class BaselineResultsWrapper(ResultsWrapper):
+    pass
+
+
+wrap.populate_wrapper(BaselineResultsWrapper, BaselineResults)

@@ -1,0 +1,110 @@
+"""Build the documentation site with ``mkdocs build --strict``.
+
+The build renders the Markdown pages, the API reference from the docstrings
+(mkdocstrings) and the stored notebooks (mkdocs-jupyter, without executing
+them). Strict mode turns every warning (a broken link, a missing page, a
+docstring mkdocstrings cannot resolve) into a failure. The tools come with the
+package's ``test`` extra; the tests skip only where mkdocs is not installed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("mkdocs", reason="mkdocs is not installed: pip install -e '.[test]' to build the docs")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "mkdocs.yml"
+
+# Every page of the nav, as built, and a phrase it must contain.
+PAGES = {
+    "index.html": "drop-in for",
+    "getting-started/index.html": "A first fit",
+    "data-layout/index.html": "What errors you get",
+    "synthetic-data/index.html": "Condition each sample on one real unit",
+    "how-it-works/index.html": "Hansen",
+    "when-it-helps/index.html": "cannot fix a biased labeled sample",
+    "baselines/index.html": "ddof=1",
+    "politeness-data/index.html": "Kristina Gligoric",
+    "method/index.html": "Facts the tests can lean on",
+    "notebooks/quickstart/index.html": "data.sample",
+    "notebooks/synthetic_data/index.html": "simulate_study",
+    "reference/api/index.html": "Create the model from a formula",
+    "reference/models/index.html": "Two-step GMM estimate",
+    "reference/results/index.html": "Hansen",
+    "reference/comparison/index.html": "Forest plot",
+    "reference/datasets/index.html": "Draw a simple random subset",
+    "reference/simulate/index.html": "make_study",
+    "reference/exceptions/index.html": "SpecificationError",
+}
+
+
+def build(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")
+    env.pop("SYNTHINFER_DOCS_EXECUTE", None)  # render the notebooks as stored
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(config), "--site-dir", str(site)],
+        cwd=config.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def visible_text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)).replace("&quot;", '"').replace("&#39;", "'")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    site = tmp_path_factory.mktemp("site")
+    result = build(CONFIG, site)
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, f"mkdocs build --strict failed:\n{log}"
+    assert "WARNING" not in log, log
+    return site
+
+
+def test_config_is_strict() -> None:
+    assert re.search(r"^strict:\s*true\s*$", CONFIG.read_text(), re.M), "mkdocs.yml must set strict: true"
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_page_is_built(site: Path, page: str) -> None:
+    path = site / page
+    assert path.is_file(), f"{page} was not built"
+    assert PAGES[page] in visible_text(path.read_text(encoding="utf-8")), f"{page} lacks {PAGES[page]!r}"
+
+
+def test_notebooks_are_rendered_without_executing(site: Path) -> None:
+    for name in ("quickstart", "synthetic_data"):
+        text = visible_text((site / "notebooks" / name / "index.html").read_text(encoding="utf-8"))
+        # the last cell prints "notebook ran in N s" when executed
+        assert "notebook ran in" in text
+        assert not re.search(r"notebook ran in \d+ s", text), f"{name} was executed during the build"
+
+
+def test_api_reference_renders_docstrings(site: Path) -> None:
+    text = visible_text((site / "reference" / "api" / "index.html").read_text(encoding="utf-8"))
+    for phrase in ("gmm_synth", "gmm_proxy", "classical", "naive", "ppi", "human-labeled units"):
+        assert phrase in text, phrase
+
+
+def test_strict_build_fails_on_a_broken_link(tmp_path: Path) -> None:
+    """The strict build is not a formality: a link to a missing page fails it."""
+    shutil.copy(CONFIG, tmp_path / "mkdocs.yml")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs", symlinks=True)
+    shutil.copytree(ROOT / "notebooks", tmp_path / "notebooks")
+    with open(tmp_path / "docs" / "index.md", "a", encoding="utf-8") as handle:
+        handle.write("\nSee [the missing page](no-such-page.md).\n")
+    result = build(tmp_path / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode != 0
+    assert "no-such-page.md" in result.stdout + result.stderr

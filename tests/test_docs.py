@@ -27,6 +27,7 @@ CONFIG = ROOT / "mkdocs.yml"
 PAGES = {
     "index.html": "drop-in for",
     "getting-started/index.html": "A first fit",
+    "command-line/index.html": "exit code 2",
     "data-layout/index.html": "What errors you get",
     "synthetic-data/index.html": "Condition each sample on one real unit",
     "how-it-works/index.html": "Hansen",

@@ -10,6 +10,7 @@ from .baselines import PPI, Classical, Naive
 from .comparison import ComparisonTable, compare, plot_coefficients
 from .gmm import GMMProxy, GMMSynth
 from .results import GMMSynthResults
+from . import datasets, simulate  # synthinfer.datasets.load_politeness() after `import synthinfer`
 
 __version__ = "0.1.0.dev0"
 
@@ -27,5 +28,7 @@ __all__ = [
     "SingularDesignError",
     "PerfectSeparationError",
     "ConvergenceError",
+    "datasets",
+    "simulate",
     "__version__",
 ]

@@ -166,3 +166,16 @@ def test_sample_feeds_the_estimators(data: Politeness) -> None:
     assert truth.n_labeled == N
     # the full-data hedging effect is clearly positive
     assert truth.conf_int().loc["hedging"].iloc[0] > 0
+
+
+def test_reachable_from_the_top_level_package() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import synthinfer; print(synthinfer.datasets.load_politeness().n_units, "
+         "synthinfer.simulate.simulate_study.__name__)"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["5480", "simulate_study"]

@@ -256,8 +256,6 @@ def build_model_data(
 
     sources = []
     for name, frame in proxies.items():
-        # Rows are put in unit order so a proxy's unit moment is its row.
-        frame = frame.iloc[frame.index.get_indexer(units)]
         sources.append(_make_source(name, "proxy", frame, units, is_labeled, spec, family))
     for name, frame in synths.items():
         unknown = frame.index.difference(units, sort=False).unique()
@@ -296,13 +294,18 @@ def _make_source(
     spec: FormulaSpec,
     family: Family,
 ) -> Source:
-    y, X = spec.apply(frame, name)
-    family.check_outcome(y, frame.index, name, spec.outcome_name)
     unit_pos = units.get_indexer(frame.index)
     counts = np.bincount(unit_pos, minlength=len(units))
+    one_row_per_unit = bool((counts == 1).all())
+    if one_row_per_unit:
+        # Rows in unit order make a source's unit moments its rows: no aggregation.
+        frame = frame.iloc[frame.index.get_indexer(units)]
+        unit_pos = np.arange(len(units))
+    y, X = spec.apply(frame, name)
+    family.check_outcome(y, frame.index, name, spec.outcome_name)
     row_weight = 1.0 / counts[unit_pos]
     aggregator = None
-    if kind == "synthetic" or len(frame) != len(units):
+    if not one_row_per_unit:
         aggregator = scipy.sparse.csr_matrix(
             (row_weight, (unit_pos, np.arange(len(frame)))), shape=(len(units), len(frame))
         )

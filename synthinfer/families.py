@@ -25,7 +25,10 @@ from .exceptions import (
     describe_units,
 )
 
-__all__ = ["Family", "OLS", "Logit", "Poisson", "get_family", "solve_estimating_equation"]
+__all__ = [
+    "Family", "OLS", "Logit", "Poisson", "get_family",
+    "check_full_rank", "fit_estimating_equation", "solve_estimating_equation",
+]
 
 
 class Family:
@@ -33,6 +36,8 @@ class Family:
 
     name: ClassVar[str]
     label: ClassVar[str]
+    #: mu is linear, so the moments' Jacobian does not depend on the parameters
+    constant_jacobian: ClassVar[bool] = False
 
     def mean(self, lin: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -56,11 +61,16 @@ class Family:
         return X * self.residual(X, y, params)[:, None]
 
     def gram(self, X: np.ndarray, params: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        """``X' diag(w mu'(X b)) X``: minus the Jacobian of the summed scores."""
+        """``X' diag(w mu'(X b)) X``: minus the Jacobian of the summed scores.
+
+        Weights are non-negative, so this is ``Z'Z`` with ``Z = X sqrt(w mu')``,
+        which numpy computes as a symmetric rank-k update (half a general product).
+        """
         w = self.mean_deriv(X @ params)
         if weights is not None:
             w = w * weights
-        return (X * w[:, None]).T @ X
+        Z = X * np.sqrt(w)[:, None]
+        return Z.T @ Z
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -69,6 +79,7 @@ class Family:
 class OLS(Family):
     name = "ols"
     label = "OLS"
+    constant_jacobian = True
 
     def mean(self, lin: np.ndarray) -> np.ndarray:
         return lin
@@ -140,23 +151,47 @@ def get_family(model: str | Family) -> Family:
         raise ValueError(f"model must be one of {sorted(_FAMILIES)}, got {model!r}") from None
 
 
-def check_full_rank(X: np.ndarray, names: Sequence[str], frame: str) -> None:
-    """Raise :class:`SingularDesignError` naming the columns that are linear combinations."""
+# Above this many rows the rank check works on the p x p Gram matrix instead of a
+# QR decomposition of the rows: exact collinearity still shows as a zero
+# eigenvalue, at a cost independent of the number of rows.
+QR_RANK_CHECK_MAX_ROWS = 100_000
+GRAM_RANK_TOL = 1e-12
+
+
+def check_full_rank(
+    X: np.ndarray, names: Sequence[str], frame: str, gram: np.ndarray | None = None
+) -> None:
+    """Raise :class:`SingularDesignError` naming the columns that are linear combinations.
+
+    ``gram`` may be any ``X' diag(w) X`` with positive weights (same null space);
+    it is used instead of the rows when the frame is large.
+    """
     n, p = X.shape
     if n < p:
         raise SingularDesignError(
             f"frame {frame!r} has {n} rows for {p} parameters; at least {p} are needed"
         )
-    scale = np.sqrt((X**2).sum(axis=0))
+    if gram is None or n <= QR_RANK_CHECK_MAX_ROWS:
+        scale = np.sqrt((X**2).sum(axis=0))
+    else:
+        scale = np.sqrt(np.clip(np.diag(gram), 0.0, None))
     zero = np.flatnonzero(scale == 0)
     if zero.size:
         raise SingularDesignError(
             f"frame {frame!r}: design column(s) {[names[j] for j in zero]} are zero in every "
             f"row, so their coefficients are not identified"
         )
-    _, r, pivots = scipy.linalg.qr(X / scale, mode="economic", pivoting=True)
-    diag = np.abs(np.diag(r))
-    rank = int((diag > diag[0] * max(n, p) * np.finfo(float).eps * 10).sum())
+    if gram is None or n <= QR_RANK_CHECK_MAX_ROWS:
+        _, r, pivots = scipy.linalg.qr(X / scale, mode="economic", pivoting=True)
+        diag = np.abs(np.diag(r))
+        rank = int((diag > diag[0] * max(n, p) * np.finfo(float).eps * 10).sum())
+    else:
+        # B'B = the scaled Gram, so B has X's column dependencies
+        eigval, eigvec = np.linalg.eigh(gram / np.outer(scale, scale))
+        B = np.sqrt(np.clip(eigval, 0.0, None))[:, None] * eigvec.T
+        _, r, pivots = scipy.linalg.qr(B, pivoting=True)
+        diag = np.abs(np.diag(r))
+        rank = int((diag**2 > diag[0] ** 2 * GRAM_RANK_TOL).sum())
     if rank < p:
         dependent = [names[j] for j in pivots[rank:]]
         raise SingularDesignError(
@@ -174,10 +209,43 @@ def solve_estimating_equation(
     *,
     names: Sequence[str],
     frame: str,
+    start: np.ndarray | None = None,
     maxiter: int = 100,
-    tol: float = 1e-10,
+    tol: float = 1e-8,
 ) -> np.ndarray:
+    """Solve ``sum_j w_j x_j (y_j - mu(x_j'b)) = 0``; see :func:`fit_estimating_equation`."""
+    return fit_estimating_equation(
+        family, X, y, weights, names=names, frame=frame, start=start, maxiter=maxiter, tol=tol
+    )[0]
+
+
+def _solve_symmetric(hessian: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(hessian), rhs)
+
+
+def fit_estimating_equation(
+    family: Family,
+    X: np.ndarray,
+    y: np.ndarray,
+    weights: np.ndarray | None,
+    *,
+    names: Sequence[str],
+    frame: str,
+    start: np.ndarray | None = None,
+    maxiter: int = 100,
+    tol: float = 1e-8,
+) -> tuple[np.ndarray, np.ndarray]:
     """Solve ``sum_j w_j x_j (y_j - mu(x_j'b)) = 0`` by damped Newton.
+
+    Newton converges quadratically near the solution, so it stops once a step
+    is below ``tol`` relative to the parameters: the error left after that
+    step is of order ``tol**2``.
+
+    Returns
+    -------
+    params : ndarray
+    hessian : ndarray
+        ``X' diag(w mu') X`` at the last Newton iterate (the solution for OLS).
 
     Raises
     ------
@@ -190,34 +258,40 @@ def solve_estimating_equation(
         Newton did not converge for another reason.
     """
     w = np.ones(len(y)) if weights is None else weights
-    check_full_rank(X, names, frame)
-    if isinstance(family, OLS):
-        sw = np.sqrt(w)
-        return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
-
-    params = np.zeros(X.shape[1])
+    params = np.zeros(X.shape[1]) if start is None else np.array(start, dtype=float)
     lin = X @ params
+    hessian = family.gram(X, params, w)
+    check_full_rank(X, names, frame, gram=hessian)
+    if isinstance(family, OLS):
+        scale = np.sqrt(np.diag(hessian))
+        scaled = hessian / np.outer(scale, scale)
+        if np.linalg.cond(scaled) < 1e8:
+            return _solve_symmetric(hessian, X.T @ (w * y)), hessian
+        sw = np.sqrt(w)  # ill-conditioned: least squares on the rows keeps the digits
+        return np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0], hessian
+
     value = family.objective(lin, y, w)
-    step = np.zeros_like(params)
-    for _ in range(maxiter):
+    initial = params.copy()
+    for iteration in range(maxiter):
+        if iteration:
+            hessian = family.gram(X, params, w)
         gradient = X.T @ (w * (y - family.mean(lin)))
-        hessian = (X * (w * family.mean_deriv(lin))[:, None]).T @ X
         try:
-            step = scipy.linalg.solve(hessian, gradient, assume_a="pos")
+            step = _solve_symmetric(hessian, gradient)
         except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
             break
+        direction = X @ step
         scale = 1.0
         while True:
-            candidate = params + scale * step
-            lin_candidate = X @ candidate
+            lin_candidate = lin + scale * direction
             new_value = family.objective(lin_candidate, y, w)
             if new_value <= value + 1e-12 * abs(value) or scale < 1e-8:
                 break
             scale *= 0.5
-        params, lin, value = candidate, lin_candidate, new_value
+        params, lin, value = params + scale * step, lin_candidate, new_value
         if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):
-            return params
-    _raise_nonexistence(family, lin, step, names, frame)
+            return params, hessian
+    _raise_nonexistence(family, X, lin, params - initial, names, frame)
     raise ConvergenceError(
         f"frame {frame!r}: the {family.label} estimating equation did not converge in "
         f"{maxiter} Newton iterations"
@@ -225,16 +299,21 @@ def solve_estimating_equation(
 
 
 def _raise_nonexistence(
-    family: Family, lin: np.ndarray, step: np.ndarray, names: Sequence[str], frame: str
+    family: Family, X: np.ndarray, lin: np.ndarray, displacement: np.ndarray,
+    names: Sequence[str], frame: str,
 ) -> None:
-    """Raise PerfectSeparationError when Newton ran off to infinity."""
+    """Raise PerfectSeparationError when Newton ran off to infinity.
+
+    The culprits are the terms that moved the linear predictor most on the way:
+    each coefficient's displacement times its column's root mean square.
+    """
     if isinstance(family, Logit) and np.max(np.abs(lin)) > 20:
         what = "the logit outcome is perfectly (or quasi-perfectly) separated"
     elif isinstance(family, Poisson) and np.min(lin) < -20:
         what = "zero counts are perfectly predicted (a term's units have only zero counts)"
     else:
         return
-    direction = np.abs(step)
+    direction = np.abs(displacement) * np.sqrt((X**2).mean(axis=0))
     culprits = [names[j] for j in np.flatnonzero(direction >= 0.1 * direction.max())]
     raise PerfectSeparationError(
         f"frame {frame!r}: {what}, so the {family.label} estimate does not exist; the "

@@ -28,7 +28,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from .covariance import get_covariance
 from .data import FrameArg, ModelData, build_model_data
 from .exceptions import NearSingularWeightWarning
-from .families import Family, get_family, solve_estimating_equation
+from .families import Family, fit_estimating_equation, get_family
 from .formula import capture_namespace
 from .moments import MomentBlocks
 from .results import GMMSynthResultsWrapper
@@ -148,20 +148,30 @@ class GMMSynth(GMM):
     # -- step 1 ------------------------------------------------------------------
     def fitstart(self) -> np.ndarray:
         """Step-1 values: theta on the labeled units, each eta_m on all units."""
-        data, names = self.model_data, self.model_data.param_names
-        pieces = [
-            solve_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real")
-        ]
+        return self._step_one()[0]
+
+    def _step_one(self) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Step-1 values and each source's last Newton Hessian (G's all-units blocks).
+
+        Newton's last Hessian was taken one tiny step before eta: close enough to
+        steer Gauss-Newton, which re-checks with the exact G at its end.
+        """
+        data, names, p = self.model_data, self.model_data.param_names, self.k_target
+        theta, _ = fit_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real")
+        pieces, hessians = [theta], []
         for source in data.sources:
-            pieces.append(
-                solve_estimating_equation(
-                    self.family, source.X, source.y, source.row_weight, names=names, frame=source.name
-                )
+            # theta is a good start: the source estimates the same kind of coefficients
+            eta, hessian = fit_estimating_equation(
+                self.family, source.X, source.y, source.row_weight,
+                names=names, frame=source.name, start=theta,
             )
-        return np.concatenate(pieces)
+            pieces.append(eta)
+            hessians.append(hessian)
+        return np.concatenate(pieces), hessians
 
     # -- moments and derivatives -------------------------------------------------
     def moment_blocks(self, params: np.ndarray) -> MomentBlocks:
+        """Per-unit moments as blocks (what S is computed from)."""
         data = self.model_data
         theta, *etas = self._split(params)
         values: list[np.ndarray] = [self.family.scores(data.X, data.y, theta)]
@@ -177,11 +187,23 @@ class GMMSynth(GMM):
         return self.moment_blocks(params).full()
 
     def momcond_mean(self, params: np.ndarray) -> np.ndarray:
+        """gbar = (1/N) sum_i g_i, from row sums (no per-unit matrix is built)."""
         self.nobs_moms, self.k_moms = self.nobs, self.nmoms
-        return self.moment_blocks(params).mean()
+        data = self.model_data
+        theta, *etas = self._split(params)
+        sums = [data.X.T @ self.family.residual(data.X, data.y, theta)]
+        for source, eta in zip(data.sources, etas):
+            weighted = source.row_weight * self.family.residual(source.X, source.y, eta)
+            rows = source.labeled_rows
+            sums += [source.X[rows].T @ weighted[rows], source.X.T @ weighted]
+        return np.concatenate(sums) / self.nobs
 
     def gradient_momcond(self, params: np.ndarray, epsilon: float = 1e-4, centered: bool = True) -> np.ndarray:
         """Analytic G = d gbar / d beta, (K, P); ``epsilon``/``centered`` are ignored."""
+        return self._jacobian(params)
+
+    def _jacobian(self, params: np.ndarray, all_units_blocks: list[np.ndarray] | None = None) -> np.ndarray:
+        """G, optionally with given all-units blocks ``X' diag(w mu') X`` per source."""
         data, p = self.model_data, self.k_target
         theta, *etas = self._split(params)
         G = np.zeros((self.nmoms, self.k_params))
@@ -192,9 +214,11 @@ class GMMSynth(GMM):
             G[(1 + 2 * m) * p : (2 + 2 * m) * p, cols] = -self.family.gram(
                 source.X[labeled], eta, source.row_weight[labeled]
             )
-            G[(2 + 2 * m) * p : (3 + 2 * m) * p, cols] = -self.family.gram(
-                source.X, eta, source.row_weight
+            all_units = (
+                all_units_blocks[m] if all_units_blocks is not None
+                else self.family.gram(source.X, eta, source.row_weight)
             )
+            G[(2 + 2 * m) * p : (3 + 2 * m) * p, cols] = -all_units
         return G / self.nobs
 
     def score(self, params: np.ndarray, weights: np.ndarray, epsilon: float | None = None, centered: bool = True) -> np.ndarray:
@@ -215,33 +239,75 @@ class GMMSynth(GMM):
             weights = self.start_weights(inv=False)
         return self._gauss_newton(np.asarray(start, dtype=float), weights, **(optim_args or {}))[0]
 
+    def _all_units_blocks(self, params: np.ndarray) -> list[np.ndarray]:
+        """Each source's ``X' diag(w mu') X`` over all its rows: the costly part of G."""
+        etas = self._split(params)[1:]
+        return [
+            self.family.gram(source.X, eta, source.row_weight)
+            for source, eta in zip(self.model_data.sources, etas)
+        ]
+
     def _gauss_newton(
-        self, start: np.ndarray, weights: np.ndarray, maxiter: int = 100, tol: float = 1e-9
-    ) -> tuple[np.ndarray, SolverInfo]:
-        """Gauss-Newton with step halving; stops when every step is below ``tol`` SE."""
+        self,
+        start: np.ndarray,
+        weights: np.ndarray,
+        maxiter: int = 100,
+        tol: float = 1e-8,
+        all_units_blocks: list[np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, SolverInfo, np.ndarray]:
+        """Minimise ``gbar' W gbar`` by Gauss-Newton with step halving.
+
+        G's all-units blocks cost a pass over every row of a source and barely
+        move after step 1 (eta is estimated from all N units), so they are
+        reused (``all_units_blocks``, e.g. step 1's Newton Hessians) while the
+        cheap target and labeled blocks are recomputed at every iterate. Once
+        the steps fall below ``tol`` the iteration switches to the exact G at
+        every iterate, and convergence is declared only for a step computed
+        with the exact G that is below ``tol`` standard errors, so the estimate
+        satisfies the exact first-order condition. Returns that G too.
+        """
         params = start.copy()
         gbar = self.momcond_mean(params)
         value = gbar @ weights @ gbar
-        max_step = np.inf
+        exact = all_units_blocks is None or self.family.constant_jacobian
+        if all_units_blocks is None:
+            all_units_blocks = self._all_units_blocks(params)
+        # once set (near the estimate, or when a reused G stops descending), G is
+        # recomputed exactly at every iterate
+        endgame = False
+        step_in_se = np.inf
         for iteration in range(1, maxiter + 1):
-            G = self.gradient_momcond(params)
+            if endgame and not exact:
+                all_units_blocks, exact = self._all_units_blocks(params), True
+            G = self._jacobian(params, all_units_blocks)
             GW = G.T @ weights
             hessian = GW @ G
             step = -scipy.linalg.solve(hessian, GW @ gbar, assume_a="sym")
             se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian)), 0, None) / self.nobs)
-            max_step = float(np.max(np.abs(step) / np.where(se > 0, se, 1.0)))
+            step_in_se = float(np.max(np.abs(step) / np.where(se > 0, se, 1.0)))
+            if step_in_se < tol:
+                if exact:
+                    return params, SolverInfo(True, iteration, step_in_se), G
+                endgame = True
+                continue
+            # Step halving guards the first, large steps; near the optimum the
+            # objective is flat to rounding and Gauss-Newton steps are trusted.
             scale = 1.0
             while True:
                 candidate = params + scale * step
                 candidate_gbar = self.momcond_mean(candidate)
                 candidate_value = candidate_gbar @ weights @ candidate_gbar
-                if candidate_value <= value * (1 + 1e-12) or scale < 1e-6:
+                if step_in_se < 1e-3 or candidate_value <= value * (1 + 1e-12) or scale < 1e-6:
                     break
+                if not exact:
+                    break  # a reused Jacobian that does not descend: refresh it first
                 scale *= 0.5
+            if not exact and step_in_se >= 1e-3 and candidate_value > value * (1 + 1e-12):
+                endgame = True
+                continue
             params, gbar, value = candidate, candidate_gbar, candidate_value
-            if max_step * scale < tol:
-                return params, SolverInfo(True, iteration, max_step * scale)
-        return params, SolverInfo(False, maxiter, max_step)
+            exact = self.family.constant_jacobian
+        return params, SolverInfo(False, maxiter, step_in_se), self._jacobian(params)
 
     def fit(  # type: ignore[override]
         self,
@@ -249,7 +315,7 @@ class GMMSynth(GMM):
         cov_kwds: Mapping[str, Any] | None = None,
         *,
         maxiter: int = 100,
-        tol: float = 1e-9,
+        tol: float = 1e-8,
     ):
         """Two-step GMM estimate.
 
@@ -271,13 +337,16 @@ class GMMSynth(GMM):
         GMMSynthResults
         """
         covariance = get_covariance(cov_type, cov_kwds, self.model_data)
-        start = self.fitstart()
+        start, newton_blocks = self._step_one()
         weights = weight_matrix(covariance.s(self.moment_blocks(start)))
         if self.model_data.sources:
-            params, info = self._gauss_newton(start, weights, maxiter=maxiter, tol=tol)
+            params, info, jacobian = self._gauss_newton(
+                start, weights, maxiter=maxiter, tol=tol, all_units_blocks=newton_blocks
+            )
         else:
             # just identified: step 1 already solves gbar = 0 exactly
             params, info = start, SolverInfo(True, 0, 0.0)
+            jacobian = self.gradient_momcond(params)
         if not info.converged:
             warnings.warn(
                 f"Gauss-Newton did not converge in {maxiter} iterations (last step "
@@ -295,6 +364,7 @@ class GMMSynth(GMM):
             cov_type=covariance.cov_type,
             cov_kwds=dict(cov_kwds or {}),
             solver_info=info,
+            jacobian=jacobian,
             wargs={},
             options_other={"weights_method": cov_type, "has_optimal_weights": True, "optim_method": "gauss-newton"},
             optim_args={"maxiter": maxiter, "tol": tol},

@@ -120,7 +120,7 @@ class GMMSynthResults(ReportingMixin, GMMResults):
     @cached_property
     def _cov_full(self) -> np.ndarray:
         model = self.model
-        G = model.gradient_momcond(self.params_full)
+        G = self.jacobian  # the exact G at the estimate, from the solver
         s = self.covariance.s(model.moment_blocks(self.params_full))
         information = G.T @ np.linalg.solve(s, G)
         return np.linalg.inv(information) / model.nobs * self.covariance.scale

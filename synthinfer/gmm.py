@@ -28,7 +28,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from .covariance import get_covariance
 from .data import FrameArg, ModelData, build_model_data
 from .exceptions import NearSingularWeightWarning
-from .families import Family, fit_estimating_equation, get_family
+from .families import Family, fit_estimating_equation, get_family, weighted_gram
 from .formula import capture_namespace
 from .moments import MomentBlocks
 from .results import GMMSynthResultsWrapper
@@ -98,6 +98,7 @@ class GMMSynth(GMM):
         self.k_target = p
         self.unit_ids = data.unit_ids
         self.source_names = [s.name for s in data.sources]
+        self._fitted_cache: dict[int, tuple[bytes, np.ndarray, np.ndarray]] = {}
         self.param_names_full = list(data.param_names) + [
             f"eta[{name}]:{col}" for name in self.source_names for col in data.param_names
         ]
@@ -157,16 +158,22 @@ class GMMSynth(GMM):
         steer Gauss-Newton, which re-checks with the exact G at its end.
         """
         data, names, p = self.model_data, self.model_data.param_names, self.k_target
-        theta, _ = fit_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real")
+        theta = fit_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real").params
         pieces, hessians = [theta], []
         for source in data.sources:
             # theta is a good start: the source estimates the same kind of coefficients
-            eta, hessian = fit_estimating_equation(
+            # Newton's error after a step s is ~s**2: a step below 1e-5 leaves ~1e-10,
+            # far below what the weight matrix computed from these values can feel.
+            fit = fit_estimating_equation(
                 self.family, source.X, source.y, source.row_weight,
-                names=names, frame=source.name, start=theta,
+                names=names, frame=source.name, start=theta, tol=1e-5,
             )
-            pieces.append(eta)
-            hessians.append(hessian)
+            pieces.append(fit.params)
+            hessians.append(fit.hessian)
+            # Newton evaluated the source at eta last: S at step 1 reuses it
+            self._fitted_cache[len(hessians) - 1] = (
+                fit.params.tobytes(), source.y - fit.mean, fit.weighted_mean_deriv
+            )
         return np.concatenate(pieces), hessians
 
     # -- moments and derivatives -------------------------------------------------
@@ -176,11 +183,21 @@ class GMMSynth(GMM):
         theta, *etas = self._split(params)
         values: list[np.ndarray] = [self.family.scores(data.X, data.y, theta)]
         labeled_only = [True]
-        for source, eta in zip(data.sources, etas):
-            per_unit = source.unit_sums(self.family.scores(source.X, source.y, eta))
+        p = self.k_target
+        # every source's per-unit scores side by side, so S takes one symmetric product
+        all_units = np.empty((data.n_units, p * len(data.sources)))
+        for m, (source, eta) in enumerate(zip(data.sources, etas)):
+            residual, _ = self._fitted(m, eta)
+            per_unit = all_units[:, m * p : (m + 1) * p]
+            if source.one_row_per_unit:
+                np.multiply(source.X, residual[:, None], out=per_unit)
+            else:
+                per_unit[:] = source.unit_sums(source.X * residual[:, None])
             values += [per_unit[data.labeled_pos], per_unit]
             labeled_only += [True, False]
-        return MomentBlocks(tuple(values), tuple(labeled_only), data.labeled_pos, data.n_units)
+        return MomentBlocks(
+            tuple(values), tuple(labeled_only), data.labeled_pos, data.n_units, all_units=all_units
+        )
 
     def momcond(self, params: np.ndarray) -> np.ndarray:
         """The (N, K) matrix of per-unit moments (not used for estimation)."""
@@ -192,11 +209,29 @@ class GMMSynth(GMM):
         data = self.model_data
         theta, *etas = self._split(params)
         sums = [data.X.T @ self.family.residual(data.X, data.y, theta)]
-        for source, eta in zip(data.sources, etas):
-            weighted = source.row_weight * self.family.residual(source.X, source.y, eta)
+        for m, (source, eta) in enumerate(zip(data.sources, etas)):
+            residual, _ = self._fitted(m, eta)
+            weighted = residual if source.one_row_per_unit else source.row_weight * residual
             rows = source.labeled_rows
             sums += [source.X[rows].T @ weighted[rows], source.X.T @ weighted]
         return np.concatenate(sums) / self.nobs
+
+    def _fitted(self, m: int, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Source m's residuals and weighted mean derivatives ``w mu'`` at eta, per row.
+
+        The last evaluation per source is kept: the moments, G and S are often
+        needed at the same point, and each evaluation is a pass over every row.
+        """
+        key = eta.tobytes()
+        cached = self._fitted_cache.get(m)
+        if cached is None or cached[0] != key:
+            source = self.model_data.sources[m]
+            mu, dmu = self.family.mean_and_deriv(source.X @ eta)
+            if not source.one_row_per_unit:
+                dmu = dmu * source.row_weight
+            cached = (key, source.y - mu, dmu)
+            self._fitted_cache[m] = cached
+        return cached[1], cached[2]
 
     def gradient_momcond(self, params: np.ndarray, epsilon: float = 1e-4, centered: bool = True) -> np.ndarray:
         """Analytic G = d gbar / d beta, (K, P); ``epsilon``/``centered`` are ignored."""
@@ -211,12 +246,11 @@ class GMMSynth(GMM):
         for m, (source, eta) in enumerate(zip(data.sources, etas)):
             cols = slice((1 + m) * p, (2 + m) * p)
             labeled = source.labeled_rows
-            G[(1 + 2 * m) * p : (2 + 2 * m) * p, cols] = -self.family.gram(
-                source.X[labeled], eta, source.row_weight[labeled]
-            )
+            _, dmu = self._fitted(m, eta)
+            G[(1 + 2 * m) * p : (2 + 2 * m) * p, cols] = -weighted_gram(source.X[labeled], dmu[labeled])
             all_units = (
                 all_units_blocks[m] if all_units_blocks is not None
-                else self.family.gram(source.X, eta, source.row_weight)
+                else weighted_gram(source.X, dmu)
             )
             G[(2 + 2 * m) * p : (3 + 2 * m) * p, cols] = -all_units
         return G / self.nobs
@@ -242,9 +276,11 @@ class GMMSynth(GMM):
     def _all_units_blocks(self, params: np.ndarray) -> list[np.ndarray]:
         """Each source's ``X' diag(w mu') X`` over all its rows: the costly part of G."""
         etas = self._split(params)[1:]
+        sources = self.model_data.sources
+        workspace = np.empty((max(s.n_rows for s in sources), self.k_target))
         return [
-            self.family.gram(source.X, eta, source.row_weight)
-            for source, eta in zip(self.model_data.sources, etas)
+            weighted_gram(source.X, self._fitted(m, eta)[1], workspace[: source.n_rows])
+            for m, (source, eta) in enumerate(zip(sources, etas))
         ]
 
     def _gauss_newton(
@@ -285,6 +321,10 @@ class GMMSynth(GMM):
             step = -scipy.linalg.solve(hessian, GW @ gbar, assume_a="sym")
             se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian)), 0, None) / self.nobs)
             step_in_se = float(np.max(np.abs(step) / np.where(se > 0, se, 1.0)))
+            if not exact and step_in_se < 0.5:
+                # close enough for Gauss-Newton with the exact G to finish in a
+                # step or two; the reused blocks alone would stall ~1e-5 SE away
+                endgame = True
             if step_in_se < tol:
                 if exact:
                     return params, SolverInfo(True, iteration, step_in_se), G
@@ -369,6 +409,7 @@ class GMMSynth(GMM):
             options_other={"weights_method": cov_type, "has_optimal_weights": True, "optim_method": "gauss-newton"},
             optim_args={"maxiter": maxiter, "tol": tol},
         )
+        self._fitted_cache.clear()  # per-row arrays are not kept past the fit
         return GMMSynthResultsWrapper(results)
 
     @property

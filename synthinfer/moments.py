@@ -32,12 +32,17 @@ class MomentBlocks:
         Positions of the labeled units among the N units.
     n_units : int
         N: every mean is over all N units.
+    all_units : ndarray, optional
+        The (N, F) matrix whose consecutive column blocks are the blocks that
+        live on all units, in order; their cross products then take one
+        symmetric product instead of one general product per pair.
     """
 
     values: tuple[np.ndarray, ...]
     labeled_only: tuple[bool, ...]
     labeled_pos: np.ndarray
     n_units: int
+    all_units: np.ndarray | None = None
 
     @property
     def k_moms(self) -> int:
@@ -45,7 +50,8 @@ class MomentBlocks:
 
     def mean(self) -> np.ndarray:
         """gbar = (1/N) sum_i g_i."""
-        return np.concatenate([v.sum(axis=0) for v in self.values]) / self.n_units
+        # a matrix-vector product sums the rows an order of magnitude faster than .sum(axis=0)
+        return np.concatenate([np.ones(len(v)) @ v for v in self.values]) / self.n_units
 
     def second_moment(self) -> np.ndarray:
         """(1/N) sum_i g_i g_i', block by block over the units both blocks live on."""
@@ -53,10 +59,22 @@ class MomentBlocks:
         out = np.empty((k, k))
         starts = np.cumsum([0] + [v.shape[1] for v in self.values])
         blocks = list(zip(self.values, self.labeled_only))
+        stacked = self.all_units is not None
+        if stacked:
+            full = [a for a, (_, la) in enumerate(blocks) if not la]
+            product = self.all_units.T @ self.all_units
+            offsets = np.cumsum([0] + [blocks[a][0].shape[1] for a in full])
+            for i, a in enumerate(full):
+                for j, b in enumerate(full):
+                    out[starts[a] : starts[a + 1], starts[b] : starts[b + 1]] = product[
+                        offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]
+                    ]
         for a, (va, la) in enumerate(blocks):
             rows = slice(starts[a], starts[a + 1])
             for b in range(a, len(blocks)):
                 vb, lb = blocks[b]
+                if stacked and not la and not lb:
+                    continue
                 cols = slice(starts[b], starts[b + 1])
                 # a block that is zero off the labeled units restricts the product to them
                 left = va[self.labeled_pos] if lb and not la else va

@@ -22,7 +22,7 @@ from statsmodels.base.model import LikelihoodModelResults, Model
 
 from .data import FrameArg, ModelData, Source, build_model_data
 from .exceptions import ConvergenceError, SpecificationError
-from .families import Family, OLS, get_family, solve_estimating_equation
+from .families import OLS, Family, get_family, solve_estimating_equation, weighted_gram
 from .formula import capture_namespace
 from .gmm import GMMSynth
 from .results import ReportingMixin, ResultsWrapper
@@ -169,8 +169,13 @@ class PPI(_BaselineModel):
         self.source: Source = data.sources[0]
         labeled = np.zeros(data.n_units, dtype=bool)
         labeled[data.labeled_pos] = True
-        self._unlabeled_pos = np.flatnonzero(~labeled)
-        self._unlabeled_rows = np.flatnonzero(~labeled[self.source.unit_pos])
+        self._n_unlabeled = data.n_units - data.n_labeled
+        # Passes over the unlabeled units' rows weight all rows, zero on labeled
+        # units: no copy of the (large) auxiliary design is ever made.
+        source = self.source
+        self._unlabeled_weight = np.where(labeled[source.unit_pos], 0.0, source.row_weight)
+        rows = source.labeled_rows
+        self._aux_labeled = (source.X[rows], source.y[rows], source.row_weight[rows])
 
     @classmethod
     def from_formula(  # type: ignore[override]
@@ -193,10 +198,24 @@ class PPI(_BaselineModel):
         return cls(data, family, formula=formula, lam=lam)
 
     # -- the pieces of PPI++ ---------------------------------------------------------
-    def _aux_unit_scores(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Auxiliary scores per unit: (labeled units, unlabeled units)."""
+    def _aux_score_moments(self, params: np.ndarray) -> tuple[np.ndarray, tuple, tuple]:
+        """Auxiliary scores per unit: the labeled units' (n, p) scores, and the
+        (count, sum, cross product) of all units' and of the unlabeled units' scores."""
         per_unit = self.source.unit_sums(self.family.scores(self.source.X, self.source.y, params))
-        return per_unit[self.model_data.labeled_pos], per_unit[self._unlabeled_pos]
+        labeled = per_unit[self.model_data.labeled_pos]
+        all_units = (len(per_unit), np.ones(len(per_unit)) @ per_unit, per_unit.T @ per_unit)
+        unlabeled = (
+            self._n_unlabeled,
+            all_units[1] - labeled.sum(axis=0),
+            all_units[2] - labeled.T @ labeled,
+        )
+        return labeled, all_units, unlabeled
+
+    @staticmethod
+    def _covariance_from_moments(moments: tuple, ddof: int) -> np.ndarray:
+        count, total, cross = moments
+        mean = total / count
+        return (cross - count * np.outer(mean, mean)) / (count - ddof)
 
     def _hessian(self, params: np.ndarray, lam: float) -> np.ndarray:
         """ppi-python's Hessian: pooled over labeled and unlabeled rows, labeled only at lam=0."""
@@ -204,82 +223,100 @@ class PPI(_BaselineModel):
         labeled_part = self.family.gram(data.X, params)
         if lam == 0:
             return labeled_part / n
-        rows = self._unlabeled_rows
-        unlabeled_part = self.family.gram(source.X[rows], params, source.row_weight[rows])
-        return (labeled_part + unlabeled_part) / (n + len(self._unlabeled_pos))
+        unlabeled_part = self.family.gram(source.X, params, self._unlabeled_weight)
+        return (labeled_part + unlabeled_part) / (n + self._n_unlabeled)
 
-    def _point_estimate(self, lam: float) -> np.ndarray:
+    def _point_estimate(self, lam: float, start: np.ndarray | None = None) -> np.ndarray:
         data, source, names = self.model_data, self.source, self.model_data.param_names
         human = solve_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real")
         if lam == 0:
             return human
-        lab_rows, unl_rows = source.labeled_rows, self._unlabeled_rows
         if isinstance(self.family, OLS):
-            def wls(rows: np.ndarray, frame: str) -> np.ndarray:
-                return solve_estimating_equation(
-                    self.family, source.X[rows], source.y[rows], source.row_weight[rows],
-                    names=names, frame=frame,
-                )
-            return human + lam * (wls(unl_rows, f"{source.name} (unlabeled units)") - wls(lab_rows, f"{source.name} (labeled units)"))
-        return self._solve_rectified(lam, human)
+            unlabeled = solve_estimating_equation(
+                self.family, source.X, source.y, self._unlabeled_weight,
+                names=names, frame=f"{source.name} (unlabeled units)",
+            )
+            labeled = solve_estimating_equation(
+                self.family, *self._aux_labeled, names=names, frame=f"{source.name} (labeled units)"
+            )
+            return human + lam * (unlabeled - labeled)
+        return self._solve_rectified(lam, human if start is None else start)
 
-    def _solve_rectified(self, lam: float, start: np.ndarray, maxiter: int = 100, tol: float = 1e-10) -> np.ndarray:
-        """Newton on the rectified loss ``lam L_u(aux) - lam L_l(aux) + L_l(human)``."""
+    def _solve_rectified(self, lam: float, start: np.ndarray, maxiter: int = 100, tol: float = 1e-9) -> np.ndarray:
+        """Newton on the rectified loss ``lam L_u(aux) - lam L_l(aux) + L_l(human)``.
+
+        As in :func:`~synthinfer.families.fit_estimating_equation`, a full step is
+        taken when the loss is still falling at its end; otherwise it is halved.
+        """
         data, source, family = self.model_data, self.source, self.family
-        n, n_unl = data.n_labeled, len(self._unlabeled_pos)
-        lab, unl = source.labeled_rows, self._unlabeled_rows
-        w = source.row_weight
+        n, n_unl = data.n_labeled, self._n_unlabeled
+        w_unl = self._unlabeled_weight
+        X_lab, y_lab, w_lab = self._aux_labeled
+        workspace = np.empty_like(source.X)
 
         def loss(b: np.ndarray) -> float:
             return (
-                lam / n_unl * family.objective(source.X[unl] @ b, source.y[unl], w[unl])
-                - lam / n * family.objective(source.X[lab] @ b, source.y[lab], w[lab])
+                lam / n_unl * family.objective(source.X @ b, source.y, w_unl)
+                - lam / n * family.objective(X_lab @ b, y_lab, w_lab)
                 + family.objective(data.X @ b, data.y, np.ones(n)) / n
             )
 
-        params, value = start.copy(), loss(start)
-        for _ in range(maxiter):
-            aux_lab, aux_unl = self._aux_unit_scores(params)
+        def gradient_and_derivs(b: np.ndarray) -> tuple[np.ndarray, tuple]:
+            mu_u, d_u = family.mean_and_deriv(source.X @ b)
+            mu_l, d_l = family.mean_and_deriv(X_lab @ b)
+            mu_h, d_h = family.mean_and_deriv(data.X @ b)
             gradient = (
-                lam / n_unl * aux_unl.sum(axis=0) - lam / n * aux_lab.sum(axis=0)
-                + family.scores(data.X, data.y, params).sum(axis=0) / n
+                lam / n_unl * (source.X.T @ (w_unl * (source.y - mu_u)))
+                - lam / n * (X_lab.T @ (w_lab * (y_lab - mu_l)))
+                + data.X.T @ (data.y - mu_h) / n
             )
-            positive_part = lam / n_unl * family.gram(source.X[unl], params, w[unl]) + family.gram(data.X, params) / n
-            jacobian = positive_part - lam / n * family.gram(source.X[lab], params, w[lab])
-            try:
-                step = scipy.linalg.solve(jacobian, gradient, assume_a="pos")
-            except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-                step = scipy.linalg.solve(positive_part, gradient, assume_a="pos")
-            scale = 1.0
-            while True:
-                candidate = params + scale * step
-                new_value = loss(candidate)
-                if new_value <= value + 1e-12 * abs(value) or scale < 1e-8:
-                    break
-                scale *= 0.5
-            params, value = candidate, new_value
-            if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):
-                return params
+            return gradient, (d_u, d_l, d_h)
+
+        params = start.copy()
+        with np.errstate(over="ignore", invalid="ignore"):
+            gradient, (d_u, d_l, d_h) = gradient_and_derivs(params)
+            for _ in range(maxiter):
+                positive_part = (
+                    lam / n_unl * weighted_gram(source.X, w_unl * d_u, workspace)
+                    + weighted_gram(data.X, d_h) / n
+                )
+                jacobian = positive_part - lam / n * weighted_gram(X_lab, w_lab * d_l)
+                try:
+                    step = scipy.linalg.solve(jacobian, gradient, assume_a="pos")
+                except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+                    step = scipy.linalg.solve(positive_part, gradient, assume_a="pos")
+                new_gradient, derivs = gradient_and_derivs(params + step)
+                scale = 1.0
+                if n * (step @ gradient) >= 1.0 and not new_gradient @ step >= 0.0:
+                    value = loss(params)
+                    while scale >= 1e-8 and loss(params + scale * step) > value + 1e-12 * abs(value):
+                        scale *= 0.5
+                    new_gradient, derivs = gradient_and_derivs(params + scale * step)
+                params = params + scale * step
+                gradient, (d_u, d_l, d_h) = new_gradient, derivs
+                if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):
+                    return params
         raise ConvergenceError(f"the PPI++ estimating equation did not converge in {maxiter} iterations")
 
     def _tune(self, params: np.ndarray) -> float:
         """ppi-python's power-tuning rule, clipped to [0, 1]."""
-        data, n, n_unl = self.model_data, self.model_data.n_labeled, len(self._unlabeled_pos)
+        data, n, n_unl = self.model_data, self.model_data.n_labeled, self._n_unlabeled
         grads = self.family.scores(data.X, data.y, params)
-        grads_hat, grads_hat_unl = self._aux_unit_scores(params)
+        grads_hat, all_units, _ = self._aux_score_moments(params)
         inv_hessian = np.linalg.inv(self._hessian(params, lam=1.0))
         g_c, h_c = grads - grads.mean(axis=0), grads_hat - grads_hat.mean(axis=0)
         cov_grads = (g_c.T @ h_c + h_c.T @ g_c) / n
-        var_grads_hat = np.atleast_2d(np.cov(np.vstack([grads_hat, grads_hat_unl]), rowvar=False))
+        # ppi-python: np.cov (ddof=1) of the labeled and unlabeled scores stacked = all units
+        var_grads_hat = self._covariance_from_moments(all_units, ddof=1)
         num = np.trace(inv_hessian @ cov_grads @ inv_hessian)
         denom = 2 * (1 + n / n_unl) * np.trace(inv_hessian @ var_grads_hat @ inv_hessian)
         return float(np.clip(num / denom, 0.0, 1.0))
 
     def _covariance(self, params: np.ndarray, lam: float, ddof: int) -> np.ndarray:
-        data, n, n_unl = self.model_data, self.model_data.n_labeled, len(self._unlabeled_pos)
+        data, n, n_unl = self.model_data, self.model_data.n_labeled, self._n_unlabeled
         grads = self.family.scores(data.X, data.y, params)
-        grads_hat, grads_hat_unl = self._aux_unit_scores(params)
-        var_unl = np.atleast_2d(np.cov(lam * grads_hat_unl, rowvar=False, ddof=ddof)) if lam != 0 else 0.0
+        grads_hat, _, unlabeled = self._aux_score_moments(params)
+        var_unl = lam**2 * self._covariance_from_moments(unlabeled, ddof) if lam != 0 else 0.0
         var = np.atleast_2d(np.cov(grads - lam * grads_hat, rowvar=False, ddof=ddof))
         inv_hessian = np.linalg.inv(self._hessian(params, lam))
         return inv_hessian @ (n / n_unl * var_unl + var) @ inv_hessian / n
@@ -293,13 +330,16 @@ class PPI(_BaselineModel):
             Degrees of freedom of the score variances. 0 (default) makes
             ``lam=0`` exactly the classical HC0 fit; ppi-python uses 1.
         """
+        start = None
         if self.lam == "auto":
-            lam = self._tune(self._point_estimate(1.0))
-            lam = self._tune(self._point_estimate(lam))
+            start = self._point_estimate(1.0)
+            lam = self._tune(start)
+            start = self._point_estimate(lam, start)
+            lam = self._tune(start)
             tuned = True
         else:
             lam, tuned = float(self.lam), False
-        params = self._point_estimate(lam)
+        params = self._point_estimate(lam, start)
         cov = self._covariance(params, lam, ddof)
         cov_type = "HC0" if ddof == 0 else f"HC0, ddof={ddof}"
         return self._results(params, cov, lam=lam, lam_tuned=tuned, ddof=ddof, cov_type=cov_type)

@@ -1,0 +1,204 @@
+"""Side-by-side fit times of synthinfer, statsmodels and ppi-python in one process.
+
+Run ``python benchmarks/bench_fit.py`` (full grid: N = 1e4, 1e5, 1e6; p = 5, 20)
+or ``python benchmarks/bench_fit.py --quick`` (small N, used by the test
+suite to keep the script working). Writes ``results.csv`` and ``results.md``
+to ``--output`` (default ``benchmarks/results/``).
+
+Every time is the median of ``--repeats`` runs of the fit alone: the model
+objects (design matrices) are built once before timing, for every library.
+Ratios are to statsmodels' fit on the N proxy rows measured in the same run:
+``Logit(y, X).fit()`` for logit, ``OLS(y, X).fit(cov_type="HC0")`` for ols.
+ppi-python is timed after one warm-up call, so its numba compilation is
+excluded. Peak memory is measured with tracemalloc during one gmm_synth fit
+and reported relative to the bytes of its input design matrices.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy.special import expit
+
+import synthinfer.api as smf
+
+
+def make_frames(model: str, n_units: int, p: int, n_labeled: int, seed: int = 0):
+    """Real (n rows), proxy (N rows) and synthetic (N rows, one per unit) frames with p columns."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_units, p - 1))
+    beta = np.linspace(0.5, -0.5, p - 1) / np.sqrt(p)
+    lin = 0.2 + X @ beta
+    if model == "logit":
+        y = rng.binomial(1, expit(lin)).astype(float)
+        y_proxy = np.where(rng.random(n_units) < 0.1, 1 - y, y)
+        y_synth = np.where(rng.random(n_units) < 0.15, 1 - y, y)
+    else:
+        y = lin + rng.normal(size=n_units)
+        y_proxy = y + rng.normal(scale=0.5, size=n_units)
+        y_synth = y + 0.1 + rng.normal(scale=0.7, size=n_units)
+    columns = [f"x{j}" for j in range(1, p)]
+    units = pd.RangeIndex(n_units, name="unit")
+    covariates = pd.DataFrame(X, index=units, columns=columns)
+    proxy = covariates.assign(y=y_proxy)
+    synth = (covariates + rng.normal(scale=0.2, size=X.shape)).assign(y=y_synth)
+    labeled = rng.choice(n_units, size=n_labeled, replace=False)
+    real = covariates.iloc[labeled].assign(y=y[labeled])
+    formula = "y ~ " + " + ".join(columns)
+    return formula, real, proxy, synth
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        gc.collect()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_memory_ratio(model, design_bytes: int) -> float:
+    gc.collect()
+    tracemalloc.start()
+    model.fit()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak / design_bytes
+
+
+def _import_ppi_py():
+    try:
+        with warnings.catch_warnings():  # ppi_py silences all warnings on import
+            import ppi_py
+    except ImportError:
+        return None
+    return ppi_py
+
+
+def run(sizes: list[int], ps: list[int], repeats: int, n_labeled: int, with_ppi_python: bool) -> pd.DataFrame:
+    ppi_py = _import_ppi_py() if with_ppi_python else None
+    rows = []
+    for model in ("logit", "ols"):
+        for p in ps:
+            for n_units in sizes:
+                formula, real, proxy, synth = make_frames(model, n_units, p, min(n_labeled, n_units // 2))
+                t0 = time.perf_counter()
+                gmm = smf.gmm_synth(formula, real=real, proxy=proxy, synth=synth, model=model)
+                build_time = time.perf_counter() - t0
+                proxy_only = smf.gmm_proxy(formula, real=real, proxy=proxy, model=model)
+                ppi = smf.ppi(formula, real=real, proxy=proxy, model=model, lam="auto")
+                X = sm.add_constant(proxy.drop(columns="y").to_numpy())
+                yp = proxy["y"].to_numpy()
+                if model == "logit":
+                    def reference():
+                        return sm.Logit(yp, X).fit(disp=0)
+                else:
+                    def reference():
+                        return sm.OLS(yp, X).fit(cov_type="HC0")
+                timings = {
+                    "statsmodels": median_time(reference, repeats),
+                    "gmm_synth": median_time(gmm.fit, repeats),
+                    "gmm_proxy": median_time(proxy_only.fit, repeats),
+                    "ppi (auto)": median_time(ppi.fit, repeats),
+                }
+                if ppi_py is not None:
+                    data = gmm.model_data
+                    labeled = np.zeros(n_units, dtype=bool)
+                    labeled[data.labeled_pos] = True
+                    source = data.sources[0]
+                    args = (data.X, data.y, source.y[data.labeled_pos], source.X[~labeled], source.y[~labeled])
+                    reference_ppi = ppi_py.ppi_logistic_ci if model == "logit" else ppi_py.ppi_ols_ci
+
+                    def ppi_fn():
+                        with warnings.catch_warnings():  # sklearn deprecations inside ppi-python
+                            warnings.simplefilter("ignore", FutureWarning)
+                            return reference_ppi(*args)
+
+                    ppi_fn()  # warm-up: numba compiles here
+                    timings["ppi-python (warm)"] = median_time(ppi_fn, repeats)
+                design_bytes = data_bytes(gmm)
+                memory = peak_memory_ratio(gmm, design_bytes)
+                for estimator, seconds in timings.items():
+                    rows.append({
+                        "model": model, "p": p, "N": n_units, "n_labeled": gmm.n_labeled,
+                        "estimator": estimator, "seconds": seconds,
+                        "ratio_to_statsmodels": seconds / timings["statsmodels"],
+                        "build_seconds": build_time if estimator == "gmm_synth" else np.nan,
+                        "peak_memory_ratio": memory if estimator == "gmm_synth" else np.nan,
+                    })
+                print(f"{model} p={p} N={n_units}: " + ", ".join(
+                    f"{k} {v:.3f}s ({v / timings['statsmodels']:.2f}x)" for k, v in timings.items()
+                ) + f"; gmm_synth peak memory {memory:.2f}x design", file=sys.stderr)
+    return pd.DataFrame(rows)
+
+
+def data_bytes(model) -> int:
+    data = model.model_data
+    return data.X.nbytes + sum(s.X.nbytes for s in data.sources)
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}"
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    wide = table.pivot_table(
+        index=["model", "p", "N"], columns="estimator", values="ratio_to_statsmodels", sort=False
+    )
+    seconds = table[table.estimator == "statsmodels"].set_index(["model", "p", "N"])["seconds"]
+    memory = table[table.estimator == "gmm_synth"].set_index(["model", "p", "N"])["peak_memory_ratio"]
+    lines = [
+        f"Machine: {machine()}.",
+        "",
+        "Time of each fit relative to statsmodels on the N proxy rows (median of repeats; "
+        "statsmodels seconds in the first column); peak memory of a gmm_synth fit relative to "
+        "its input design matrices.",
+        "",
+    ]
+    header = ["model", "p", "N", "statsmodels (s)", *wide.columns, "gmm_synth memory"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for key, row in wide.iterrows():
+        cells = [str(key[0]), str(key[1]), f"{key[2]:,}", f"{seconds[key]:.3f}"]
+        cells += [f"{row[c]:.2f}x" if pd.notna(row[c]) else "" for c in wide.columns]
+        cells.append(f"{memory[key]:.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small N, one repeat (for the test suite)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--p", type=int, nargs="+", default=[5, 20])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--n-labeled", type=int, default=1000)
+    parser.add_argument("--no-ppi-python", action="store_true")
+    parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.p, args.repeats, args.n_labeled = [2_000], [5], 1, 200
+    table = run(args.sizes, args.p, args.repeats, args.n_labeled, not args.no_ppi_python)
+    args.output.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.output / "results.csv", index=False)
+    (args.output / "results.md").write_text(to_markdown(table))
+    print(to_markdown(table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

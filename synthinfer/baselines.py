@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Mapping
 from typing import Any
@@ -226,21 +227,32 @@ class PPI(_BaselineModel):
         unlabeled_part = self.family.gram(source.X, params, self._unlabeled_weight)
         return (labeled_part + unlabeled_part) / (n + self._n_unlabeled)
 
+    @functools.cached_property
+    def _human(self) -> np.ndarray:
+        data = self.model_data
+        return solve_estimating_equation(
+            self.family, data.X, data.y, None, names=data.param_names, frame="real"
+        )
+
+    @functools.cached_property
+    def _ols_aux_difference(self) -> np.ndarray:
+        """theta(unlabeled aux) - theta(labeled aux): OLS's PPI estimate is linear in lam."""
+        source, names = self.source, self.model_data.param_names
+        unlabeled = solve_estimating_equation(
+            self.family, source.X, source.y, self._unlabeled_weight,
+            names=names, frame=f"{source.name} (unlabeled units)",
+        )
+        labeled = solve_estimating_equation(
+            self.family, *self._aux_labeled, names=names, frame=f"{source.name} (labeled units)"
+        )
+        return unlabeled - labeled
+
     def _point_estimate(self, lam: float, start: np.ndarray | None = None) -> np.ndarray:
-        data, source, names = self.model_data, self.source, self.model_data.param_names
-        human = solve_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real")
         if lam == 0:
-            return human
+            return self._human
         if isinstance(self.family, OLS):
-            unlabeled = solve_estimating_equation(
-                self.family, source.X, source.y, self._unlabeled_weight,
-                names=names, frame=f"{source.name} (unlabeled units)",
-            )
-            labeled = solve_estimating_equation(
-                self.family, *self._aux_labeled, names=names, frame=f"{source.name} (labeled units)"
-            )
-            return human + lam * (unlabeled - labeled)
-        return self._solve_rectified(lam, human if start is None else start)
+            return self._human + lam * self._ols_aux_difference
+        return self._solve_rectified(lam, self._human if start is None else start)
 
     def _solve_rectified(self, lam: float, start: np.ndarray, maxiter: int = 100, tol: float = 1e-9) -> np.ndarray:
         """Newton on the rectified loss ``lam L_u(aux) - lam L_l(aux) + L_l(human)``.

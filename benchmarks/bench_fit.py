@@ -1,9 +1,10 @@
 """Side-by-side fit times of synthinfer, statsmodels and ppi-python in one process.
 
-Run ``python benchmarks/bench_fit.py`` (full grid: N = 1e4, 1e5, 1e6; p = 5, 20)
-or ``python benchmarks/bench_fit.py --quick`` (small N, used by the test
-suite to keep the script working). Writes ``results.csv`` and ``results.md``
-to ``--output`` (default ``benchmarks/results/``).
+Run ``python benchmarks/bench_fit.py --docs docs/performance.md`` (full grid:
+N = 1e4, 1e5, 1e6; p = 5, 20; also renders the documentation page) or
+``python benchmarks/bench_fit.py --quick`` (small N, used by the test suite to
+keep the script working). Writes ``results.csv`` and ``results.md`` to
+``--output`` (default ``benchmarks/results/``).
 
 Every time is the median of ``--repeats`` runs of the fit alone: the model
 objects (design matrices) are built once before timing, for every library.
@@ -180,6 +181,38 @@ def to_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_docs_page(table: pd.DataFrame, markdown: str, path: Path) -> None:
+    """Fill benchmarks/performance_page.md.in with this run's numbers."""
+    at_1e6 = table[table.N == table.N.max()].set_index(["model", "p", "estimator"])["ratio_to_statsmodels"]
+
+    def ratio(model: str, p: int) -> str:
+        key = (model, p, "gmm_synth")
+        return f"{at_1e6[key]:.2f}x" if key in at_1e6.index else "not measured"
+
+    memory = table["peak_memory_ratio"].max()
+    seconds = table.set_index(["model", "p", "N", "estimator"])["seconds"]
+
+    def speedup_over_ppi_python(estimator: str) -> str:
+        rows = [key[:3] for key in seconds.index if key[0] == "logit" and key[2] >= 100_000 and key[3] == estimator]
+        if not rows or (rows[0] + ("ppi-python (warm)",)) not in seconds.index:
+            return "not measured"
+        ratios = {key: seconds[key + ("ppi-python (warm)",)] / seconds[key + (estimator,)] for key in rows}
+        worst = min(ratios, key=ratios.get)
+        return f"{ratios[worst]:.1f}x (slowest case: p = {worst[1]}, N = {worst[2]:,})"
+
+    text = (Path(__file__).parent / "performance_page.md.in").read_text()
+    for placeholder, value in {
+        "@RESULTS@": markdown.strip(),
+        "@LOGIT5@": ratio("logit", 5), "@LOGIT20@": ratio("logit", 20),
+        "@OLS5@": ratio("ols", 5), "@OLS20@": ratio("ols", 20),
+        "@MEMORY@": f"{memory:.2f}x",
+        "@PPI_SPEEDUP@": speedup_over_ppi_python("ppi (auto)"),
+        "@GMM_SPEEDUP@": speedup_over_ppi_python("gmm_synth"),
+    }.items():
+        text = text.replace(placeholder, value)
+    path.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small N, one repeat (for the test suite)")
@@ -189,14 +222,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-labeled", type=int, default=1000)
     parser.add_argument("--no-ppi-python", action="store_true")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--docs", type=Path, help="also write the documentation page (docs/performance.md)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.p, args.repeats, args.n_labeled = [2_000], [5], 1, 200
     table = run(args.sizes, args.p, args.repeats, args.n_labeled, not args.no_ppi_python)
     args.output.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.output / "results.csv", index=False)
-    (args.output / "results.md").write_text(to_markdown(table))
-    print(to_markdown(table))
+    markdown = to_markdown(table)
+    (args.output / "results.md").write_text(markdown)
+    if args.docs is not None:
+        render_docs_page(table, markdown, args.docs)
+    print(markdown)
     return 0
 
 

@@ -21,7 +21,8 @@ def bench():
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # sklearn deprecations inside ppi-python
 def test_quick_run_writes_csv_and_markdown(bench, tmp_path) -> None:
-    assert bench.main(["--quick", "--output", str(tmp_path)]) == 0
+    page = tmp_path / "performance.md"
+    assert bench.main(["--quick", "--output", str(tmp_path), "--docs", str(page)]) == 0
     table = pd.read_csv(tmp_path / "results.csv")
     expected = {"statsmodels", "gmm_synth", "gmm_proxy", "ppi (auto)", "ppi-python (warm)"}
     for model in ("logit", "ols"):
@@ -33,6 +34,8 @@ def test_quick_run_writes_csv_and_markdown(bench, tmp_path) -> None:
     assert (memory > 0).all()
     markdown = (tmp_path / "results.md").read_text()
     assert "Machine:" in markdown and "| logit | 5 | 2,000 |" in markdown
+    rendered = page.read_text()
+    assert "@" not in rendered and markdown.strip() in rendered
 
 
 def test_frames_follow_the_data_contract(bench) -> None:

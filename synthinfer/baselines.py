@@ -21,11 +21,12 @@ import scipy.linalg
 from statsmodels.base import wrapper as wrap
 from statsmodels.base.model import LikelihoodModelResults, Model
 
-from .data import FrameArg, ModelData, Source, build_model_data
+from .data import FrameArg, ModelData, Source
 from .exceptions import ConvergenceError, SpecificationError
-from .families import OLS, Family, get_family, solve_estimating_equation, weighted_gram
+from .families import OLS, Family, fit_estimating_equation, weighted_gram
 from .formula import capture_namespace
 from .gmm import GMMSynth
+from .model import ModelBase
 from .results import ReportingMixin, ResultsWrapper
 
 __all__ = ["Classical", "Naive", "PPI", "BaselineResults"]
@@ -53,21 +54,13 @@ class Classical(GMMSynth):
         return "Classical"
 
 
-class _BaselineModel(Model):
+class _BaselineModel(ModelBase, Model):
     """A model on :class:`ModelData` whose ``fit`` computes params and a covariance directly."""
 
     def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
-        self.family = get_family(model)
-        self.model_data = data
-        self.formula = formula
-        endog = pd.Series(data.y, index=data.real_index, name=data.spec.outcome_name)
-        exog = pd.DataFrame(data.X, index=data.real_index, columns=data.param_names)
+        endog, exog = self._set_data(data, model, formula)
         super().__init__(endog, exog)
-        self.nobs = data.n_units
-        self.n_labeled = data.n_labeled
-        self.k_target = len(data.param_names)
-        self.unit_ids = data.unit_ids
-        self.source_names = [s.name for s in data.sources]
+        self._set_counts()
 
     def _results(self, params: np.ndarray, cov: np.ndarray, **attrs: Any) -> BaselineResultsWrapper:
         results = BaselineResults(self, params, cov, **attrs)
@@ -104,9 +97,7 @@ class Naive(_BaselineModel):
         eval_env: int | Mapping[str, Any] = 0,
     ) -> Naive:
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        family = get_family(model)
-        data = build_model_data(formula, real, proxy, synth, family, engine, namespace)
-        return cls(data, family, formula=formula)
+        return cls._from_frames(formula, real, proxy, synth, model, engine, namespace)
 
     def pooled_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The stacked (X, y) the naive fit treats as human data."""
@@ -123,9 +114,9 @@ class Naive(_BaselineModel):
     def fit(self) -> BaselineResultsWrapper:  # type: ignore[override]
         """Fit on the pooled rows; HC0 covariance over rows."""
         X, y = self.pooled_rows()
-        params = solve_estimating_equation(
+        params = fit_estimating_equation(
             self.family, X, y, None, names=self.model_data.param_names, frame="pooled rows"
-        )
+        ).params
         scores = self.family.scores(X, y, params)
         cov = _sandwich(self.family.gram(X, params), scores.T @ scores)
         return self._results(params, cov, n_rows=len(y))
@@ -194,9 +185,7 @@ class PPI(_BaselineModel):
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         if (proxy is None) == (synth is None):
             raise SpecificationError("ppi takes exactly one auxiliary source: give proxy= or synth=")
-        family = get_family(model)
-        data = build_model_data(formula, real, proxy, synth, family, engine, namespace)
-        return cls(data, family, formula=formula, lam=lam)
+        return cls._from_frames(formula, real, proxy, synth, model, engine, namespace, lam=lam)
 
     # -- the pieces of PPI++ ---------------------------------------------------------
     def _aux_score_moments(self, params: np.ndarray) -> tuple[np.ndarray, tuple, tuple]:
@@ -230,21 +219,21 @@ class PPI(_BaselineModel):
     @functools.cached_property
     def _human(self) -> np.ndarray:
         data = self.model_data
-        return solve_estimating_equation(
+        return fit_estimating_equation(
             self.family, data.X, data.y, None, names=data.param_names, frame="real"
-        )
+        ).params
 
     @functools.cached_property
     def _ols_aux_difference(self) -> np.ndarray:
         """theta(unlabeled aux) - theta(labeled aux): OLS's PPI estimate is linear in lam."""
         source, names = self.source, self.model_data.param_names
-        unlabeled = solve_estimating_equation(
+        unlabeled = fit_estimating_equation(
             self.family, source.X, source.y, self._unlabeled_weight,
             names=names, frame=f"{source.name} (unlabeled units)",
-        )
-        labeled = solve_estimating_equation(
+        ).params
+        labeled = fit_estimating_equation(
             self.family, *self._aux_labeled, names=names, frame=f"{source.name} (labeled units)"
-        )
+        ).params
         return unlabeled - labeled
 
     def _point_estimate(self, lam: float, start: np.ndarray | None = None) -> np.ndarray:

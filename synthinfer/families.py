@@ -27,7 +27,7 @@ from .exceptions import (
 
 __all__ = [
     "Family", "OLS", "Logit", "Poisson", "get_family",
-    "NewtonFit", "check_full_rank", "fit_estimating_equation", "solve_estimating_equation",
+    "NewtonFit", "check_full_rank", "fit_estimating_equation",
     "weighted_gram",
 ]
 
@@ -223,24 +223,6 @@ def check_full_rank(
             f"{dependent} are linear combinations of the others (collinear or constant "
             f"within this frame)"
         )
-
-
-def solve_estimating_equation(
-    family: Family,
-    X: np.ndarray,
-    y: np.ndarray,
-    weights: np.ndarray | None,
-    *,
-    names: Sequence[str],
-    frame: str,
-    start: np.ndarray | None = None,
-    maxiter: int = 100,
-    tol: float = 1e-7,
-) -> np.ndarray:
-    """Solve ``sum_j w_j x_j (y_j - mu(x_j'b)) = 0``; see :func:`fit_estimating_equation`."""
-    return fit_estimating_equation(
-        family, X, y, weights, names=names, frame=frame, start=start, maxiter=maxiter, tol=tol
-    ).params
 
 
 class NewtonFit(NamedTuple):

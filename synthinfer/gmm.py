@@ -26,10 +26,11 @@ from statsmodels.sandbox.regression.gmm import GMM, results_class_dict
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .covariance import get_covariance
-from .data import FrameArg, ModelData, build_model_data
+from .data import FrameArg, ModelData
 from .exceptions import NearSingularWeightWarning
-from .families import Family, fit_estimating_equation, get_family, weighted_gram
+from .families import Family, fit_estimating_equation, weighted_gram
 from .formula import capture_namespace
+from .model import ModelBase
 from .moments import MomentBlocks
 from .results import GMMSynthResultsWrapper
 
@@ -66,7 +67,7 @@ def weight_matrix(s: np.ndarray) -> np.ndarray:
     return np.linalg.inv(scaled) / np.outer(scale, scale)
 
 
-class GMMSynth(GMM):
+class GMMSynth(ModelBase, GMM):
     """Two-step GMM for a target regression with auxiliary (proxy, synthetic) sources.
 
     Build it with :meth:`from_formula` (``synthinfer.api.gmm_synth``).
@@ -84,20 +85,12 @@ class GMMSynth(GMM):
     results_class = "GMMSynthResults"
 
     def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
-        self.family = get_family(model)
-        self.model_data = data
-        self.formula = formula
+        endog, exog = self._set_data(data, model, formula)
         p, n_sources = len(data.param_names), len(data.sources)
-        endog = pd.Series(data.y, index=data.real_index, name=data.spec.outcome_name)
-        exog = pd.DataFrame(data.X, index=data.real_index, columns=data.param_names)
         super().__init__(
             endog, exog, None, k_moms=p * (1 + 2 * n_sources), k_params=p * (1 + n_sources)
         )
-        self.nobs = data.n_units
-        self.n_labeled = data.n_labeled
-        self.k_target = p
-        self.unit_ids = data.unit_ids
-        self.source_names = [s.name for s in data.sources]
+        self._set_counts()
         self._fitted_cache: dict[int, tuple[bytes, np.ndarray, np.ndarray]] = {}
         self.param_names_full = list(data.param_names) + [
             f"eta[{name}]:{col}" for name in self.source_names for col in data.param_names
@@ -137,9 +130,7 @@ class GMMSynth(GMM):
             frames above the caller (0 = the caller), or a dict of names.
         """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        family = get_family(model)
-        data = build_model_data(formula, real, proxy, synth, family, engine, namespace)
-        return cls(data, family, formula=formula)
+        return cls._from_frames(formula, real, proxy, synth, model, engine, namespace)
 
     # -- parameter layout --------------------------------------------------------
     def _split(self, params: np.ndarray) -> list[np.ndarray]:
@@ -157,7 +148,7 @@ class GMMSynth(GMM):
         Newton's last Hessian was taken one tiny step before eta: close enough to
         steer Gauss-Newton, which re-checks with the exact G at its end.
         """
-        data, names, p = self.model_data, self.model_data.param_names, self.k_target
+        data, names = self.model_data, self.model_data.param_names
         theta = fit_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real").params
         pieces, hessians = [theta], []
         for source in data.sources:

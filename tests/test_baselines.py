@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.stats
 import statsmodels.api as sm
 
 import synthinfer

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 import warnings
@@ -358,6 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(record=True) as caught:
         try:
             code = args.handler(args)
+        except BrokenPipeError:  # the reader stopped early (`| head`): not an error
+            _silence_stdout()
+            code = EXIT_OK
         except _INPUT_ERRORS as exc:
             if args.traceback:
                 raise
@@ -374,8 +378,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     for warning in caught:
         print(f"{PROG}: warning: {_one_line(warning.message)}", file=sys.stderr)  # type: ignore[arg-type]
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":  # pragma: no cover

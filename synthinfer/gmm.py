@@ -27,7 +27,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .covariance import get_covariance
 from .data import FrameArg, ModelData
-from .exceptions import NearSingularWeightWarning
+from .exceptions import NearSingularWeightWarning, SpecificationError
 from .families import Family, fit_estimating_equation, weighted_gram
 from .formula import capture_namespace
 from .model import ModelBase
@@ -46,16 +46,37 @@ class SolverInfo:
     max_step_in_se: float
 
 
-def weight_matrix(s: np.ndarray) -> np.ndarray:
-    """W = S^-1, warning when S is close to singular.
+# Above this condition number (of S scaled to unit diagonal) S is singular in
+# double precision: some moments are exact linear combinations of others.
+SINGULAR_CONDITION = 1e14
+NEAR_SINGULAR_CONDITION = 1e12
+
+
+def weight_matrix(s: np.ndarray, block_names: list[str] | None = None) -> np.ndarray:
+    """W = S^-1; an error when S is singular, a warning when it is close.
 
     S is scaled to unit diagonal before the condition check so the check does
-    not depend on the units of the covariates.
+    not depend on the units of the covariates. ``block_names`` (one name per
+    moment block of equal size) lets the error say which moments collide.
     """
     scale = np.sqrt(np.clip(np.diag(s), np.finfo(float).tiny, None))
     scaled = s / np.outer(scale, scale)
-    condition = np.linalg.cond(scaled)
-    if not np.isfinite(condition) or condition > 1e12:
+    eigenvalues, eigenvectors = np.linalg.eigh(scaled)
+    smallest = eigenvalues[0]
+    condition = eigenvalues[-1] / smallest if smallest > eigenvalues[-1] * 1e-300 else np.inf
+    if condition > SINGULAR_CONDITION:
+        culprits = ""
+        if block_names:
+            loadings = np.abs(eigenvectors[:, 0]).reshape(len(block_names), -1).max(axis=1)
+            involved = [name for name, load in zip(block_names, loadings) if load >= 0.1 * loadings.max()]
+            culprits = f" The collinear moments: {involved}."
+        raise SpecificationError(
+            f"the moment covariance S is singular (condition number {condition:.3g} after "
+            f"scaling): some auxiliary moments are exact linear combinations of others, as "
+            f"when a source repeats another source's data or its recoding.{culprits} Drop "
+            f"the duplicate source."
+        )
+    if condition > NEAR_SINGULAR_CONDITION:
         warnings.warn(
             f"the moment covariance S is close to singular (condition number "
             f"{condition:.3g} after scaling); an auxiliary source's moments are nearly "
@@ -369,7 +390,10 @@ class GMMSynth(ModelBase, GMM):
         """
         covariance = get_covariance(cov_type, cov_kwds, self.model_data)
         start, newton_blocks = self._step_one()
-        weights = weight_matrix(covariance.s(self.moment_blocks(start)))
+        block_names = ["real (labeled units)"] + [
+            f"{name} ({units} units)" for name in self.source_names for units in ("labeled", "all")
+        ]
+        weights = weight_matrix(covariance.s(self.moment_blocks(start)), block_names)
         if self.model_data.sources:
             params, info, jacobian = self._gauss_newton(
                 start, weights, maxiter=maxiter, tol=tol, all_units_blocks=newton_blocks

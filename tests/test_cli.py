@@ -488,3 +488,16 @@ def test_python_dash_m_is_the_cli(files) -> None:
     assert done.stderr.startswith("synthinfer: error: real file") and "Traceback" not in done.stderr
     done = subprocess.run([sys.executable, "-m", "synthinfer"], capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0 and done.stdout.startswith("usage: synthinfer")
+
+
+def test_a_reader_that_stops_early_is_not_an_error() -> None:
+    # `synthinfer demo | head -1`: the pipe closes while the demo is still printing
+    reader = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    done = subprocess.run(
+        [sys.executable, "-m", "synthinfer", "demo", "--n-labeled", "300"],
+        stdout=reader.stdin, stderr=subprocess.PIPE, text=True, timeout=300, check=False,
+    )
+    reader.stdin.close()
+    reader.wait(timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "error" not in done.stderr and "Traceback" not in done.stderr

@@ -719,3 +719,13 @@ def test_unused_column_named_like_a_formula_token_is_ignored(formula, column):
     real, proxy, synth = _with_groups(*study())
     real[column] = np.nan
     smf.gmm_synth(formula, real=real, proxy=proxy, synth=synth)
+
+
+@pytest.mark.parametrize("recode", [lambda y: y, lambda y: 1 - y])
+def test_a_source_that_repeats_another_is_an_error_naming_both(recode):
+    from synthinfer.simulate import make_study as _make
+
+    st = _make("logit", 400, 80, seed=2)
+    twin = st.proxy.assign(y=recode(st.proxy["y"]))
+    with pytest.raises(SpecificationError, match=r"(?s)singular.*'gpt \(all units\)'.*'twin \(all units\)'"):
+        smf.gmm_synth(st.formula, real=st.real, proxy={"gpt": st.proxy, "twin": twin}, model="logit").fit()

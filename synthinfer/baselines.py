@@ -44,10 +44,17 @@ class Classical(GMMSynth):
         *,
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
+        labeling_prob: Any = None,
     ) -> Classical:
-        """As :meth:`GMMSynth.from_formula` with the human-labeled frame only."""
+        """As :meth:`GMMSynth.from_formula` with the human-labeled frame only.
+
+        With ``labeling_prob`` it is the inverse-probability-weighted estimate.
+        """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        return super().from_formula(formula, real, None, None, model, engine=engine, eval_env=namespace)  # type: ignore[return-value]
+        return super().from_formula(  # type: ignore[return-value]
+            formula, real, None, None, model, engine=engine, eval_env=namespace,
+            labeling_prob=labeling_prob,
+        )
 
     @property
     def estimator_label(self) -> str:

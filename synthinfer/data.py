@@ -19,7 +19,7 @@ the same thing to the estimator; only ``kind`` differs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -95,6 +95,9 @@ class ModelData:
     spec: FormulaSpec
     real_index: pd.Index
     frames: Mapping[str, pd.DataFrame] = field(repr=False)
+    #: 1 / pi_i for the labeled units (in the order of ``real``), or None for a
+    #: simple random sample; see :meth:`with_labeling_prob`
+    labeled_weight: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -107,6 +110,45 @@ class ModelData:
     @property
     def param_names(self) -> list[str]:
         return self.spec.param_names
+
+    def with_labeling_prob(self, prob: Any) -> ModelData:
+        """The same data with known labeling probabilities pi_i of the labeled units.
+
+        ``prob`` is a column name (of ``real``, or of a frame covering every
+        unit), a Series indexed by unit id, or an array in the order of ``real``'s
+        rows. Each pi_i must be known by design and lie in (0, 1].
+        """
+        what = "labeling probabilities"
+        if isinstance(prob, str) and prob in self.frames["real"].columns:
+            values = self.frames["real"][prob]
+        elif isinstance(prob, str):
+            values = pd.Series(self.unit_values(prob, what), index=self.unit_ids)
+        elif isinstance(prob, pd.Series):
+            values = prob
+        else:
+            values = pd.Series(np.asarray(prob, dtype=float).ravel())
+            if len(values) != self.n_labeled:
+                raise SpecificationError(
+                    f"{what} as an array must have one value per labeled unit "
+                    f"({self.n_labeled}, in the order of real's rows); got {len(values)}"
+                )
+            values.index = self.real_index
+        if isinstance(values, pd.Series) and not values.index.equals(self.real_index):
+            missing = self.real_index.difference(values.index)
+            if len(missing) or not values.index.is_unique:
+                raise SpecificationError(
+                    f"{what} must give one value per labeled unit; missing for units "
+                    f"{describe_units(missing)}"
+                )
+            values = values.reindex(self.real_index)
+        prob_values = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
+        bad = ~np.isfinite(prob_values) | (prob_values <= 0) | (prob_values > 1)
+        if bad.any():
+            raise SpecificationError(
+                f"{what} must be known numbers in (0, 1], but are not for labeled unit(s) "
+                f"{describe_units(self.real_index[bad])}"
+            )
+        return replace(self, labeled_weight=1.0 / prob_values)
 
     def unit_values(self, values: Any, what: str) -> np.ndarray:
         """Align a per-unit column name, Series or array to the model's units."""

@@ -105,7 +105,15 @@ class GMMSynth(ModelBase, GMM):
 
     results_class = "GMMSynthResults"
 
-    def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
+    def __init__(
+        self,
+        data: ModelData,
+        model: str | Family = "ols",
+        formula: str | None = None,
+        labeling_prob: Any = None,
+    ):
+        if labeling_prob is not None:
+            data = data.with_labeling_prob(labeling_prob)
         endog, exog = self._set_data(data, model, formula)
         p, n_sources = len(data.param_names), len(data.sources)
         super().__init__(
@@ -113,6 +121,15 @@ class GMMSynth(ModelBase, GMM):
         )
         self._set_counts()
         self._fitted_cache: dict[int, tuple[bytes, np.ndarray, np.ndarray]] = {}
+        # 1/pi per labeled unit, and per row of each source's labeled rows
+        self._labeled_weight = data.labeled_weight
+        self._labeled_row_weight: list[np.ndarray | None] = [None] * n_sources
+        if data.labeled_weight is not None:
+            position = np.full(data.n_units, -1)
+            position[data.labeled_pos] = np.arange(data.n_labeled)
+            self._labeled_row_weight = [
+                data.labeled_weight[position[s.unit_pos[s.labeled_rows]]] for s in data.sources
+            ]
         self.param_names_full = list(data.param_names) + [
             f"eta[{name}]:{col}" for name in self.source_names for col in data.param_names
         ]
@@ -128,6 +145,7 @@ class GMMSynth(ModelBase, GMM):
         *,
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
+        labeling_prob: Any = None,
     ) -> GMMSynth:
         """Create the model from a formula and the real / proxy / synthetic frames.
 
@@ -149,9 +167,17 @@ class GMMSynth(ModelBase, GMM):
         eval_env : int or dict
             Where the formula looks up names that are not columns: the number of
             frames above the caller (0 = the caller), or a dict of names.
+        labeling_prob : str, Series or array, optional
+            Known probabilities pi_i with which each labeled unit was chosen for
+            human labeling (a column, a Series indexed by unit id, or an array in
+            the order of ``real``'s rows). The labeled moment blocks are weighted by
+            1/pi_i. pi_i must be known by design and positive; the default is a
+            simple random sample (all pi_i equal, which gives the same estimate).
         """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        return cls._from_frames(formula, real, proxy, synth, model, engine, namespace)
+        return cls._from_frames(
+            formula, real, proxy, synth, model, engine, namespace, labeling_prob=labeling_prob
+        )
 
     # -- parameter layout --------------------------------------------------------
     def _split(self, params: np.ndarray) -> list[np.ndarray]:
@@ -170,7 +196,9 @@ class GMMSynth(ModelBase, GMM):
         steer Gauss-Newton, which re-checks with the exact G at its end.
         """
         data, names = self.model_data, self.model_data.param_names
-        theta = fit_estimating_equation(self.family, data.X, data.y, None, names=names, frame="real").params
+        theta = fit_estimating_equation(
+            self.family, data.X, data.y, self._labeled_weight, names=names, frame="real"
+        ).params
         pieces, hessians = [theta], []
         for source in data.sources:
             # theta is a good start: the source estimates the same kind of coefficients
@@ -193,7 +221,9 @@ class GMMSynth(ModelBase, GMM):
         """Per-unit moments as blocks (what S is computed from)."""
         data = self.model_data
         theta, *etas = self._split(params)
-        values: list[np.ndarray] = [self.family.scores(data.X, data.y, theta)]
+        weight = self._labeled_weight
+        target = self.family.scores(data.X, data.y, theta)
+        values: list[np.ndarray] = [target if weight is None else target * weight[:, None]]
         labeled_only = [True]
         p = self.k_target
         # every source's per-unit scores side by side, so S takes one symmetric product
@@ -205,7 +235,8 @@ class GMMSynth(ModelBase, GMM):
                 np.multiply(source.X, residual[:, None], out=per_unit)
             else:
                 per_unit[:] = source.unit_sums(source.X * residual[:, None])
-            values += [per_unit[data.labeled_pos], per_unit]
+            labeled = per_unit[data.labeled_pos]
+            values += [labeled if weight is None else labeled * weight[:, None], per_unit]
             labeled_only += [True, False]
         return MomentBlocks(
             tuple(values), tuple(labeled_only), data.labeled_pos, data.n_units, all_units=all_units
@@ -220,12 +251,18 @@ class GMMSynth(ModelBase, GMM):
         self.nobs_moms, self.k_moms = self.nobs, self.nmoms
         data = self.model_data
         theta, *etas = self._split(params)
-        sums = [data.X.T @ self.family.residual(data.X, data.y, theta)]
+        target = self.family.residual(data.X, data.y, theta)
+        if self._labeled_weight is not None:
+            target = target * self._labeled_weight
+        sums = [data.X.T @ target]
         for m, (source, eta) in enumerate(zip(data.sources, etas)):
             residual, _ = self._fitted(m, eta)
             weighted = residual if source.one_row_per_unit else source.row_weight * residual
             rows = source.labeled_rows
-            sums += [source.X[rows].T @ weighted[rows], source.X.T @ weighted]
+            labeled = weighted[rows]
+            if self._labeled_row_weight[m] is not None:
+                labeled = labeled * self._labeled_row_weight[m]
+            sums += [source.X[rows].T @ labeled, source.X.T @ weighted]
         return np.concatenate(sums) / self.nobs
 
     def _fitted(self, m: int, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -254,12 +291,15 @@ class GMMSynth(ModelBase, GMM):
         data, p = self.model_data, self.k_target
         theta, *etas = self._split(params)
         G = np.zeros((self.nmoms, self.k_params))
-        G[:p, :p] = -self.family.gram(data.X, theta)
+        G[:p, :p] = -self.family.gram(data.X, theta, self._labeled_weight)
         for m, (source, eta) in enumerate(zip(data.sources, etas)):
             cols = slice((1 + m) * p, (2 + m) * p)
             labeled = source.labeled_rows
             _, dmu = self._fitted(m, eta)
-            G[(1 + 2 * m) * p : (2 + 2 * m) * p, cols] = -weighted_gram(source.X[labeled], dmu[labeled])
+            labeled_dmu = dmu[labeled]
+            if self._labeled_row_weight[m] is not None:
+                labeled_dmu = labeled_dmu * self._labeled_row_weight[m]
+            G[(1 + 2 * m) * p : (2 + 2 * m) * p, cols] = -weighted_gram(source.X[labeled], labeled_dmu)
             all_units = (
                 all_units_blocks[m] if all_units_blocks is not None
                 else weighted_gram(source.X, dmu)
@@ -449,7 +489,11 @@ class GMMProxy(GMMSynth):
         *,
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
+        labeling_prob: Any = None,
     ) -> GMMProxy:
         """As :meth:`GMMSynth.from_formula`, with proxy data only."""
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        return super().from_formula(formula, real, proxy, None, model, engine=engine, eval_env=namespace)  # type: ignore[return-value]
+        return super().from_formula(  # type: ignore[return-value]
+            formula, real, proxy, None, model, engine=engine, eval_env=namespace,
+            labeling_prob=labeling_prob,
+        )

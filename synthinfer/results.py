@@ -185,10 +185,16 @@ class GMMSynthResults(ReportingMixin, GMMResults):
 
     def _summary_notes(self) -> list[str]:
         notes = [f"Standard errors: {self.covariance.description}; inference is normal (z)."]
+        if self.model.model_data.labeled_weight is not None:
+            notes.append(
+                "Labeled units are weighted by 1/pi, their known labeling probabilities."
+            )
         if not self.model.source_names:
+            weighted = self.model.model_data.labeled_weight is not None
             notes.append(
                 f"Human-only fit: no auxiliary source was given. This equals "
-                f"{self.model.family.label} on the labeled units with HC0 covariance."
+                f"{self.model.family.label} on the labeled units"
+                f"{' weighted by 1/pi' if weighted else ''} with HC0 covariance."
             )
         else:
             notes.append(

@@ -18,6 +18,8 @@ from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable
 from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 
+from .diagnostics import Diagnostics, diagnose
+
 __all__ = ["ReportingMixin", "GMMSynthResults", "GMMSynthResultsWrapper", "ResultsWrapper"]
 
 
@@ -121,9 +123,20 @@ class GMMSynthResults(ReportingMixin, GMMResults):
     def _cov_full(self) -> np.ndarray:
         model = self.model
         G = self.jacobian  # the exact G at the estimate, from the solver
-        s = self.covariance.s(model.moment_blocks(self.params_full))
+        s = self.moment_covariance
         information = G.T @ np.linalg.solve(s, G)
         return np.linalg.inv(information) / model.nobs * self.covariance.scale
+
+    def diagnostics(self, per_source: bool = True) -> Diagnostics:
+        """Effective number of human labels, variance reduction per source, residual
+        correlations, the J test in plain words and warnings; see
+        :class:`synthinfer.diagnostics.Diagnostics`."""
+        return diagnose(self, per_source=per_source)
+
+    @cached_property
+    def moment_covariance(self) -> np.ndarray:
+        """S at the estimate (centered; HC0 or clustered as fitted)."""
+        return self.covariance.s(self.model.moment_blocks(self.params_full))
 
     def cov_params_full(self) -> pd.DataFrame:
         """Covariance of (theta, eta_1, ..., eta_M), named."""
@@ -202,6 +215,14 @@ class GMMSynthResults(ReportingMixin, GMMResults):
                 "is never assumed to be correct. A small Prob (J) means the auxiliary data "
                 "behaves differently on labeled and unlabeled units."
             )
+        if self.model.source_names:
+            diagnostics = diagnose(self, per_source=False)
+            effective = ", ".join(f"{k} {v:,.0f}" for k, v in diagnostics.effective_n.items())
+            correlation = ", ".join(f"{k} {v:.2f}" for k, v in diagnostics.residual_correlation.items())
+            notes.append(f"Effective number of human labels (n = {self.n_labeled}): {effective}.")
+            notes.append(f"Correlation of human and source residuals on the labeled units: {correlation}.")
+            notes.append(f"J test: {diagnostics.j_reading}")
+            notes += [f"Warning: {w}" for w in diagnostics.warnings]
         if not self.converged:
             notes.append("Warning: the Gauss-Newton iteration did not converge.")
         return notes

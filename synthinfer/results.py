@@ -19,6 +19,7 @@ from statsmodels.iolib.table import SimpleTable
 from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 
 from .diagnostics import Diagnostics, diagnose
+from .power import LabelBudget, plan_labels
 
 __all__ = ["ReportingMixin", "GMMSynthResults", "GMMSynthResultsWrapper", "ResultsWrapper"]
 
@@ -132,6 +133,11 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         correlations, the J test in plain words and warnings; see
         :class:`synthinfer.diagnostics.Diagnostics`."""
         return diagnose(self, per_source=per_source)
+
+    def label_budget(self) -> LabelBudget:
+        """Predicted standard errors for other numbers of labels, with and without each
+        source, from this fit as a pilot; see :class:`synthinfer.power.LabelBudget`."""
+        return plan_labels(self)
 
     @cached_property
     def moment_covariance(self) -> np.ndarray:

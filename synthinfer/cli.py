@@ -6,6 +6,10 @@
 ``synthinfer fit FORMULA --real FILE [--proxy [NAME=]FILE ...] [--synth [NAME=]FILE ...]``
     GMM-Synth from CSV or Parquet files; prints the summary, JSON or a CSV
     table of the coefficients.
+``synthinfer simulate [--n-labeled 50,100 ...] [--politeness] --output DIR``
+    The repeated-sampling study of :mod:`synthinfer.experiments`: per-trial
+    rows and a per-cell summary (bias, MSE, coverage, width, J-test rejection)
+    in DIR, resumable; ``--plots png`` draws coverage and relative MSE.
 
 With no command it prints the help and exits 0. Bad input (a missing or
 unreadable file, a missing column, a bad formula, a non-numeric outcome, ...)
@@ -273,6 +277,59 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _simulate(args: argparse.Namespace) -> int:
+    from . import experiments
+
+    if args.politeness:
+        if args.models is not None or args.scenarios is not None or args.n_units is not None:
+            raise CLIError("--models, --scenarios and --n-units do not apply to --politeness")
+        if args.target is not None:
+            raise CLIError("--target does not apply to --politeness (it records hedging and first_person_plural)")
+        result = experiments.run_politeness(
+            args.output,
+            n_labeled=args.n_labeled or (100, 200, 500, 1000),
+            trials=args.trials, seed=args.seed, jobs=args.jobs, progress=not args.no_progress,
+        )
+    else:
+        for model in args.models or ():
+            if model not in experiments.MODELS:
+                raise CLIError(f"--models: unknown model {model!r} (choose from {', '.join(experiments.MODELS)})")
+        for scenario in args.scenarios or ():
+            if scenario not in experiments.SCENARIOS:
+                raise CLIError(
+                    f"--scenarios: unknown scenario {scenario!r} "
+                    f"(choose from {', '.join(experiments.SCENARIOS)})"
+                )
+        result = experiments.run_simulation(
+            args.output,
+            n_labeled=args.n_labeled or (50, 100, 200, 500, 1000),
+            n_units=args.n_units or (2000,),
+            models=args.models or experiments.MODELS,
+            scenarios=args.scenarios or tuple(experiments.SCENARIOS),
+            trials=args.trials, seed=args.seed, jobs=args.jobs, target=args.target or "x1",
+            progress=not args.no_progress,
+        )
+    columns = ["scenario", "model", "n_labeled", "estimator", "target", "fits", "failures", "bias",
+               "rel_mse", "coverage", "coverage_mc_se", "mean_width", "j_reject"]
+    table = result.summary[columns]
+    with pd.option_context("display.width", 200, "display.max_rows", None, "display.max_columns", None):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    out = Path(args.output)
+    print()
+    print(
+        f"{result.n_run} trial(s) run, {result.n_skipped} already in {out / experiments.TRIALS_FILE}; "
+        f"summary of every cell there: {out / experiments.SUMMARY_FILE}"
+    )
+    failures = int(result.summary["failures"].sum())
+    if failures:
+        print(f"{failures} failed fit(s) recorded (counted in the 'failures' column; see 'error' in the trials file)")
+    if args.plots:
+        summary = pd.read_csv(out / experiments.SUMMARY_FILE)
+        written = experiments.plot_summary(summary, out, formats=args.plots)
+        print("plots: " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
 # -- parser and entry point ------------------------------------------------------------------
 
 
@@ -281,6 +338,43 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _list_of(kind: Any, choices: Sequence[str] | None = None) -> Any:
+    """An argparse type: a comma-separated list of ``kind`` (optionally from ``choices``)."""
+
+    def parse(text: str) -> list:
+        items = [item.strip() for item in text.split(",") if item.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+        out = []
+        for item in items:
+            if kind is int:
+                value = _integer(item)
+                if value < 1:
+                    raise argparse.ArgumentTypeError(f"expected positive integers, got {item!r}")
+                out.append(value)
+            else:
+                if choices is not None and item not in choices:
+                    raise argparse.ArgumentTypeError(f"invalid choice {item!r} (choose from {', '.join(choices)})")
+                out.append(item)
+        return out
+
+    return parse
+
+
+def _positive(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _jobs(text: str) -> int:
+    value = _integer(text)
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or -1 (every core), got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -343,6 +437,44 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--output", choices=["text", "json", "csv"], default="text",
                      help="summary (text, default), a JSON object, or a CSV table of coefficients")
     fit.set_defaults(handler=_fit)
+
+    simulate = commands.add_parser(
+        "simulate",
+        help="repeated-sampling study: coverage, error and width of every estimator",
+        description=(
+            "Run repeated-sampling experiments over a grid of labeled n, total N, model and "
+            "scenario of the auxiliary data's quality (simulated studies), or repeated random "
+            "labeled subsets of the bundled politeness data (--politeness). Per-trial rows are "
+            "appended to DIR/trials.csv (trials already there are skipped, so a run resumes); "
+            "DIR/summary.csv gets bias, MSE, MSE relative to human-only, coverage with its Monte "
+            "Carlo SE, interval width and J-test rejection per cell and estimator."
+        ),
+    )
+    simulate.add_argument("--output", required=True, metavar="DIR",
+                          help="directory for trials.csv, summary.csv and the plots")
+    simulate.add_argument("--n-labeled", type=_list_of(int), default=None, metavar="N,N,...",
+                          help="labeled sample sizes (default: 50,100,200,500,1000; "
+                               "with --politeness 100,200,500,1000)")
+    simulate.add_argument("--n-units", type=_list_of(int), default=None, metavar="N,N,...",
+                          help="total numbers of units (default: 2000)")
+    simulate.add_argument("--models", type=_list_of(str), default=None, metavar="M,M",
+                          help="models among ols,logit (default: both)")
+    simulate.add_argument("--scenarios", type=_list_of(str), default=None, metavar="S,S,...",
+                          help="scenarios among proxy,synth,proxy+synth,noise,biased,anti,differential "
+                               "(default: all)")
+    simulate.add_argument("--target", default=None, choices=["Intercept", "x1", "x2"],
+                          help="coefficient recorded (default: x1)")
+    simulate.add_argument("--trials", type=_positive, default=200, metavar="R",
+                          help="trials per cell (default: 200)")
+    simulate.add_argument("--jobs", type=_jobs, default=1, metavar="J",
+                          help="parallel worker processes; -1 = every core (default: 1)")
+    simulate.add_argument("--seed", type=_integer, default=0, help="base seed (default: 0)")
+    simulate.add_argument("--politeness", action="store_true",
+                          help="labeled subsets of the bundled politeness data instead of simulated studies")
+    simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    simulate.add_argument("--plots", type=_list_of(str, ("png", "svg", "pdf")), default=None,
+                          metavar="FMT,...", help="draw coverage and relative-MSE plots (png, svg, pdf)")
+    simulate.set_defaults(handler=_simulate)
     return parser
 
 

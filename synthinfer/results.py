@@ -18,6 +18,7 @@ from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable
 from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 
+from .bootstrap import BootstrapResults, bootstrap
 from .diagnostics import Diagnostics, diagnose
 from .power import LabelBudget, plan_labels
 
@@ -133,6 +134,28 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         correlations, the J test in plain words and warnings; see
         :class:`synthinfer.diagnostics.Diagnostics`."""
         return diagnose(self, per_source=per_source)
+
+    def bootstrap(self, n_boot: int = 999, seed: Any = None, jobs: int = 1, progress: bool = False) -> BootstrapResults:
+        """Unit-level bootstrap: resample units (labeled and unlabeled together) and refit
+        the whole two-step estimator ``n_boot`` times.
+
+        Parameters
+        ----------
+        n_boot : int
+            Number of resamples.
+        seed : int or Generator, optional
+            Makes the draws reproducible.
+        jobs : int
+            Parallel workers (joblib); 1 runs serially.
+        progress : bool
+            Show a progress bar (tqdm).
+
+        Returns
+        -------
+        synthinfer.bootstrap.BootstrapResults
+            ``bse``, ``cov_params()``, ``conf_int(alpha, method="percentile" | "normal")``.
+        """
+        return bootstrap(self, n_boot=n_boot, seed=seed, jobs=jobs, progress=progress)
 
     def label_budget(self) -> LabelBudget:
         """Predicted standard errors for other numbers of labels, with and without each

@@ -406,6 +406,7 @@ class GMMSynth(ModelBase, GMM):
         cov_type: str = "HC0",
         cov_kwds: Mapping[str, Any] | None = None,
         *,
+        correction: str | None = None,
         maxiter: int = 100,
         tol: float = 1e-8,
     ):
@@ -421,6 +422,10 @@ class GMMSynth(ModelBase, GMM):
             Series indexed by unit id, or an array in ``model.unit_ids`` order)
             and ``use_correction`` (bool, default False; statsmodels' small-sample
             factor).
+        correction : {None, "windmeijer"}
+            ``"windmeijer"``: Windmeijer's (2005) finite-sample correction of the
+            covariance for the estimated weight matrix (cov_type="HC0" only);
+            helps when few units are labeled. See :mod:`synthinfer.windmeijer`.
         maxiter, tol : int, float
             Gauss-Newton limit and tolerance (largest step, in standard errors).
 
@@ -428,7 +433,11 @@ class GMMSynth(ModelBase, GMM):
         -------
         GMMSynthResults
         """
+        if correction not in (None, "windmeijer"):
+            raise ValueError(f"correction must be None or 'windmeijer', got {correction!r}")
         covariance = get_covariance(cov_type, cov_kwds, self.model_data)
+        if correction == "windmeijer" and covariance.cov_type != "HC0":
+            raise NotImplementedError("the Windmeijer correction is implemented for cov_type='HC0'")
         start, newton_blocks = self._step_one()
         block_names = ["real (labeled units)"] + [
             f"{name} ({units} units)" for name in self.source_names for units in ("labeled", "all")
@@ -460,6 +469,7 @@ class GMMSynth(ModelBase, GMM):
             cov_kwds=dict(cov_kwds or {}),
             solver_info=info,
             jacobian=jacobian,
+            correction=correction,
             wargs={},
             options_other={"weights_method": cov_type, "has_optimal_weights": True, "optim_method": "gauss-newton"},
             optim_args={"maxiter": maxiter, "tol": tol},

@@ -21,6 +21,7 @@ from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 from .bootstrap import BootstrapResults, bootstrap
 from .diagnostics import Diagnostics, diagnose
 from .power import LabelBudget, plan_labels
+from .windmeijer import windmeijer_covariance
 
 __all__ = ["ReportingMixin", "GMMSynthResults", "GMMSynthResultsWrapper", "ResultsWrapper"]
 
@@ -124,6 +125,8 @@ class GMMSynthResults(ReportingMixin, GMMResults):
     @cached_property
     def _cov_full(self) -> np.ndarray:
         model = self.model
+        if self.correction == "windmeijer" and model.source_names:
+            return windmeijer_covariance(self)
         G = self.jacobian  # the exact G at the estimate, from the solver
         s = self.moment_covariance
         information = G.T @ np.linalg.solve(s, G)
@@ -227,6 +230,8 @@ class GMMSynthResults(ReportingMixin, GMMResults):
 
     def _summary_notes(self) -> list[str]:
         notes = [f"Standard errors: {self.covariance.description}; inference is normal (z)."]
+        if self.correction == "windmeijer" and self.model.source_names:
+            notes.append("Covariance with Windmeijer's finite-sample correction for the estimated weight matrix.")
         if self.model.model_data.labeled_weight is not None:
             notes.append(
                 "Labeled units are weighted by 1/pi, their known labeling probabilities."

@@ -1,0 +1,125 @@
+"""Windmeijer's finite-sample correction of the two-step GMM covariance.
+
+The two-step estimate beta2 uses W = S(beta1)^-1, estimated at the step-1
+values beta1; the usual covariance ignores that W is random, which makes it
+too small when the labeled sample is small (Windmeijer 2005, J. Econometrics
+126). Step 1 here is itself GMM: the just-identified subsystem of the target
+block and each source's all-units block (a selection weight matrix). With
+
+    A  = (G' W G)^-1 G' W,           v = W gbar(beta2),
+    D_j = A (dS / d beta1_j) v       (how beta2 moves with the step-1 values),
+    V2 = (G' W G)^-1 / N,            V1 = the step-1 sandwich covariance,
+
+the corrected covariance is ``V2 + D V2 + V2 D' + D V1 D'``.
+
+``dS/dbeta_j`` is ``(1/N) sum_i [dg_i/dbeta_j (g_i - gbar)' + (g_i - gbar) dg_i'/dbeta_j]``
+(the centering terms cancel); its product with v is assembled block by block
+from weighted Gram products, never per unit and parameter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["windmeijer_covariance", "step_one_sensitivity"]
+
+
+def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """(dS/dbeta_j) v for every parameter j: a (K, P) matrix, at ``params``."""
+    data, p, family = model.model_data, model.k_target, model.family
+    n_units = data.n_units
+    blocks = model.moment_blocks(params)
+    starts = np.cumsum([0] + [b.shape[1] for b in blocks.values])
+    v_blocks = [v[starts[b] : starts[b + 1]] for b in range(len(blocks.values))]
+    # c_i = (g_i - gbar)' v, per unit
+    gbar = blocks.mean()
+    c = np.full(n_units, -(gbar @ v))
+    for values, only, vb in zip(blocks.values, blocks.labeled_only, v_blocks):
+        contribution = values @ vb
+        if only:
+            c[data.labeled_pos] += contribution
+        else:
+            c += contribution
+    K, P = model.nmoms, model.k_params
+    term1 = np.zeros((K, P))  # (1/N) sum_i c_i dg_i/dbeta
+    E = np.zeros((n_units, P))  # e_i = (dg_i/dbeta)' v
+    theta, *etas = model._split(params)
+    weight = model._labeled_weight
+    # target block: g = w x (y - mu(x'theta)) on labeled units
+    lin = data.X @ theta
+    dmu = family.mean_deriv(lin) * (1.0 if weight is None else weight)
+    c_lab = c[data.labeled_pos]
+    term1[:p, :p] = -((data.X * (c_lab * dmu)[:, None]).T @ data.X)
+    E[data.labeled_pos, :p] = -(data.X * (dmu * (data.X @ v_blocks[0]))[:, None])
+    for m, (source, eta) in enumerate(zip(data.sources, etas)):
+        cols = slice((1 + m) * p, (2 + m) * p)
+        lab_rows = source.labeled_rows
+        _, dmu_rows = model._fitted(m, eta)  # w mu' per row (w = 1/k)
+        dmu_lab = dmu_rows[lab_rows]
+        if model._labeled_row_weight[m] is not None:
+            dmu_lab = dmu_lab * model._labeled_row_weight[m]
+        c_rows = c[source.unit_pos]
+        lab_block, all_block = 1 + 2 * m, 2 + 2 * m
+        X_lab = source.X[lab_rows]
+        term1[starts[lab_block] : starts[lab_block + 1], cols] = -(
+            (X_lab * (c_rows[lab_rows] * dmu_lab)[:, None]).T @ X_lab
+        )
+        term1[starts[all_block] : starts[all_block + 1], cols] = -(
+            (source.X * (c_rows * dmu_rows)[:, None]).T @ source.X
+        )
+        along = source.X @ v_blocks[all_block]
+        along_lab = source.X[lab_rows] @ v_blocks[lab_block]
+        row_e = source.X * (dmu_rows * along)[:, None]
+        lab_e = np.zeros_like(row_e)
+        lab_e[lab_rows] = X_lab * (dmu_lab * along_lab)[:, None]
+        # unit_sums adds rows of a unit; dmu_rows already carries the 1/k weights
+        E[:, cols] = -_unit_totals(source, row_e + lab_e)
+    term2 = np.zeros((K, P))  # (1/N) sum_i (g_i - gbar) e_i'
+    e_total = E.sum(axis=0)
+    for b, (values, only) in enumerate(zip(blocks.values, blocks.labeled_only)):
+        rows = slice(starts[b], starts[b + 1])
+        E_b = E[data.labeled_pos] if only else E
+        term2[rows] = values.T @ E_b - np.outer(gbar[rows], e_total)
+    return (term1 + term2) / n_units
+
+
+def _unit_totals(source: Any, row_values: np.ndarray) -> np.ndarray:
+    """Plain per-unit sums of row values (weights already applied)."""
+    if source.one_row_per_unit:
+        return row_values
+    totals = np.zeros((source.n_units, row_values.shape[1]))
+    np.add.at(totals, source.unit_pos, row_values)
+    return totals
+
+
+def step_one_sensitivity(results: Any) -> np.ndarray:
+    """D = d beta2 / d beta1 through the weight matrix, (P, P)."""
+    model = results.model
+    W, beta2, beta1 = results.weights, results.params_full, results.start_params
+    G = results.jacobian
+    GW = G.T @ W
+    A = np.linalg.solve(GW @ G, GW)
+    v = W @ model.momcond_mean(beta2)
+    return A @ _ds_times_v(model, beta1, v)
+
+
+def windmeijer_covariance(results: Any) -> np.ndarray:
+    """The corrected covariance of (theta, eta_1, ..., eta_M), (P, P)."""
+    model = results.model
+    n_units = model.nobs
+    W, beta1 = results.weights, results.start_params
+    G = results.jacobian
+    V2 = np.linalg.inv(G.T @ W @ G) / n_units
+    # step 1: the just-identified subsystem (target block and all-units blocks)
+    p, n_sources = model.k_target, len(model.source_names)
+    selected = np.concatenate(
+        [np.arange(p)] + [np.arange((2 + 2 * m) * p, (3 + 2 * m) * p) for m in range(n_sources)]
+    )
+    G1 = model.gradient_momcond(beta1)[selected]
+    S1 = np.linalg.inv(W)[np.ix_(selected, selected)]
+    G1_inv = np.linalg.inv(G1)
+    V1 = G1_inv @ S1 @ G1_inv.T / n_units
+    D = step_one_sensitivity(results)
+    return V2 + D @ V2 + V2 @ D.T + D @ V1 @ D.T

@@ -123,24 +123,9 @@ class ModelData:
             values = self.frames["real"][prob]
         elif isinstance(prob, str):
             values = pd.Series(self.unit_values(prob, what), index=self.unit_ids)
-        elif isinstance(prob, pd.Series):
-            values = prob
         else:
-            values = pd.Series(np.asarray(prob, dtype=float).ravel())
-            if len(values) != self.n_labeled:
-                raise SpecificationError(
-                    f"{what} as an array must have one value per labeled unit "
-                    f"({self.n_labeled}, in the order of real's rows); got {len(values)}"
-                )
-            values.index = self.real_index
-        if isinstance(values, pd.Series) and not values.index.equals(self.real_index):
-            missing = self.real_index.difference(values.index)
-            if len(missing) or not values.index.is_unique:
-                raise SpecificationError(
-                    f"{what} must give one value per labeled unit; missing for units "
-                    f"{describe_units(missing)}"
-                )
-            values = values.reindex(self.real_index)
+            values = prob
+        values = _aligned(values, self.real_index, what, "labeled unit", "real's rows")
         prob_values = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float)
         bad = ~np.isfinite(prob_values) | (prob_values <= 0) | (prob_values > 1)
         if bad.any():
@@ -154,22 +139,7 @@ class ModelData:
         """Align a per-unit column name, Series or array to the model's units."""
         if isinstance(values, str):
             return self._unit_column(values, what)
-        if isinstance(values, pd.Series):
-            missing = self.unit_ids.difference(values.index)
-            if len(missing) or not values.index.is_unique:
-                raise SpecificationError(
-                    f"{what} must have exactly one value per unit (unique index covering "
-                    f"every unit); missing units {describe_units(missing)}"
-                )
-            aligned = values.reindex(self.unit_ids)
-        else:
-            aligned = pd.Series(np.asarray(values), copy=False)
-            if aligned.ndim != 1 or len(aligned) != self.n_units:
-                raise SpecificationError(
-                    f"{what} as an array must have one value per unit ({self.n_units}), in "
-                    f"the order of model.unit_ids; got length {len(aligned)}"
-                )
-            aligned.index = self.unit_ids
+        aligned = _aligned(values, self.unit_ids, what, "unit", "model.unit_ids")
         if aligned.isna().any():
             raise SpecificationError(
                 f"{what} is missing for unit(s) {describe_units(aligned.index[aligned.isna()])}"
@@ -196,6 +166,26 @@ class ModelData:
             f"{what} column {column!r} was not found in a frame that covers all "
             f"{self.n_units} units (frames searched: {list(self.frames)})"
         )
+
+
+def _aligned(values: Any, index: pd.Index, what: str, per: str, order: str) -> pd.Series:
+    """``values`` (a Series by id, or an array in ``order``) as one value per id of ``index``."""
+    if isinstance(values, pd.Series):
+        missing = index.difference(values.index)
+        if len(missing) or not values.index.is_unique:
+            raise SpecificationError(
+                f"{what} must have exactly one value per {per} (a unique index covering "
+                f"every {per}); missing for units {describe_units(missing)}"
+            )
+        return values.reindex(index)
+    aligned = pd.Series(np.asarray(values).ravel(), copy=False)
+    if np.ndim(values) != 1 or len(aligned) != len(index):
+        raise SpecificationError(
+            f"{what} as an array must have one value per {per} ({len(index)}), in the order "
+            f"of {order}; got length {len(aligned)}"
+        )
+    aligned.index = index
+    return aligned
 
 
 def _named_frames(arg: FrameArg, default: str, role: str) -> dict[str, pd.DataFrame]:

@@ -320,7 +320,8 @@ def _simulate(args: argparse.Namespace) -> int:
         f"{result.n_run} trial(s) run, {result.n_skipped} already in {out / experiments.TRIALS_FILE}; "
         f"summary of every cell there: {out / experiments.SUMMARY_FILE}"
     )
-    failures = int(result.summary["failures"].sum())
+    failed = result.trials[result.trials["failed"].astype(bool)]
+    failures = len(failed.drop_duplicates(experiments.KEY + ["estimator"]))
     if failures:
         print(f"{failures} failed fit(s) recorded (counted in the 'failures' column; see 'error' in the trials file)")
     if args.plots:

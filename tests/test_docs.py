@@ -43,6 +43,8 @@ PAGES = {
     "reference/comparison/index.html": "Forest plot",
     "reference/datasets/index.html": "Draw a simple random subset",
     "reference/simulate/index.html": "make_study",
+    "reference/experiments/index.html": "Repeated-sampling experiments on simulated studies",
+    "simulation-results/index.html": "Monte Carlo standard error",
     "reference/exceptions/index.html": "SpecificationError",
 }
 

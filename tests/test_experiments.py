@@ -361,3 +361,13 @@ def test_cli_simulate_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, 
 def test_cli_simulate_needs_an_output(capsys) -> None:
     assert main(["simulate", "--trials", "1"]) == 2
     assert "--output" in capsys.readouterr().err
+
+
+def test_cli_simulate_reports_failed_fits_once_per_fit(tmp_path, capsys) -> None:
+    argv = ["simulate", "--output", str(tmp_path), "--n-labeled", "8", "--n-units", "200",
+            "--models", "logit", "--scenarios", "proxy", "--trials", "20", "--no-progress"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    failed = int(trials["failed"].sum())  # one target: one row per fit
+    assert failed > 0 and f"{failed} failed fit(s) recorded" in out

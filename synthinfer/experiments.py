@@ -653,7 +653,8 @@ def plot_summary(
     written: list[Path] = []
     frame = summary if target is None else summary[summary["target"] == target]
     for (mode, model, tgt), group in frame.groupby(["mode", "model", "target"], sort=False):
-        scenarios = list(dict.fromkeys(group["scenario"]))
+        rank = {name: i for i, name in enumerate(SCENARIOS)}
+        scenarios = sorted(dict.fromkeys(group["scenario"]), key=lambda name: rank.get(name, len(rank)))
         for quantity in ("coverage", "rel_mse"):
             ncols = min(4, len(scenarios))
             nrows = int(np.ceil(len(scenarios) / ncols))

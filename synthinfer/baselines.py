@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import numbers
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +23,7 @@ from statsmodels.base import wrapper as wrap
 from statsmodels.base.model import LikelihoodModelResults, Model
 
 from .data import FrameArg, ModelData, Source
-from .exceptions import ConvergenceError, SpecificationError
+from .exceptions import ConvergenceError, SpecificationError, SynthInferWarning
 from .families import OLS, Family, fit_estimating_equation, weighted_gram
 from .formula import capture_namespace
 from .gmm import GMMSynth
@@ -292,7 +293,11 @@ class PPI(_BaselineModel):
                 try:
                     step = scipy.linalg.solve(jacobian, gradient, assume_a="pos")
                 except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
-                    step = scipy.linalg.solve(positive_part, gradient, assume_a="pos")
+                    try:
+                        step = scipy.linalg.solve(positive_part, gradient, assume_a="pos")
+                    except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
+                        break  # the fitted means saturated: the loss has no minimum
+
                 new_gradient, derivs = gradient_and_derivs(params + step)
                 scale = 1.0
                 if n * (step @ gradient) >= 1.0 and not new_gradient @ step >= 0.0:
@@ -304,7 +309,12 @@ class PPI(_BaselineModel):
                 gradient, (d_u, d_l, d_h) = new_gradient, derivs
                 if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):
                     return params
-        raise ConvergenceError(f"the PPI++ estimating equation did not converge in {maxiter} iterations")
+        raise ConvergenceError(
+            f"the PPI++ rectified loss has no minimum at lambda = {lam:.3g}: on the labeled "
+            f"units the auxiliary outcomes disagree with the human ones so much that "
+            f"'lam L(aux, unlabeled) - lam L(aux, labeled) + L(human)' is unbounded. Use a "
+            f"smaller fixed lam (lam=0 is the human-only fit)."
+        )
 
     def _tune(self, params: np.ndarray) -> float:
         """ppi-python's power-tuning rule, clipped to [0, 1]."""
@@ -340,7 +350,19 @@ class PPI(_BaselineModel):
         """
         start = None
         if self.lam == "auto":
-            start = self._point_estimate(1.0)
+            try:
+                start = self._point_estimate(1.0)
+            except ConvergenceError:
+                # lambda = 1 only serves to pick lambda; where that estimate does not
+                # exist, tune at the human-only estimate (lambda = 0) instead
+                warnings.warn(
+                    "the PPI++ estimate at lambda = 1 does not exist for these data (the "
+                    "auxiliary outcomes disagree strongly with the human ones); lambda is "
+                    "tuned at the human-only estimate instead",
+                    SynthInferWarning,
+                    stacklevel=2,
+                )
+                start = self._human
             lam = self._tune(start)
             start = self._point_estimate(lam, start)
             lam = self._tune(start)

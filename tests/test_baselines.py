@@ -210,3 +210,18 @@ def test_compare_table_and_plot(tmp_path) -> None:
     positions = dict(zip([t.get_text() for t in ax.get_yticklabels()], ax.get_yticks()))
     assert positions["x1"] > positions["x2"]  # terms top to bottom in the order asked
     assert len(ax.get_legend().get_texts()) == 4
+
+
+def test_ppi_when_the_lambda_one_estimate_does_not_exist() -> None:
+    from synthinfer.exceptions import ConvergenceError, SynthInferWarning
+    from synthinfer.simulate import simulate_study
+
+    # anti-correlated labels and 50 human labels: the rectified loss at lambda = 1 is unbounded
+    study = simulate_study("logit", 2000, 50, proxy="anti", synth="anti", seed=5)
+    with pytest.raises(ConvergenceError, match="no minimum at lambda = 1"):
+        smf.ppi(study.formula, real=study.real, proxy=study.proxy, model="logit", lam=1.0).fit()
+    with pytest.warns(SynthInferWarning, match="tuned at the human-only estimate"):
+        res = smf.ppi(study.formula, real=study.real, proxy=study.proxy, model="logit").fit()
+    human = smf.classical(study.formula, real=study.real, model="logit").fit()
+    assert res.lam == 0.0
+    np.testing.assert_allclose(res.params, human.params, rtol=1e-10)

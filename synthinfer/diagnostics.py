@@ -121,7 +121,7 @@ def diagnose(results: Any, per_source: bool = True) -> Diagnostics:
     correlation = {}
     for source, eta in zip(data.sources, etas):
         row_residual = model.family.residual(source.X, source.y, eta)
-        unit_residual = source.unit_sums(row_residual if source.one_row_per_unit else source.row_weight * row_residual)
+        unit_residual = source.unit_sums(row_residual)  # the mean over a unit's samples
         correlation[source.name] = float(np.corrcoef(human_residual, unit_residual[data.labeled_pos])[0, 1])
     residual_correlation = pd.Series(correlation, name="residual correlation", dtype=float)
 

@@ -74,7 +74,7 @@ def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray) -> np.ndarray:
         row_e = source.X * (dmu_rows * along)[:, None]
         lab_e = np.zeros_like(row_e)
         lab_e[lab_rows] = X_lab * (dmu_lab * along_lab)[:, None]
-        # unit_sums adds rows of a unit; dmu_rows already carries the 1/k weights
+        # plain per-unit totals: dmu_rows already carries the 1/k weights
         E[:, cols] = -_unit_totals(source, row_e + lab_e)
     term2 = np.zeros((K, P))  # (1/N) sum_i (g_i - gbar) e_i'
     e_total = E.sum(axis=0)

@@ -83,3 +83,15 @@ def test_effective_n_agrees_with_the_realised_variance_ratio() -> None:
     realised = n * np.var(human) / np.var(gmm)
     # a variance ratio from 300 draws has a relative standard error of about 8%
     assert np.mean(effective) == pytest.approx(realised, rel=0.2)
+
+
+def test_residual_correlation_averages_each_units_samples() -> None:
+    study = make_study("logit", n_units=1500, n_labeled=300, k_synth=3, seed=4)
+    synth = study.synth.iloc[np.r_[0:1500, 1500:3000:2, 3000:4500:3]]  # 1, 2 or 3 samples per unit
+    res = smf.gmm_synth(study.formula, real=study.real, synth=synth, model="logit").fit()
+    design = lambda frame: np.column_stack([np.ones(len(frame)), frame["x1"], frame["x2"]])  # noqa: E731
+    human = study.real["y"] - expit(design(study.real) @ res.params.to_numpy())
+    rows = synth["y"] - expit(design(synth) @ res.nuisance_params["synth"].to_numpy())
+    by_unit = rows.groupby(level=0).mean()[study.real.index]
+    observed = res.diagnostics(per_source=False).residual_correlation["synth"]
+    assert observed == pytest.approx(np.corrcoef(human, by_unit)[0, 1], rel=1e-9)

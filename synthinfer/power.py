@@ -166,8 +166,10 @@ def plan_labels(results: Any) -> LabelBudget:
     labeled = [v for v, only in zip(blocks.values[1:], blocks.labeled_only[1:]) if only]
     p = model.k_target
     n = data.n_labeled
-    jacobian = np.asarray(model.gradient_momcond(np.asarray(results.params_full)))[:p, :p]
-    bread = np.linalg.inv(jacobian * data.n_units / n)
+    # H = (1/n) X' diag(mu') X on the labeled units (the target block of G, rescaled);
+    # the sign of H cancels in the sandwich
+    theta = np.asarray(results.params_full)[:p]
+    bread = np.linalg.inv(model.family.gram(data.X, theta) / n)
     if labeled:
         h_labeled = np.hstack(labeled)
         psi_h, h_h = _centered_cross(psi, h_labeled), _centered_cross(h_labeled, h_labeled)

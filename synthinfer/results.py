@@ -136,7 +136,11 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         """Effective number of human labels, variance reduction per source, residual
         correlations, the J test in plain words and warnings; see
         :class:`synthinfer.diagnostics.Diagnostics`."""
-        return diagnose(self, per_source=per_source)
+        # computed once per setting: summary() and Jupyter's HTML repr ask again and again
+        cache = self.__dict__.setdefault("_diagnostics", {})
+        if per_source not in cache:
+            cache[per_source] = diagnose(self, per_source=per_source)
+        return cache[per_source]
 
     def bootstrap(self, n_boot: int = 999, seed: Any = None, jobs: int = 1, progress: bool = False) -> BootstrapResults:
         """Unit-level bootstrap: resample units (labeled and unlabeled together) and refit
@@ -250,7 +254,7 @@ class GMMSynthResults(ReportingMixin, GMMResults):
                 "behaves differently on labeled and unlabeled units."
             )
         if self.model.source_names:
-            diagnostics = diagnose(self, per_source=False)
+            diagnostics = self.diagnostics(per_source=False)
             effective = ", ".join(f"{k} {v:,.0f}" for k, v in diagnostics.effective_n.items())
             correlation = ", ".join(f"{k} {v:.2f}" for k, v in diagnostics.residual_correlation.items())
             notes.append(f"Effective number of human labels (n = {self.n_labeled}): {effective}.")

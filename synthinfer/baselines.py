@@ -261,7 +261,6 @@ class PPI(_BaselineModel):
         n, n_unl = data.n_labeled, self._n_unlabeled
         w_unl = self._unlabeled_weight
         X_lab, y_lab, w_lab = self._aux_labeled
-        workspace = np.empty_like(source.X)
 
         def loss(b: np.ndarray) -> float:
             return (
@@ -286,7 +285,7 @@ class PPI(_BaselineModel):
             gradient, (d_u, d_l, d_h) = gradient_and_derivs(params)
             for _ in range(maxiter):
                 positive_part = (
-                    lam / n_unl * weighted_gram(source.X, w_unl * d_u, workspace)
+                    lam / n_unl * weighted_gram(source.X, w_unl * d_u)
                     + weighted_gram(data.X, d_h) / n
                 )
                 jacobian = positive_part - lam / n * weighted_gram(X_lab, w_lab * d_l)

@@ -15,7 +15,6 @@ from typing import ClassVar, NamedTuple
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from scipy.special import expit
 
 from .exceptions import (
     ConvergenceError,
@@ -24,6 +23,7 @@ from .exceptions import (
     SpecificationError,
     describe_units,
 )
+from .rowblocks import weighted_gram
 
 __all__ = [
     "Family", "OLS", "Logit", "Poisson", "get_family",
@@ -93,19 +93,31 @@ class OLS(Family):
         return 0.5 * float(w @ (y - lin) ** 2)
 
 
+def _expit(lin: np.ndarray) -> np.ndarray:
+    """``1 / (1 + e^-lin)``, accurate to a few ulp in both tails.
+
+    numpy's vectorised exp makes this about three times faster than
+    ``scipy.special.expit``; e^-lin overflowing to inf gives the correct 0.
+    """
+    with np.errstate(over="ignore"):
+        out = np.exp(np.negative(lin))
+    out += 1.0
+    return np.reciprocal(out, out=out)
+
+
 class Logit(Family):
     name = "logit"
     label = "Logit"
 
     def mean(self, lin: np.ndarray) -> np.ndarray:
-        return expit(lin)
+        return _expit(lin)
 
     def mean_deriv(self, lin: np.ndarray) -> np.ndarray:
-        mu = expit(lin)
+        mu = _expit(lin)
         return mu * (1.0 - mu)
 
     def mean_and_deriv(self, lin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mu = expit(lin)
+        mu = _expit(lin)
         return mu, mu * (1.0 - mu)
 
     def objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
@@ -150,16 +162,6 @@ class Poisson(Family):
                 f"frame {frame!r}: a poisson outcome must be a non-negative count, but "
                 f"{outcome!r} is negative in {int(bad.sum())} unit(s) {describe_units(index[bad])}"
             )
-
-
-def weighted_gram(X: np.ndarray, w: np.ndarray, workspace: np.ndarray | None = None) -> np.ndarray:
-    """``X' diag(w) X`` for non-negative w, as ``Z'Z`` with ``Z = X sqrt(w)`` (a syrk).
-
-    ``workspace`` (shaped like X) holds Z: reusing it across calls saves
-    faulting in fresh pages for every product, about a fifth of the cost.
-    """
-    Z = np.multiply(X, np.sqrt(w)[:, None], out=workspace)
-    return Z.T @ Z
 
 
 _FAMILIES: dict[str, type[Family]] = {f.name: f for f in (OLS, Logit, Poisson)}
@@ -297,11 +299,10 @@ def fit_estimating_equation(
             return X.T @ (y - mu), mu, dmu
         return X.T @ (w * (y - mu)), mu, w * dmu
 
-    workspace = np.empty_like(X, dtype=float)
     with np.errstate(over="ignore", invalid="ignore"):
         gradient, mu, dmu = gradient_at(lin)
         for iteration in range(maxiter):
-            hessian = weighted_gram(X, dmu, workspace)
+            hessian = weighted_gram(X, dmu)
             if iteration == 0:
                 check_full_rank(X, names, frame, gram=hessian)
             try:

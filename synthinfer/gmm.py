@@ -202,11 +202,11 @@ class GMMSynth(ModelBase, GMM):
         pieces, hessians = [theta], []
         for source in data.sources:
             # theta is a good start: the source estimates the same kind of coefficients
-            # Newton's error after a step s is ~s**2: a step below 1e-5 leaves ~1e-10,
+            # Newton's error after a step s is ~s**2: a step below 1e-4 leaves ~1e-8,
             # far below what the weight matrix computed from these values can feel.
             fit = fit_estimating_equation(
                 self.family, source.X, source.y, source.row_weight,
-                names=names, frame=source.name, start=theta, tol=1e-5,
+                names=names, frame=source.name, start=theta, tol=1e-4,
             )
             pieces.append(fit.params)
             hessians.append(fit.hessian)
@@ -223,24 +223,24 @@ class GMMSynth(ModelBase, GMM):
         theta, *etas = self._split(params)
         weight = self._labeled_weight
         target = self.family.scores(data.X, data.y, theta)
-        values: list[np.ndarray] = [target if weight is None else target * weight[:, None]]
+        blocks: list[np.ndarray | tuple[np.ndarray, np.ndarray]] = [
+            target if weight is None else target * weight[:, None]
+        ]
         labeled_only = [True]
-        p = self.k_target
-        # every source's per-unit scores side by side, so S takes one symmetric product
-        all_units = np.empty((data.n_units, p * len(data.sources)))
         for m, (source, eta) in enumerate(zip(data.sources, etas)):
             residual, _ = self._fitted(m, eta)
-            per_unit = all_units[:, m * p : (m + 1) * p]
+            per_unit: np.ndarray | tuple[np.ndarray, np.ndarray]
             if source.one_row_per_unit:
-                np.multiply(source.X, residual[:, None], out=per_unit)
+                # kept as factors: S's all-units products are then taken a block of
+                # rows at a time, without an (N, p) array per source
+                per_unit = (source.X, residual)
+                labeled = source.X[data.labeled_pos] * residual[data.labeled_pos, None]
             else:
-                per_unit[:] = source.unit_sums(source.X * residual[:, None])
-            labeled = per_unit[data.labeled_pos]
-            values += [labeled if weight is None else labeled * weight[:, None], per_unit]
+                per_unit = source.unit_sums(source.X * residual[:, None])
+                labeled = per_unit[data.labeled_pos]
+            blocks += [labeled if weight is None else labeled * weight[:, None], per_unit]
             labeled_only += [True, False]
-        return MomentBlocks(
-            tuple(values), tuple(labeled_only), data.labeled_pos, data.n_units, all_units=all_units
-        )
+        return MomentBlocks(tuple(blocks), tuple(labeled_only), data.labeled_pos, data.n_units)
 
     def momcond(self, params: np.ndarray) -> np.ndarray:
         """The (N, K) matrix of per-unit moments (not used for estimation)."""
@@ -329,9 +329,8 @@ class GMMSynth(ModelBase, GMM):
         """Each source's ``X' diag(w mu') X`` over all its rows: the costly part of G."""
         etas = self._split(params)[1:]
         sources = self.model_data.sources
-        workspace = np.empty((max(s.n_rows for s in sources), self.k_target))
         return [
-            weighted_gram(source.X, self._fitted(m, eta)[1], workspace[: source.n_rows])
+            weighted_gram(source.X, self._fitted(m, eta)[1])
             for m, (source, eta) in enumerate(zip(sources, etas))
         ]
 

@@ -10,11 +10,18 @@ taken over the units both blocks live on.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse
 
+from .rowblocks import scaled_rows_gram
+
 __all__ = ["MomentBlocks"]
+
+
+#: An all-units block given as factors ``(X, r)``: its value is ``X * r[:, None]``.
+Factors = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
@@ -23,64 +30,74 @@ class MomentBlocks:
 
     Attributes
     ----------
-    values : tuple of ndarray
-        Block values: (n, p) for a block that is zero off the labeled units, in
-        the order of ``labeled_pos``, else (N, p).
+    blocks : tuple
+        Per block, its values: (n, p) for a block that is zero off the labeled
+        units, in the order of ``labeled_pos``, else (N, p). An all-units block
+        may instead be given as factors ``(X, r)`` with value ``X * r[:, None]``
+        (an auxiliary source's scores, one row per unit): S then takes its
+        products a block of rows at a time and the (N, p) values are built only
+        if something asks for :attr:`values`.
     labeled_only : tuple of bool
         Which blocks live on the labeled units only.
     labeled_pos : ndarray of int
         Positions of the labeled units among the N units.
     n_units : int
         N: every mean is over all N units.
-    all_units : ndarray, optional
-        The (N, F) matrix whose consecutive column blocks are the blocks that
-        live on all units, in order; their cross products then take one
-        symmetric product instead of one general product per pair.
     """
 
-    values: tuple[np.ndarray, ...]
+    blocks: tuple[np.ndarray | Factors, ...]
     labeled_only: tuple[bool, ...]
     labeled_pos: np.ndarray
     n_units: int
-    all_units: np.ndarray | None = None
+
+    @cached_property
+    def values(self) -> tuple[np.ndarray, ...]:
+        """Every block's values as an array ((n, p) or (N, p))."""
+        return tuple(
+            block[0] * block[1][:, None] if isinstance(block, tuple) else block
+            for block in self.blocks
+        )
 
     @property
     def k_moms(self) -> int:
-        return sum(v.shape[1] for v in self.values)
+        return sum(_width(b) for b in self.blocks)
 
     def mean(self) -> np.ndarray:
         """gbar = (1/N) sum_i g_i."""
         # a matrix-vector product sums the rows an order of magnitude faster than .sum(axis=0)
-        return np.concatenate([np.ones(len(v)) @ v for v in self.values]) / self.n_units
+        return np.concatenate([
+            b[1] @ b[0] if isinstance(b, tuple) else np.ones(len(b)) @ b for b in self.blocks
+        ]) / self.n_units
+
+    def _on_labeled(self, a: int) -> np.ndarray:
+        """Block a's values on the labeled units."""
+        block = self.blocks[a]
+        if self.labeled_only[a]:
+            return block  # type: ignore[return-value]
+        if isinstance(block, tuple):
+            X, r = block
+            return X[self.labeled_pos] * r[self.labeled_pos, None]
+        return block[self.labeled_pos]
 
     def second_moment(self) -> np.ndarray:
         """(1/N) sum_i g_i g_i', block by block over the units both blocks live on."""
         k = self.k_moms
         out = np.empty((k, k))
-        starts = np.cumsum([0] + [v.shape[1] for v in self.values])
-        blocks = list(zip(self.values, self.labeled_only))
-        stacked = self.all_units is not None
-        if stacked:
-            full = [a for a, (_, la) in enumerate(blocks) if not la]
-            product = self.all_units.T @ self.all_units
-            offsets = np.cumsum([0] + [blocks[a][0].shape[1] for a in full])
-            for i, a in enumerate(full):
-                for j, b in enumerate(full):
-                    out[starts[a] : starts[a + 1], starts[b] : starts[b + 1]] = product[
-                        offsets[i] : offsets[i + 1], offsets[j] : offsets[j + 1]
-                    ]
-        for a, (va, la) in enumerate(blocks):
-            rows = slice(starts[a], starts[a + 1])
-            for b in range(a, len(blocks)):
-                vb, lb = blocks[b]
-                if stacked and not la and not lb:
-                    continue
-                cols = slice(starts[b], starts[b + 1])
-                # a block that is zero off the labeled units restricts the product to them
-                left = va[self.labeled_pos] if lb and not la else va
-                right = vb[self.labeled_pos] if la and not lb else vb
-                out[rows, cols] = left.T @ right
-                out[cols, rows] = out[rows, cols].T
+        starts = np.cumsum([0] + [_width(b) for b in self.blocks])
+        span = [slice(starts[a], starts[a + 1]) for a in range(len(self.blocks))]
+        full = [a for a, only in enumerate(self.labeled_only) if not only]
+        if full:
+            # the products among all-units blocks: one pass over the N units
+            parts = [b if isinstance(b, tuple) else (b, None) for b in (self.blocks[a] for a in full)]
+            index = np.concatenate([np.arange(starts[a], starts[a + 1]) for a in full])
+            out[np.ix_(index, index)] = scaled_rows_gram(parts)
+        labeled = [a for a, only in enumerate(self.labeled_only) if only]
+        on_labeled = {a: self._on_labeled(a) for a in range(len(self.blocks))} if labeled else {}
+        # a block that is zero off the labeled units restricts the product to them
+        for a in labeled:
+            for b in range(len(self.blocks)):
+                out[span[a], span[b]] = on_labeled[a].T @ on_labeled[b]
+                out[span[b], span[a]] = out[span[a], span[b]].T
         return out / self.n_units
 
     def full(self) -> np.ndarray:
@@ -106,3 +123,7 @@ class MomentBlocks:
             )
             columns.append(np.asarray(indicator @ values))
         return np.hstack(columns)
+
+
+def _width(block: np.ndarray | Factors) -> int:
+    return block[0].shape[1] if isinstance(block, tuple) else block.shape[1]

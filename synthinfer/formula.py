@@ -125,10 +125,7 @@ class FormulaSpec:
                     f"must carry the columns the formula uses"
                 )
             self._check_values(name, frame, outcome)
-        learning = pd.concat(
-            [frame[self.variables] for frame in frames.values()], ignore_index=True
-        )
-        self._learn(learning, dict(namespace or {}), frames)
+        self._learn(dict(namespace or {}), frames)
 
     # -- learning ---------------------------------------------------------------
     def _check_values(self, name: str, frame: pd.DataFrame, outcome: str) -> None:
@@ -164,38 +161,57 @@ class FormulaSpec:
                     f"so remove or impute them before fitting"
                 )
 
-    def _learn(
-        self, data: pd.DataFrame, namespace: dict[str, Any], frames: Mapping[str, pd.DataFrame]
-    ) -> None:
+    def _learning_chunks(self, frames: Mapping[str, pd.DataFrame]) -> list[pd.DataFrame]:
+        """Each frame's formula columns, cast to the dtypes their concatenation would have.
+
+        The spec is the one the stacked frames would give; casting to the stacked
+        dtypes (a Categorical whose categories differ between frames becomes its
+        values' dtype, as in ``pd.concat``) makes each frame read the same way.
+        """
+        chunks = [frame[self.variables] for frame in frames.values()]
+        stacked = pd.concat([chunk.iloc[:0] for chunk in chunks]).dtypes
+        changes = {
+            column: dtype for column, dtype in stacked.items()
+            if any(chunk[column].dtype != dtype for chunk in chunks)
+        }
+        return [chunk.astype(changes) for chunk in chunks] if changes else chunks
+
+    def _learn(self, namespace: dict[str, Any], frames: Mapping[str, pd.DataFrame]) -> None:
+        chunks = self._learning_chunks(frames)
         try:
             if self.engine == "patsy":
                 import patsy
 
-                lhs, rhs = patsy.dmatrices(
+                # Learns levels and stateful transforms (center, standardize,
+                # splines) over every frame, one frame at a time, without building
+                # a design matrix or a stacked copy of the data.
+                self._lhs_spec, self._rhs_spec = patsy.incr_dbuilders(
                     self.formula,
-                    data,
+                    lambda: iter(chunks),
                     eval_env=patsy.EvalEnvironment([namespace]),
                     NA_action=patsy.NAAction(NA_types=[]),
-                    return_type="dataframe",
                 )
-                self._lhs_spec, self._rhs_spec = lhs.design_info, rhs.design_info
+                lhs_names = list(self._lhs_spec.column_names)
+                rhs_names = list(self._rhs_spec.column_names)
             else:
                 import formulaic
 
+                # formulaic learns from one frame: the stacked frames
+                learning = pd.concat(chunks, ignore_index=True)
                 with warnings.catch_warnings():
                     warnings.simplefilter("error", formulaic.errors.DataMismatchWarning)
                     matrices = formulaic.model_matrix(
-                        self.formula, data, context=namespace, na_action="ignore"
+                        self.formula, learning, context=namespace, na_action="ignore"
                     )
                 if not hasattr(matrices, "lhs"):
                     raise SpecificationError(f"formula {self.formula!r} has no outcome")
                 lhs, rhs = matrices.lhs, matrices.rhs
                 self._lhs_spec, self._rhs_spec = lhs.model_spec, rhs.model_spec
+                lhs_names, rhs_names = list(lhs.columns), list(rhs.columns)
         except SpecificationError:
             raise
         except Exception as exc:  # the engines' own errors: name the frames instead
             raise self._engine_error(exc, frames) from exc
-        lhs_names, rhs_names = list(lhs.columns), list(rhs.columns)
         if len(lhs_names) != 1:
             raise SpecificationError(
                 f"the outcome of {self.formula!r} must be one numeric column, but it "

@@ -23,12 +23,13 @@ from statsmodels.base import wrapper as wrap
 from statsmodels.base.model import LikelihoodModelResults, Model
 
 from .data import FrameArg, ModelData, Source
-from .exceptions import ConvergenceError, SpecificationError, SynthInferWarning
+from .exceptions import ConvergenceError, SpecificationError, SynthInferWarning, describe_units
 from .families import OLS, Family, fit_estimating_equation, weighted_gram
 from .formula import capture_namespace
 from .gmm import GMMSynth
 from .model import ModelBase
 from .results import ReportingMixin, ResultsWrapper
+from .rowblocks import scaled_rows_gram
 
 __all__ = ["Classical", "Naive", "PPI", "BaselineResults"]
 
@@ -153,7 +154,14 @@ class PPI(_BaselineModel):
 
     estimator_label = "PPI++"
 
-    def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None, lam: str | float = "auto"):
+    def __init__(
+        self,
+        data: ModelData,
+        model: str | Family = "ols",
+        formula: str | None = None,
+        lam: str | float = "auto",
+        labeling_prob: Any = None,
+    ):
         super().__init__(data, model, formula)
         if len(data.sources) != 1:
             raise SpecificationError(
@@ -170,12 +178,27 @@ class PPI(_BaselineModel):
         labeled = np.zeros(data.n_units, dtype=bool)
         labeled[data.labeled_pos] = True
         self._n_unlabeled = data.n_units - data.n_labeled
-        # Passes over the unlabeled units' rows weight all rows, zero on labeled
-        # units: no copy of the (large) auxiliary design is ever made.
+        # per-unit design weights, each set's normalised to mean 1 (ppi-python's
+        # w and w_unlabeled): 1/pi on the labeled units, 1/(1 - pi) on the others
+        unit_weight = np.ones(data.n_units)
+        self._human_weight: np.ndarray | None = None
+        self.labeling_prob: np.ndarray | None = None
+        if labeling_prob is not None:
+            self.labeling_prob = _unit_labeling_prob(data, labeling_prob, labeled)
+            human = 1.0 / self.labeling_prob[data.labeled_pos]
+            self._human_weight = human / human.mean()
+            unlabeled = np.where(labeled, 0.0, 1.0 / np.where(labeled, 0.5, 1.0 - self.labeling_prob))
+            unit_weight = unlabeled / unlabeled.sum() * self._n_unlabeled
+            unit_weight[data.labeled_pos] = self._human_weight
+        # Each unlabeled unit's weight; passes over the unlabeled units' rows weight
+        # all rows, zero on labeled units: no copy of the (large) auxiliary design.
+        self._unlabeled_unit_weight = np.where(labeled, 0.0, unit_weight)
         source = self.source
-        self._unlabeled_weight = np.where(labeled[source.unit_pos], 0.0, source.row_weight)
+        self._unlabeled_weight = self._unlabeled_unit_weight[source.unit_pos] * source.row_weight
         rows = source.labeled_rows
-        self._aux_labeled = (source.X[rows], source.y[rows], source.row_weight[rows])
+        self._aux_labeled = (
+            source.X[rows], source.y[rows], source.row_weight[rows] * unit_weight[source.unit_pos[rows]]
+        )
 
     @classmethod
     def from_formula(  # type: ignore[override]
@@ -189,25 +212,42 @@ class PPI(_BaselineModel):
         *,
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
+        labeling_prob: Any = None,
     ) -> PPI:
+        """Create the model from a formula, the real frame and one auxiliary source.
+
+        ``labeling_prob``: known probabilities pi_i with which each unit was
+        chosen for human labeling, for every unit (a column of a frame covering
+        all units, such as the proxy frame, or a Series indexed by unit id).
+        As in ppi-python's ``w`` and ``w_unlabeled``, labeled units are weighted
+        by 1/pi_i and unlabeled units by 1/(1 - pi_i), each set's weights
+        normalised to mean 1. See :meth:`GMMSynth.from_formula` for the others.
+        """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         if (proxy is None) == (synth is None):
             raise SpecificationError("ppi takes exactly one auxiliary source: give proxy= or synth=")
-        return cls._from_frames(formula, real, proxy, synth, model, engine, namespace, lam=lam)
+        return cls._from_frames(
+            formula, real, proxy, synth, model, engine, namespace, lam=lam, labeling_prob=labeling_prob
+        )
 
     # -- the pieces of PPI++ ---------------------------------------------------------
     def _aux_score_moments(self, params: np.ndarray) -> tuple[np.ndarray, tuple, tuple]:
         """Auxiliary scores per unit: the labeled units' (n, p) scores, and the
         (count, sum, cross product) of all units' and of the unlabeled units' scores."""
         per_unit = self.source.unit_sums(self.family.scores(self.source.X, self.source.y, params))
-        labeled = per_unit[self.model_data.labeled_pos]
-        all_units = (len(per_unit), np.ones(len(per_unit)) @ per_unit, per_unit.T @ per_unit)
-        unlabeled = (
-            self._n_unlabeled,
-            all_units[1] - labeled.sum(axis=0),
-            all_units[2] - labeled.T @ labeled,
-        )
+        labeled = self._weighted(per_unit[self.model_data.labeled_pos])
+        # the unlabeled units' weighted scores w_j psi_j, from all N rows (w_j = 0 on labeled units)
+        w = self._unlabeled_unit_weight
+        unlabeled = (self._n_unlabeled, w @ per_unit, scaled_rows_gram([(per_unit, w)]))
+        labeled_moments = (len(labeled), np.ones(len(labeled)) @ labeled, labeled.T @ labeled)
+        all_units = tuple(a + b for a, b in zip(labeled_moments, unlabeled))
         return labeled, all_units, unlabeled
+
+    def _weighted(self, labeled_rows: np.ndarray) -> np.ndarray:
+        """Values on the labeled units (real's row order) times their design weights."""
+        if self._human_weight is None:
+            return labeled_rows
+        return labeled_rows * (self._human_weight if labeled_rows.ndim == 1 else self._human_weight[:, None])
 
     @staticmethod
     def _covariance_from_moments(moments: tuple, ddof: int) -> np.ndarray:
@@ -218,7 +258,7 @@ class PPI(_BaselineModel):
     def _hessian(self, params: np.ndarray, lam: float) -> np.ndarray:
         """ppi-python's Hessian: pooled over labeled and unlabeled rows, labeled only at lam=0."""
         data, source, n = self.model_data, self.source, self.model_data.n_labeled
-        labeled_part = self.family.gram(data.X, params)
+        labeled_part = self.family.gram(data.X, params, self._human_weight)
         if lam == 0:
             return labeled_part / n
         unlabeled_part = self.family.gram(source.X, params, self._unlabeled_weight)
@@ -228,7 +268,7 @@ class PPI(_BaselineModel):
     def _human(self) -> np.ndarray:
         data = self.model_data
         return fit_estimating_equation(
-            self.family, data.X, data.y, None, names=data.param_names, frame="real"
+            self.family, data.X, data.y, self._human_weight, names=data.param_names, frame="real"
         ).params
 
     @functools.cached_property
@@ -261,12 +301,13 @@ class PPI(_BaselineModel):
         n, n_unl = data.n_labeled, self._n_unlabeled
         w_unl = self._unlabeled_weight
         X_lab, y_lab, w_lab = self._aux_labeled
+        w_h = np.ones(n) if self._human_weight is None else self._human_weight
 
         def loss(b: np.ndarray) -> float:
             return (
                 lam / n_unl * family.objective(source.X @ b, source.y, w_unl)
                 - lam / n * family.objective(X_lab @ b, y_lab, w_lab)
-                + family.objective(data.X @ b, data.y, np.ones(n)) / n
+                + family.objective(data.X @ b, data.y, w_h) / n
             )
 
         def gradient_and_derivs(b: np.ndarray) -> tuple[np.ndarray, tuple]:
@@ -276,7 +317,7 @@ class PPI(_BaselineModel):
             gradient = (
                 lam / n_unl * (source.X.T @ (w_unl * (source.y - mu_u)))
                 - lam / n * (X_lab.T @ (w_lab * (y_lab - mu_l)))
-                + data.X.T @ (data.y - mu_h) / n
+                + data.X.T @ (w_h * (data.y - mu_h)) / n
             )
             return gradient, (d_u, d_l, d_h)
 
@@ -286,7 +327,7 @@ class PPI(_BaselineModel):
             for _ in range(maxiter):
                 positive_part = (
                     lam / n_unl * weighted_gram(source.X, w_unl * d_u)
-                    + weighted_gram(data.X, d_h) / n
+                    + weighted_gram(data.X, w_h * d_h) / n
                 )
                 jacobian = positive_part - lam / n * weighted_gram(X_lab, w_lab * d_l)
                 try:
@@ -318,7 +359,7 @@ class PPI(_BaselineModel):
     def _tune(self, params: np.ndarray) -> float:
         """ppi-python's power-tuning rule, clipped to [0, 1]."""
         data, n, n_unl = self.model_data, self.model_data.n_labeled, self._n_unlabeled
-        grads = self.family.scores(data.X, data.y, params)
+        grads = self._weighted(self.family.scores(data.X, data.y, params))
         grads_hat, all_units, _ = self._aux_score_moments(params)
         inv_hessian = np.linalg.inv(self._hessian(params, lam=1.0))
         g_c, h_c = grads - grads.mean(axis=0), grads_hat - grads_hat.mean(axis=0)
@@ -331,7 +372,7 @@ class PPI(_BaselineModel):
 
     def _covariance(self, params: np.ndarray, lam: float, ddof: int) -> np.ndarray:
         data, n, n_unl = self.model_data, self.model_data.n_labeled, self._n_unlabeled
-        grads = self.family.scores(data.X, data.y, params)
+        grads = self._weighted(self.family.scores(data.X, data.y, params))
         grads_hat, _, unlabeled = self._aux_score_moments(params)
         var_unl = lam**2 * self._covariance_from_moments(unlabeled, ddof) if lam != 0 else 0.0
         var = np.atleast_2d(np.cov(grads - lam * grads_hat, rowvar=False, ddof=ddof))
@@ -417,3 +458,31 @@ class BaselineResultsWrapper(ResultsWrapper):
 
 
 wrap.populate_wrapper(BaselineResultsWrapper, BaselineResults)
+
+
+def _unit_labeling_prob(data: ModelData, prob: Any, labeled: np.ndarray) -> np.ndarray:
+    """pi_i for every unit, validated: in (0, 1] where labeled, in [0, 1) elsewhere."""
+    what = "labeling probabilities"
+    if isinstance(prob, str) and prob in data.frames["real"].columns and not any(
+        prob in frame.columns for name, frame in data.frames.items() if name != "real"
+    ):
+        raise SpecificationError(
+            f"{what} column {prob!r} is in the real frame only, but PPI++ also weights "
+            f"the unlabeled units by 1/(1 - pi): give pi for every unit (a column of the "
+            f"proxy frame, or a Series indexed by unit id)"
+        )
+    values = pd.to_numeric(pd.Series(data.unit_values(prob, what)), errors="coerce").to_numpy(dtype=float)
+    bad_labeled = labeled & ~((values > 0) & (values <= 1))
+    bad_unlabeled = ~labeled & ~((values >= 0) & (values < 1))
+    if bad_labeled.any():
+        raise SpecificationError(
+            f"{what} of labeled units must be known numbers in (0, 1], but are not for "
+            f"unit(s) {describe_units(data.unit_ids[bad_labeled])}"
+        )
+    if bad_unlabeled.any():
+        raise SpecificationError(
+            f"{what} of unlabeled units must be known numbers in [0, 1) (a unit with "
+            f"pi = 1 would have been labeled), but are not for unit(s) "
+            f"{describe_units(data.unit_ids[bad_unlabeled])}"
+        )
+    return values

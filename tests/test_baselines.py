@@ -75,6 +75,61 @@ def test_ppi_matches_ppi_python(ppi_py, model, lam) -> None:
         assert res.lam == lam
 
 
+# sklearn inside ppi-python warns about its own use of `penalty=None`
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("lam", [0.0, 0.5, "auto"])
+@pytest.mark.parametrize("model", MODELS)
+def test_ppi_with_labeling_probabilities_matches_ppi_python_weights(ppi_py, model, lam) -> None:
+    """pi for every unit: ppi-python's w = 1/pi (labeled) and w_unlabeled = 1/(1 - pi)."""
+    study = make_study(model, n_units=2000, n_labeled=300, aux="useful", seed=13)
+    prob = pd.Series(np.random.default_rng(13).uniform(0.05, 0.6, 2000), index=study.proxy.index)
+    arrays = _ppi_arrays(study)
+    unlabeled = study.proxy.index[~study.proxy.index.isin(study.real.index)]
+    weights = {"w": 1 / prob[study.real.index].to_numpy(), "w_unlabeled": 1 / (1 - prob[unlabeled].to_numpy())}
+    ci_function, _ = _reference_functions(ppi_py, model)
+    res = smf.ppi(
+        study.formula, real=study.real, proxy=study.proxy.assign(pi=prob), model=model, lam=lam,
+        labeling_prob="pi",
+    ).fit(ddof=1)
+    lower, upper = ci_function(*arrays, alpha=0.1, lam=None if lam == "auto" else lam, **weights)
+    ours = res.conf_int(alpha=0.1).to_numpy()
+    np.testing.assert_allclose(ours[:, 0], lower, rtol=1e-6)
+    np.testing.assert_allclose(ours[:, 1], upper, rtol=1e-6)
+    # the weights matter here: the unweighted interval is elsewhere
+    plain = smf.ppi(study.formula, real=study.real, proxy=study.proxy, model=model, lam=lam).fit(ddof=1)
+    assert np.max(np.abs(plain.conf_int(alpha=0.1).to_numpy()[:, 0] - lower)) > 1e-3
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_ppi_with_equal_labeling_probabilities_is_the_unweighted_fit(model) -> None:
+    study = make_study(model, n_units=1200, n_labeled=200, aux="useful", seed=14)
+    kwds = dict(real=study.real, proxy=study.proxy, model=model)
+    plain = smf.ppi(study.formula, **kwds).fit()
+    equal = pd.Series(200 / 1200, index=study.proxy.index)
+    weighted = smf.ppi(study.formula, labeling_prob=equal, **kwds).fit()
+    np.testing.assert_allclose(weighted.params, plain.params, rtol=1e-9)
+    np.testing.assert_allclose(weighted.bse, plain.bse, rtol=1e-9)
+    assert weighted.lam == pytest.approx(plain.lam, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("prob", "match"),
+    [
+        (lambda s: "pi", r"in the real frame only.*every unit"),
+        (lambda s: pd.Series(0.2, index=s.proxy.index[1:]), r"missing for unit"),
+        (lambda s: pd.Series(0.2, index=s.proxy.index).mask(s.proxy.index == s.real.index[0], 0.0),
+         r"labeled units must be known numbers in \(0, 1\].*" + "unit"),
+        (lambda s: pd.Series(0.2, index=s.proxy.index).mask(~s.proxy.index.isin(s.real.index), 1.0),
+         r"unlabeled units must be known numbers in \[0, 1\)"),
+    ],
+)
+def test_ppi_bad_labeling_probabilities_are_errors(prob, match) -> None:
+    study = make_study("ols", n_units=300, n_labeled=60, seed=15)
+    real = study.real.assign(pi=0.2)
+    with pytest.raises(SpecificationError, match=match):
+        smf.ppi(study.formula, real=real, proxy=study.proxy, labeling_prob=prob(study))
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_lam_zero_is_classical_and_classical_is_statsmodels(model) -> None:
     study = make_study(model, n_units=1500, n_labeled=250, seed=9)

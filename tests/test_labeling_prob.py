@@ -84,11 +84,14 @@ def _outcome_dependent_trial(seed: int):
     fits = {
         "weighted": smf.gmm_synth(study.formula, labeling_prob=prob[real.index], **kwds).fit(),
         "unweighted": smf.gmm_synth(study.formula, **kwds).fit(),
+        # PPI++ needs pi for every unit: the unlabeled units get 1/(1 - pi)
+        "ppi weighted": smf.ppi(study.formula, real=real, proxy=proxy, labeling_prob=prob).fit(),
+        "ppi unweighted": smf.ppi(study.formula, real=real, proxy=proxy).fit(),
     }
     return {
         name: (
             ((res.conf_int()[0] <= study.truth) & (study.truth <= res.conf_int()[1])).to_numpy(),
-            res.jtest()[1] < 0.05,
+            res.jtest()[1] < 0.05 if hasattr(res, "jtest") else None,
         )
         for name, res in fits.items()
     }
@@ -97,7 +100,7 @@ def _outcome_dependent_trial(seed: int):
 def test_outcome_dependent_labeling_weighted_covers_unweighted_is_biased() -> None:
     reps = 300
     trials = [_outcome_dependent_trial(seed) for seed in range(reps)]
-    coverage = {k: np.mean([t[k][0] for t in trials], axis=0) for k in ("weighted", "unweighted")}
+    coverage = {k: np.mean([t[k][0] for t in trials], axis=0) for k in trials[0]}
     rejection = {k: np.mean([t[k][1] for t in trials]) for k in ("weighted", "unweighted")}
     se = np.sqrt(0.95 * 0.05 / reps)
     # Two-step GMM with 15 moments and inverse-probability weights under-covers by
@@ -106,5 +109,8 @@ def test_outcome_dependent_labeling_weighted_covers_unweighted_is_biased() -> No
     assert np.all(coverage["weighted"] >= 0.95 - 0.02 - 3.5 * se), coverage
     assert np.all(coverage["weighted"] <= 0.95 + 3.5 * se), coverage
     assert coverage["unweighted"][0] < 0.6, coverage  # the intercept is biased
+    # PPI++ with 1/pi and 1/(1 - pi) weights covers; without them its intercept is biased
+    assert np.all(np.abs(coverage["ppi weighted"] - 0.95) <= 3.5 * se), coverage
+    assert coverage["ppi unweighted"][0] < 0.8, coverage  # measured 0.63
     # the J test sees that the labeled units are not a simple random sample
     assert rejection["unweighted"] > 0.9 and rejection["weighted"] < 0.05 + 3.5 * np.sqrt(0.05 * 0.95 / reps)

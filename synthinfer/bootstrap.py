@@ -1,4 +1,4 @@
-"""Unit-level bootstrap of a GMM-Synth fit.
+"""Unit-level (or cluster-level) bootstrap of a GMM-Synth fit.
 
 Units are drawn with replacement, labeled and unlabeled together, each with all
 its rows (its human row if labeled, its proxy row, its synthetic samples), and
@@ -6,6 +6,10 @@ the whole two-step estimator is refitted on every draw. This keeps the
 labeled share random, as it is under simple random labeling, and needs no
 asymptotic formula for the two-step weight matrix, which is where small
 labeled samples hurt the plain intervals.
+
+A fit with ``cov_type="cluster"`` is resampled by cluster: whole clusters are
+drawn with replacement, each drawn copy is a new cluster, and the refit uses
+the clustered weight matrix, as the original fit did.
 """
 
 from __future__ import annotations
@@ -120,39 +124,61 @@ class BootstrapResults:
         return f"<BootstrapResults: {len(self.draws)} draws, {self.n_failed} failed>"
 
 
-def _refit(model: Any, data: ModelData, draw: np.ndarray) -> np.ndarray | None:
+def _refit(model: Any, data: ModelData, draw: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray | None:
     from .gmm import GMMSynth
 
+    fit_kwds: dict[str, Any] = {}
+    if groups is not None:
+        fit_kwds = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = GMMSynth(resample_units(data, draw), model.family).fit()
+            res = GMMSynth(resample_units(data, draw), model.family).fit(**fit_kwds)
         return np.asarray(res.params, dtype=float)
     except (ValueError, RuntimeError, np.linalg.LinAlgError):
         return None
 
 
+def _cluster_draws(
+    codes: np.ndarray, n_clusters: int, n_boot: int, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per draw: the units of n_clusters clusters drawn with replacement, and each
+    unit's new cluster (the position of its cluster's draw)."""
+    order = np.argsort(codes, kind="stable")
+    sizes = np.bincount(codes, minlength=n_clusters)
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    draws = []
+    for _ in range(n_boot):
+        clusters = rng.integers(0, n_clusters, size=n_clusters)
+        counts = sizes[clusters]
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        units = order[np.repeat(first[clusters], counts) + offsets]
+        draws.append((units, np.repeat(np.arange(n_clusters), counts)))
+    return draws
+
+
 def bootstrap(results: Any, n_boot: int = 999, seed: Any = None, jobs: int = 1, progress: bool = False) -> BootstrapResults:
-    """Resample units and refit; see :meth:`GMMSynthResults.bootstrap`."""
-    if results.cov_type != "HC0":
-        raise NotImplementedError("the unit bootstrap assumes independent units (cov_type='HC0')")
+    """Resample units (or clusters) and refit; see :meth:`GMMSynthResults.bootstrap`."""
     if n_boot < 2:
         raise ValueError(f"n_boot must be at least 2, got {n_boot}")
     model = results.model
     data = model.model_data
     rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, data.n_units, size=data.n_units) for _ in range(n_boot)]
+    if results.cov_type == "cluster":
+        draws = _cluster_draws(results.covariance.codes, results.covariance.n_clusters, n_boot, rng)
+    else:
+        draws = [(rng.integers(0, data.n_units, size=data.n_units), None) for _ in range(n_boot)]
     iterator: Any = draws
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(draws, desc="bootstrap", unit="refit")
     if jobs == 1:
-        fits = [_refit(model, data, draw) for draw in iterator]
+        fits = [_refit(model, data, draw, groups) for draw, groups in iterator]
     else:
         from joblib import Parallel, delayed
 
-        fits = Parallel(n_jobs=jobs)(delayed(_refit)(model, data, draw) for draw in iterator)
+        fits = Parallel(n_jobs=jobs)(delayed(_refit)(model, data, draw, groups) for draw, groups in iterator)
     names = list(model.exog_names)
     good = [f for f in fits if f is not None]
     n_failed = len(fits) - len(good)

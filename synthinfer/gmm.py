@@ -423,7 +423,7 @@ class GMMSynth(ModelBase, GMM):
             factor).
         correction : {None, "windmeijer"}
             ``"windmeijer"``: Windmeijer's (2005) finite-sample correction of the
-            covariance for the estimated weight matrix (cov_type="HC0" only);
+            covariance for the estimated weight matrix, with either cov_type;
             helps when few units are labeled. See :mod:`synthinfer.windmeijer`.
         maxiter, tol : int, float
             Gauss-Newton limit and tolerance (largest step, in standard errors).
@@ -435,8 +435,6 @@ class GMMSynth(ModelBase, GMM):
         if correction not in (None, "windmeijer"):
             raise ValueError(f"correction must be None or 'windmeijer', got {correction!r}")
         covariance = get_covariance(cov_type, cov_kwds, self.model_data)
-        if correction == "windmeijer" and covariance.cov_type != "HC0":
-            raise NotImplementedError("the Windmeijer correction is implemented for cov_type='HC0'")
         start, newton_blocks = self._step_one()
         block_names = ["real (labeled units)"] + [
             f"{name} ({units} units)" for name in self.source_names for units in ("labeled", "all")

@@ -144,7 +144,8 @@ class GMMSynthResults(ReportingMixin, GMMResults):
 
     def bootstrap(self, n_boot: int = 999, seed: Any = None, jobs: int = 1, progress: bool = False) -> BootstrapResults:
         """Unit-level bootstrap: resample units (labeled and unlabeled together) and refit
-        the whole two-step estimator ``n_boot`` times.
+        the whole two-step estimator ``n_boot`` times. A fit with
+        ``cov_type="cluster"`` resamples whole clusters instead.
 
         Parameters
         ----------

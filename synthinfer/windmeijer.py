@@ -14,7 +14,9 @@ the corrected covariance is ``V2 + D V2 + V2 D' + D V1 D'``.
 
 ``dS/dbeta_j`` is ``(1/N) sum_i [dg_i/dbeta_j (g_i - gbar)' + (g_i - gbar) dg_i'/dbeta_j]``
 (the centering terms cancel); its product with v is assembled block by block
-from weighted Gram products, never per unit and parameter.
+from weighted Gram products, never per unit and parameter. With clustered S,
+``S = (1/N) sum_c h_c h_c'`` over cluster sums ``h_c = sum_{i in c} (g_i - gbar)``
+and the same derivative is taken over clusters.
 """
 
 from __future__ import annotations
@@ -23,11 +25,18 @@ from typing import Any
 
 import numpy as np
 
+from .covariance import ClusteredCovariance
+
 __all__ = ["windmeijer_covariance", "step_one_sensitivity"]
 
 
-def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """(dS/dbeta_j) v for every parameter j: a (K, P) matrix, at ``params``."""
+def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray, covariance: Any = None) -> np.ndarray:
+    """(dS/dbeta_j) v for every parameter j: a (K, P) matrix, at ``params``.
+
+    ``covariance`` is the S estimator; for a :class:`ClusteredCovariance` the
+    unit terms become cluster terms (see the module docstring).
+    """
+    clusters = covariance if isinstance(covariance, ClusteredCovariance) else None
     data, p, family = model.model_data, model.k_target, model.family
     n_units = data.n_units
     blocks = model.moment_blocks(params)
@@ -42,6 +51,10 @@ def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray) -> np.ndarray:
             c[data.labeled_pos] += contribution
         else:
             c += contribution
+    if clusters is not None:
+        # each unit carries its cluster's c_c = h_c' v
+        c_cluster = np.bincount(clusters.codes, weights=c, minlength=clusters.n_clusters)
+        c = c_cluster[clusters.codes]
     K, P = model.nmoms, model.k_params
     term1 = np.zeros((K, P))  # (1/N) sum_i c_i dg_i/dbeta
     E = np.zeros((n_units, P))  # e_i = (dg_i/dbeta)' v
@@ -76,6 +89,8 @@ def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray) -> np.ndarray:
         lab_e[lab_rows] = X_lab * (dmu_lab * along_lab)[:, None]
         # plain per-unit totals: dmu_rows already carries the 1/k weights
         E[:, cols] = -_unit_totals(source, row_e + lab_e)
+    if clusters is not None:
+        return _clustered_terms(model, params, blocks, clusters, c_cluster, term1, E, v) / n_units
     term2 = np.zeros((K, P))  # (1/N) sum_i (g_i - gbar) e_i'
     e_total = E.sum(axis=0)
     for b, (values, only) in enumerate(zip(blocks.values, blocks.labeled_only)):
@@ -83,6 +98,25 @@ def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray) -> np.ndarray:
         E_b = E[data.labeled_pos] if only else E
         term2[rows] = values.T @ E_b - np.outer(gbar[rows], e_total)
     return (term1 + term2) / n_units
+
+
+def _clustered_terms(
+    model: Any, params: np.ndarray, blocks: Any, clusters: ClusteredCovariance,
+    c_cluster: np.ndarray, term1: np.ndarray, E: np.ndarray, v: np.ndarray,
+) -> np.ndarray:
+    """N (dS/dbeta) v for cluster sums ``h_c = sum_{i in c} (g_i - gbar)``.
+
+    ``dh_c/dbeta = sum_{i in c} dg_i/dbeta - n_c G``: unlike unit terms, the
+    centering no longer cancels when clusters differ in size.
+    """
+    codes, n_clusters = clusters.codes, clusters.n_clusters
+    sizes = np.bincount(codes, minlength=n_clusters).astype(float)
+    G = model._jacobian(params)  # d gbar / d beta
+    term1 = term1 - (c_cluster @ sizes) * G
+    H = blocks.cluster_sums(codes, n_clusters) - np.outer(sizes, blocks.mean())
+    E_cluster = np.zeros((n_clusters, E.shape[1]))
+    np.add.at(E_cluster, codes, E)
+    return term1 + H.T @ (E_cluster - np.outer(sizes, G.T @ v))
 
 
 def _unit_totals(source: Any, row_values: np.ndarray) -> np.ndarray:
@@ -102,7 +136,7 @@ def step_one_sensitivity(results: Any) -> np.ndarray:
     GW = G.T @ W
     A = np.linalg.solve(GW @ G, GW)
     v = W @ model.momcond_mean(beta2)
-    return A @ _ds_times_v(model, beta1, v)
+    return A @ _ds_times_v(model, beta1, v, results.covariance)
 
 
 def windmeijer_covariance(results: Any) -> np.ndarray:
@@ -122,4 +156,4 @@ def windmeijer_covariance(results: Any) -> np.ndarray:
     G1_inv = np.linalg.inv(G1)
     V1 = G1_inv @ S1 @ G1_inv.T / n_units
     D = step_one_sensitivity(results)
-    return V2 + D @ V2 + V2 @ D.T + D @ V1 @ D.T
+    return (V2 + D @ V2 + V2 @ D.T + D @ V1 @ D.T) * results.covariance.scale

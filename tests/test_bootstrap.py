@@ -5,10 +5,11 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import synthinfer.api as smf
-from synthinfer.bootstrap import resample_units
+from synthinfer.bootstrap import _cluster_draws, resample_units
 from synthinfer.gmm import GMMSynth
 from synthinfer.simulate import make_study
 
@@ -71,11 +72,51 @@ def test_failed_refits_are_counted_and_warned() -> None:
     assert any(f"{boot.n_failed} of 60 bootstrap refits failed" in str(w.message) for w in caught)
 
 
-def test_cluster_fits_are_refused(fitted) -> None:
-    study, _ = fitted
-    units = np.arange(len(study.proxy)) // 3
-    res = smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, model="logit").fit(
-        cov_type="cluster", cov_kwds={"groups": units}
+def _clustered_study(seed: int, n_clusters: int = 600, size: int = 5, n_labeled: int = 600):
+    """OLS with a cluster-level covariate and cluster random effects in y and the proxy."""
+    rng = np.random.default_rng(seed)
+    n = n_clusters * size
+    cluster = np.repeat(np.arange(n_clusters), size)
+    x1 = rng.normal(size=n_clusters)[cluster]
+    x2 = rng.normal(size=n)
+    y = 0.5 + x1 - 0.5 * x2 + rng.normal(size=n_clusters)[cluster] + rng.normal(size=n)
+    proxy = pd.DataFrame(
+        {"y": y + 0.5 * rng.normal(size=n_clusters)[cluster] + 0.5 * rng.normal(size=n),
+         "x1": x1, "x2": x2, "cluster": cluster},
+        index=pd.Index([f"u{i}" for i in range(n)], name="unit"),
     )
-    with pytest.raises(NotImplementedError, match="independent units"):
-        res.bootstrap(10)
+    labeled = rng.choice(n, size=n_labeled, replace=False)
+    real = proxy.iloc[labeled].assign(y=y[labeled])
+    return real, proxy
+
+
+def test_drawing_every_cluster_once_is_exact() -> None:
+    real, proxy = _clustered_study(1, n_clusters=200, n_labeled=200)
+    cluster_kwds = {"cov_type": "cluster", "cov_kwds": {"groups": "cluster"}}
+    res = smf.gmm_proxy("y ~ x1 + x2", real=real, proxy=proxy).fit(**cluster_kwds)
+    covariance = res._results.covariance
+    (units, groups), = _cluster_draws(covariance.codes, covariance.n_clusters, 1, np.random.default_rng(0))
+    assert len(units) == len(proxy) * np.mean(np.bincount(groups)) / 5  # whole clusters of 5
+    # a permutation of the clusters: every cluster once
+    order = np.random.default_rng(1).permutation(covariance.n_clusters)
+    by_cluster = np.argsort(covariance.codes, kind="stable").reshape(-1, 5)
+    units, groups = by_cluster[order].ravel(), np.repeat(np.arange(len(order)), 5)
+    refit = GMMSynth(resample_units(res.model.model_data, units), res.model.family).fit(
+        cov_type="cluster", cov_kwds={"groups": groups}
+    )
+    np.testing.assert_allclose(refit.params, res.params, rtol=1e-9)
+    np.testing.assert_allclose(refit.bse, res.bse, rtol=1e-8)
+
+
+def test_cluster_bootstrap_matches_the_cluster_robust_standard_errors() -> None:
+    real, proxy = _clustered_study(2)
+    model = smf.gmm_proxy("y ~ x1 + x2", real=real, proxy=proxy)
+    clustered = model.fit(cov_type="cluster", cov_kwds={"groups": "cluster"})
+    independent = model.fit()
+    boot = clustered.bootstrap(300, seed=3)
+    assert boot.n_failed == 0
+    # 300 draws: the bootstrap SD has a relative standard error of about 4%
+    np.testing.assert_allclose(boot.bse, clustered.bse, rtol=0.15)
+    # clustering matters for the cluster-level covariate: the unit-level SE is too small
+    assert clustered.bse["x1"] > 1.25 * independent.bse["x1"]
+    assert boot.bse["x1"] > 1.25 * independent.bse["x1"]

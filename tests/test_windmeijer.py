@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import synthinfer.api as smf
-from synthinfer.covariance import HeteroskedasticCovariance
+from synthinfer.covariance import ClusteredCovariance, HeteroskedasticCovariance
 from synthinfer.gmm import weight_matrix
 from synthinfer.simulate import make_study
 from synthinfer.windmeijer import step_one_sensitivity
@@ -18,11 +18,18 @@ def _fit(model: str, **fit_kwds):
     return smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, synth=synth, model=model).fit(**fit_kwds)
 
 
+# clusters of 1 to 6 units (unequal sizes: the centering terms do not cancel)
+CLUSTERS = np.repeat(np.arange(200), np.random.default_rng(4).multinomial(600 - 200, np.full(200, 1 / 200)) + 1)
+
+
+@pytest.mark.parametrize("clustered", [False, True])
 @pytest.mark.parametrize(("model", "tolerance"), [("ols", 1e-8), ("logit", 2e-3)])
-def test_sensitivity_matches_finite_differences_of_the_two_step_estimate(model, tolerance) -> None:
-    res = _fit(model)._results
+def test_sensitivity_matches_finite_differences_of_the_two_step_estimate(model, tolerance, clustered) -> None:
+    kwds = {"cov_type": "cluster", "cov_kwds": {"groups": CLUSTERS}} if clustered else {}
+    res = _fit(model, **kwds)._results
     mod = res.model
-    covariance = HeteroskedasticCovariance()
+    covariance = res.covariance
+    assert isinstance(covariance, ClusteredCovariance if clustered else HeteroskedasticCovariance)
 
     def two_step(beta1: np.ndarray) -> np.ndarray:
         weights = weight_matrix(covariance.s(mod.moment_blocks(beta1)))
@@ -56,8 +63,23 @@ def test_bad_correction_arguments() -> None:
     model = smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy)
     with pytest.raises(ValueError, match="correction"):
         model.fit(correction="bias")
-    with pytest.raises(NotImplementedError, match="HC0"):
-        model.fit(cov_type="cluster", cov_kwds={"groups": np.arange(300) // 3}, correction="windmeijer")
+
+
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_clustered_correction_with_singleton_clusters_is_the_hc0_correction(model) -> None:
+    hc0 = _fit(model, correction="windmeijer")
+    singletons = _fit(model, cov_type="cluster", cov_kwds={"groups": np.arange(600)}, correction="windmeijer")
+    np.testing.assert_allclose(singletons.cov_params(), hc0.cov_params(), rtol=1e-9)
+    clustered = _fit(model, cov_type="cluster", cov_kwds={"groups": CLUSTERS}, correction="windmeijer")
+    plain = _fit(model, cov_type="cluster", cov_kwds={"groups": CLUSTERS})
+    np.testing.assert_allclose(clustered.params, plain.params, rtol=1e-12)
+    # D V2 + V2 D' can be negative: the correction need not widen every interval
+    assert np.max(np.abs(clustered.bse / plain.bse - 1)) > 0.01
+    scaled = _fit(
+        model, cov_type="cluster", cov_kwds={"groups": CLUSTERS, "use_correction": True}, correction="windmeijer"
+    )
+    factor = 200 / 199 * (120 - 1) / (120 - 3)
+    np.testing.assert_allclose(scaled.cov_params(), clustered.cov_params() * factor, rtol=1e-9)
 
 
 @pytest.mark.parametrize("model", ["ols", "logit"])

@@ -234,11 +234,19 @@ class PPI(_BaselineModel):
     def _aux_score_moments(self, params: np.ndarray) -> tuple[np.ndarray, tuple, tuple]:
         """Auxiliary scores per unit: the labeled units' (n, p) scores, and the
         (count, sum, cross product) of all units' and of the unlabeled units' scores."""
-        per_unit = self.source.unit_sums(self.family.scores(self.source.X, self.source.y, params))
-        labeled = self._weighted(per_unit[self.model_data.labeled_pos])
+        source, labeled_pos = self.source, self.model_data.labeled_pos
         # the unlabeled units' weighted scores w_j psi_j, from all N rows (w_j = 0 on labeled units)
         w = self._unlabeled_unit_weight
-        unlabeled = (self._n_unlabeled, w @ per_unit, scaled_rows_gram([(per_unit, w)]))
+        if source.one_row_per_unit:
+            # psi = x r: products straight from X and the residuals, no (N, p) scores
+            residual = self.family.residual(source.X, source.y, params)
+            labeled = self._weighted(source.X[labeled_pos] * residual[labeled_pos, None])
+            weighted = w * residual
+            unlabeled = (self._n_unlabeled, source.X.T @ weighted, scaled_rows_gram([(source.X, weighted)]))
+        else:
+            per_unit = source.unit_sums(self.family.scores(source.X, source.y, params))
+            labeled = self._weighted(per_unit[labeled_pos])
+            unlabeled = (self._n_unlabeled, w @ per_unit, scaled_rows_gram([(per_unit, w)]))
         labeled_moments = (len(labeled), np.ones(len(labeled)) @ labeled, labeled.T @ labeled)
         all_units = tuple(a + b for a, b in zip(labeled_moments, unlabeled))
         return labeled, all_units, unlabeled

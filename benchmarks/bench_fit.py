@@ -6,8 +6,9 @@ N = 1e4, 1e5, 1e6; p = 5, 20; also renders the documentation page) or
 keep the script working). Writes ``results.csv`` and ``results.md`` to
 ``--output`` (default ``benchmarks/results/``).
 
-Every time is the median of ``--repeats`` runs of the fit alone: the model
-objects (design matrices) are built once before timing, for every library.
+Every time is the median of ``--repeats`` rounds (default 5) of the fit alone: the model
+objects (design matrices) are built once before timing, for every library;
+within a round the libraries take turns.
 Building the gmm_synth model from its formula and frames is timed separately,
 against statsmodels' ``from_formula`` on the proxy frame.
 Ratios are to statsmodels' fit on the N proxy rows measured in the same run:
@@ -65,14 +66,21 @@ def make_frames(model: str, n_units: int, p: int, n_labeled: int, seed: int = 0)
     return formula, real, proxy, synth
 
 
-def median_time(fn: Callable[[], object], repeats: int) -> float:
-    times = []
+def median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median seconds of each function over ``repeats`` rounds.
+
+    The functions take turns within a round, so a slow spell of the machine
+    (another process, the memory system) hits every library alike instead of
+    whichever happened to be timed then.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def peak_memory_ratio(model, design_bytes: int) -> float:
@@ -101,13 +109,10 @@ def run(sizes: list[int], ps: list[int], repeats: int, n_labeled: int, with_ppi_
             for n_units in sizes:
                 formula, real, proxy, synth = make_frames(model, n_units, p, min(n_labeled, n_units // 2))
                 sm_from_formula = smformula.logit if model == "logit" else smformula.ols
-                build = {
-                    "statsmodels": median_time(lambda: sm_from_formula(formula, data=proxy), repeats),
-                    "gmm_synth": median_time(
-                        lambda: smf.gmm_synth(formula, real=real, proxy=proxy, synth=synth, model=model),
-                        repeats,
-                    ),
-                }
+                build = median_times({
+                    "statsmodels": lambda: sm_from_formula(formula, data=proxy),
+                    "gmm_synth": lambda: smf.gmm_synth(formula, real=real, proxy=proxy, synth=synth, model=model),
+                }, repeats)
                 gmm = smf.gmm_synth(formula, real=real, proxy=proxy, synth=synth, model=model)
                 proxy_only = smf.gmm_proxy(formula, real=real, proxy=proxy, model=model)
                 ppi = smf.ppi(formula, real=real, proxy=proxy, model=model, lam="auto")
@@ -119,11 +124,11 @@ def run(sizes: list[int], ps: list[int], repeats: int, n_labeled: int, with_ppi_
                 else:
                     def reference():
                         return sm.OLS(yp, X).fit(cov_type="HC0")
-                timings = {
-                    "statsmodels": median_time(reference, repeats),
-                    "gmm_synth": median_time(gmm.fit, repeats),
-                    "gmm_proxy": median_time(proxy_only.fit, repeats),
-                    "ppi (auto)": median_time(ppi.fit, repeats),
+                fits: dict[str, Callable[[], object]] = {
+                    "statsmodels": reference,
+                    "gmm_synth": gmm.fit,
+                    "gmm_proxy": proxy_only.fit,
+                    "ppi (auto)": ppi.fit,
                 }
                 if ppi_py is not None:
                     data = gmm.model_data
@@ -139,7 +144,8 @@ def run(sizes: list[int], ps: list[int], repeats: int, n_labeled: int, with_ppi_
                             return reference_ppi(*args)
 
                     ppi_fn()  # warm-up: numba compiles here
-                    timings["ppi-python (warm)"] = median_time(ppi_fn, repeats)
+                    fits["ppi-python (warm)"] = ppi_fn
+                timings = median_times(fits, repeats)
                 design_bytes = data_bytes(gmm)
                 memory = peak_memory_ratio(gmm, design_bytes)
                 for estimator, seconds in timings.items():
@@ -237,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small N, one repeat (for the test suite)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--p", type=int, nargs="+", default=[5, 20])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-labeled", type=int, default=1000)
     parser.add_argument("--no-ppi-python", action="store_true")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")

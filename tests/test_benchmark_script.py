@@ -47,3 +47,20 @@ def test_frames_follow_the_data_contract(bench) -> None:
     assert real.index.isin(proxy.index).all() and proxy.index.is_unique
     res = smf.gmm_synth(formula, real=real, proxy=proxy, synth=synth, model="logit").fit()
     assert res.converged and res.nobs == 500
+
+
+COVERAGE_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "small_sample_coverage.py"
+
+
+def test_small_sample_coverage_quick_run(tmp_path) -> None:
+    spec = importlib.util.spec_from_file_location("small_sample_coverage", COVERAGE_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--quick", "--output", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "coverage.csv")
+    assert set(table["method"]) == set(module.METHODS)
+    assert table["coverage"].between(0, 1).all()
+    boot = table[table.method.str.startswith("bootstrap")]
+    assert (boot["studies"] + boot["failed"] == 2).all()  # bootstrapped studies only
+    assert ((table.studies + table.failed)[~table.method.str.startswith("bootstrap")] == 4).all()
+    assert "| plain |" in (tmp_path / "coverage.md").read_text()

@@ -82,13 +82,12 @@ def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray, covariance: Any =
         term1[starts[all_block] : starts[all_block + 1], cols] = -(
             (source.X * (c_rows * dmu_rows)[:, None]).T @ source.X
         )
-        along = source.X @ v_blocks[all_block]
-        along_lab = source.X[lab_rows] @ v_blocks[lab_block]
-        row_e = source.X * (dmu_rows * along)[:, None]
-        lab_e = np.zeros_like(row_e)
-        lab_e[lab_rows] = X_lab * (dmu_lab * along_lab)[:, None]
+        # e_i's source part is x_j times a scalar per row: the all-units term on
+        # every row plus the labeled term on labeled rows
+        row_scale = dmu_rows * (source.X @ v_blocks[all_block])
+        row_scale[lab_rows] += dmu_lab * (X_lab @ v_blocks[lab_block])
         # plain per-unit totals: dmu_rows already carries the 1/k weights
-        E[:, cols] = -_unit_totals(source, row_e + lab_e)
+        E[:, cols] = -_unit_totals(source, source.X * row_scale[:, None])
     if clusters is not None:
         return _clustered_terms(model, params, blocks, clusters, c_cluster, term1, E, v) / n_units
     term2 = np.zeros((K, P))  # (1/N) sum_i (g_i - gbar) e_i'
@@ -114,8 +113,7 @@ def _clustered_terms(
     G = model._jacobian(params)  # d gbar / d beta
     term1 = term1 - (c_cluster @ sizes) * G
     H = blocks.cluster_sums(codes, n_clusters) - np.outer(sizes, blocks.mean())
-    E_cluster = np.zeros((n_clusters, E.shape[1]))
-    np.add.at(E_cluster, codes, E)
+    E_cluster = _group_sums(codes, n_clusters, E)
     return term1 + H.T @ (E_cluster - np.outer(sizes, G.T @ v))
 
 
@@ -123,9 +121,15 @@ def _unit_totals(source: Any, row_values: np.ndarray) -> np.ndarray:
     """Plain per-unit sums of row values (weights already applied)."""
     if source.one_row_per_unit:
         return row_values
-    totals = np.zeros((source.n_units, row_values.shape[1]))
-    np.add.at(totals, source.unit_pos, row_values)
-    return totals
+    return _group_sums(source.unit_pos, source.n_units, row_values)
+
+
+def _group_sums(codes: np.ndarray, n_groups: int, values: np.ndarray) -> np.ndarray:
+    """(n_groups, k) sums of the rows of ``values`` by group code."""
+    # one bincount per column: np.add.at is tens of times slower on many rows
+    return np.column_stack([
+        np.bincount(codes, weights=values[:, j], minlength=n_groups) for j in range(values.shape[1])
+    ]).reshape(n_groups, values.shape[1])
 
 
 def step_one_sensitivity(results: Any) -> np.ndarray:

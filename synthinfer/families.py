@@ -255,12 +255,14 @@ def fit_estimating_equation(
     start: np.ndarray | None = None,
     maxiter: int = 100,
     tol: float = 1e-7,
+    check_rank: bool = True,
 ) -> NewtonFit:
     """Solve ``sum_j w_j x_j (y_j - mu(x_j'b)) = 0`` by damped Newton.
 
     Newton converges quadratically near the solution, so it stops once a step
     is below ``tol`` relative to the parameters: the error left after that
-    step is of order ``tol**2`` (1e-14 by default).
+    step is of order ``tol**2`` (1e-14 by default). ``check_rank=False`` skips
+    the design's rank check, for a caller that has checked this X before.
 
     Returns
     -------
@@ -282,7 +284,8 @@ def fit_estimating_equation(
     lin = X @ params
     if isinstance(family, OLS):
         hessian = weighted_gram(X, w)
-        check_full_rank(X, names, frame, gram=hessian)
+        if check_rank:
+            check_full_rank(X, names, frame, gram=hessian)
         scale = np.sqrt(np.diag(hessian))
         scaled = hessian / np.outer(scale, scale)
         if np.linalg.cond(scaled) < 1e8:
@@ -304,7 +307,7 @@ def fit_estimating_equation(
         gradient, mu, dmu = gradient_at(lin)
         for iteration in range(maxiter):
             hessian = weighted_gram(X, dmu)
-            if iteration == 0:
+            if iteration == 0 and check_rank:
                 check_full_rank(X, names, frame, gram=hessian)
             try:
                 step = _solve_symmetric(hessian, gradient)

@@ -121,6 +121,8 @@ class GMMSynth(ModelBase, GMM):
         )
         self._set_counts()
         self._fitted_cache: dict[int, tuple[bytes, np.ndarray, np.ndarray]] = {}
+        # the designs do not change: their rank is checked by the first fit only
+        self._ranks_checked = False
         # 1/pi per labeled unit, and per row of each source's labeled rows
         self._labeled_weight = data.labeled_weight
         self._labeled_row_weight: list[np.ndarray | None] = [None] * n_sources
@@ -196,8 +198,10 @@ class GMMSynth(ModelBase, GMM):
         steer Gauss-Newton, which re-checks with the exact G at its end.
         """
         data, names = self.model_data, self.model_data.param_names
+        check_rank = not self._ranks_checked
         theta = fit_estimating_equation(
-            self.family, data.X, data.y, self._labeled_weight, names=names, frame="real"
+            self.family, data.X, data.y, self._labeled_weight, names=names, frame="real",
+            check_rank=check_rank,
         ).params
         pieces, hessians = [theta], []
         for source in data.sources:
@@ -206,7 +210,7 @@ class GMMSynth(ModelBase, GMM):
             # far below what the weight matrix computed from these values can feel.
             fit = fit_estimating_equation(
                 self.family, source.X, source.y, source.row_weight,
-                names=names, frame=source.name, start=theta, tol=1e-4,
+                names=names, frame=source.name, start=theta, tol=1e-4, check_rank=check_rank,
             )
             pieces.append(fit.params)
             hessians.append(fit.hessian)
@@ -214,6 +218,7 @@ class GMMSynth(ModelBase, GMM):
             self._fitted_cache[len(hessians) - 1] = (
                 fit.params.tobytes(), source.y - fit.mean, fit.weighted_mean_deriv
             )
+        self._ranks_checked = True
         return np.concatenate(pieces), hessians
 
     # -- moments and derivatives -------------------------------------------------

@@ -36,7 +36,8 @@ def scaled_rows_gram(parts: Sequence[tuple[np.ndarray, np.ndarray | None]]) -> n
     offsets = np.cumsum([0] + widths)
     total = int(offsets[-1])
     if n <= 2 * ROWS_PER_BLOCK:
-        Z = np.hstack([a if s is None else a * s[:, None] for a, s in parts])
+        scaled = [a if s is None else a * s[:, None] for a, s in parts]
+        Z = scaled[0] if len(scaled) == 1 else np.hstack(scaled)
         return Z.T @ Z
     out = np.zeros((total, total))
     block = np.empty((ROWS_PER_BLOCK, total), order="F")

@@ -10,6 +10,7 @@ import statsmodels.api as sm
 from statsmodels.tools.numdiff import approx_fprime
 
 import synthinfer.api as smf
+from synthinfer.exceptions import SingularDesignError
 from synthinfer.simulate import make_study
 
 MODELS = ["ols", "logit", "poisson"]
@@ -126,3 +127,25 @@ def test_ols_gauss_newton_is_exact_in_one_step() -> None:
     study = make_study("ols", n_units=500, n_labeled=100, seed=2)
     res = smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, synth=study.synth).fit()
     assert res.converged and res.iterations <= 2
+
+
+def test_designs_are_rank_checked_by_the_first_fit_only(monkeypatch) -> None:
+    import synthinfer.families as families
+
+    study = make_study("logit", n_units=400, n_labeled=80, seed=21)
+    calls = []
+    original = families.check_full_rank
+    monkeypatch.setattr(families, "check_full_rank", lambda *a, **k: calls.append(a[2]) or original(*a, **k))
+    model = smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, synth=study.synth, model="logit")
+    first = model.fit()
+    assert calls == ["real", "proxy", "synth"]
+    second = model.fit(cov_type="HC0")
+    assert calls == ["real", "proxy", "synth"]
+    np.testing.assert_allclose(second.params, first.params, rtol=1e-12)
+    # a rank-deficient design keeps failing: nothing is marked as checked
+    broken = study.real.assign(x3=study.real["x1"] * 2.0)
+    proxy = study.proxy.assign(x3=study.proxy["x1"] * 2.0)
+    bad = smf.gmm_proxy("y ~ x1 + x2 + x3", real=broken, proxy=proxy, model="logit")
+    for _ in range(2):
+        with pytest.raises(SingularDesignError, match="x3|x1"):
+            bad.fit()

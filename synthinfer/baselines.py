@@ -187,7 +187,9 @@ class PPI(_BaselineModel):
             self.labeling_prob = _unit_labeling_prob(data, labeling_prob, labeled)
             human = 1.0 / self.labeling_prob[data.labeled_pos]
             self._human_weight = human / human.mean()
-            unlabeled = np.where(labeled, 0.0, 1.0 / np.where(labeled, 0.5, 1.0 - self.labeling_prob))
+            # 1/(1 - pi) off the labeled units (where pi may be 1, so it is not evaluated)
+            unlabeled = np.zeros(data.n_units)
+            unlabeled[~labeled] = 1.0 / (1.0 - self.labeling_prob[~labeled])
             unit_weight = unlabeled / unlabeled.sum() * self._n_unlabeled
             unit_weight[data.labeled_pos] = self._human_weight
         # Each unlabeled unit's weight; passes over the unlabeled units' rows weight
@@ -451,6 +453,11 @@ class BaselineResults(ReportingMixin, LikelihoodModelResults):
             notes.append(
                 "Naive pooling treats LLM-generated rows as human data. It is biased "
                 "whenever the LLM errs and its intervals are not valid; shown for contrast."
+            )
+        if isinstance(self.model, PPI) and self.model.labeling_prob is not None:
+            notes.append(
+                "Labeled units are weighted by 1/pi and unlabeled units by 1/(1 - pi), "
+                "their known labeling probabilities (each set normalised to mean 1)."
             )
         if isinstance(self.model, PPI):
             notes.append(

@@ -110,6 +110,7 @@ def test_ppi_with_equal_labeling_probabilities_is_the_unweighted_fit(model) -> N
     np.testing.assert_allclose(weighted.params, plain.params, rtol=1e-9)
     np.testing.assert_allclose(weighted.bse, plain.bse, rtol=1e-9)
     assert weighted.lam == pytest.approx(plain.lam, rel=1e-9)
+    assert "1/(1 - pi)" in str(weighted.summary()) and "1/(1 - pi)" not in str(plain.summary())
 
 
 @pytest.mark.parametrize(

@@ -100,10 +100,12 @@ def test_ppi_with_labeling_probabilities_matches_ppi_python_weights(ppi_py, mode
     assert np.max(np.abs(plain.conf_int(alpha=0.1).to_numpy()[:, 0] - lower)) > 1e-3
 
 
+@pytest.mark.parametrize("source", ["proxy", "synth"])
 @pytest.mark.parametrize("model", MODELS)
-def test_ppi_with_equal_labeling_probabilities_is_the_unweighted_fit(model) -> None:
+def test_ppi_with_equal_labeling_probabilities_is_the_unweighted_fit(model, source) -> None:
+    """Also with two synthetic samples per unit (rows weighted 1/k within a unit)."""
     study = make_study(model, n_units=1200, n_labeled=200, aux="useful", seed=14)
-    kwds = dict(real=study.real, proxy=study.proxy, model=model)
+    kwds = dict(real=study.real, model=model, **{source: getattr(study, source)})
     plain = smf.ppi(study.formula, **kwds).fit()
     equal = pd.Series(200 / 1200, index=study.proxy.index)
     weighted = smf.ppi(study.formula, labeling_prob=equal, **kwds).fit()
@@ -281,3 +283,16 @@ def test_ppi_when_the_lambda_one_estimate_does_not_exist() -> None:
     human = smf.classical(study.formula, real=study.real, model="logit").fit()
     assert res.lam == 0.0
     np.testing.assert_allclose(res.params, human.params, rtol=1e-10)
+
+
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_weighted_ppi_on_duplicated_synthetic_rows_is_the_one_row_fit(model) -> None:
+    """Unit weights combine with the 1/k row weights: k identical samples act as one."""
+    study = make_study(model, n_units=1000, n_labeled=150, aux="useful", k_synth=1, seed=16)
+    prob = pd.Series(np.random.default_rng(16).uniform(0.05, 0.5, 1000), index=study.proxy.index)
+    kwds = dict(real=study.real, model=model, labeling_prob=prob)
+    once = smf.ppi(study.formula, synth=study.synth, **kwds).fit()
+    twice = smf.ppi(study.formula, synth=pd.concat([study.synth, study.synth]), **kwds).fit()
+    np.testing.assert_allclose(twice.params, once.params, rtol=1e-9)
+    np.testing.assert_allclose(twice.bse, once.bse, rtol=1e-9)
+    assert twice.lam == pytest.approx(once.lam, rel=1e-9)

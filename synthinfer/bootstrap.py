@@ -29,11 +29,21 @@ from .exceptions import SynthInferWarning
 __all__ = ["BootstrapResults", "resample_units", "bootstrap"]
 
 
-def _rows_by_unit(source: Source) -> tuple[np.ndarray, np.ndarray]:
-    """Row order grouped by unit, and each unit's first position in that order."""
-    order = np.argsort(source.unit_pos, kind="stable")
-    counts = np.bincount(source.unit_pos, minlength=source.n_units)
-    return order, np.concatenate([[0], np.cumsum(counts)[:-1]])
+class _GroupMembers:
+    """The members of each group (rows of a unit, units of a cluster), to gather
+    the members of groups drawn with repeats."""
+
+    def __init__(self, codes: np.ndarray, n_groups: int) -> None:
+        self._order = np.argsort(codes, kind="stable")
+        self._sizes = np.bincount(codes, minlength=n_groups)
+        self._first = np.concatenate([[0], np.cumsum(self._sizes)[:-1]])
+
+    def of(self, draw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions of the members of the groups in ``draw``, group by group in
+        the order of ``draw``, and the size of each drawn group."""
+        counts = self._sizes[draw]
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return self._order[np.repeat(self._first[draw], counts) + offsets], counts
 
 
 def resample_units(data: ModelData, draw: np.ndarray) -> ModelData:
@@ -48,11 +58,8 @@ def resample_units(data: ModelData, draw: np.ndarray) -> ModelData:
         if source.one_row_per_unit:
             rows, unit_pos = draw, np.arange(n_units)
         else:
-            order, first = _rows_by_unit(source)
-            counts = np.bincount(source.unit_pos, minlength=source.n_units)[draw]
+            rows, counts = _GroupMembers(source.unit_pos, source.n_units).of(draw)
             unit_pos = np.repeat(np.arange(n_units), counts)
-            offsets = np.arange(len(unit_pos)) - np.repeat(np.cumsum(counts) - counts, counts)
-            rows = order[np.repeat(first[draw], counts) + offsets]
         row_weight = source.row_weight[rows]
         is_labeled_row = labeled[draw[unit_pos]] >= 0
         aggregator = None
@@ -144,15 +151,10 @@ def _cluster_draws(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per draw: the units of n_clusters clusters drawn with replacement, and each
     unit's new cluster (the position of its cluster's draw)."""
-    order = np.argsort(codes, kind="stable")
-    sizes = np.bincount(codes, minlength=n_clusters)
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    members = _GroupMembers(codes, n_clusters)
     draws = []
     for _ in range(n_boot):
-        clusters = rng.integers(0, n_clusters, size=n_clusters)
-        counts = sizes[clusters]
-        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-        units = order[np.repeat(first[clusters], counts) + offsets]
+        units, counts = members.of(rng.integers(0, n_clusters, size=n_clusters))
         draws.append((units, np.repeat(np.arange(n_clusters), counts)))
     return draws
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-import scipy.sparse
 
 from .rowblocks import scaled_rows_gram
 
-__all__ = ["MomentBlocks"]
+__all__ = ["MomentBlocks", "group_sums"]
 
 
 #: An all-units block given as factors ``(X, r)``: its value is ``X * r[:, None]``.
@@ -114,15 +113,18 @@ class MomentBlocks:
 
     def cluster_sums(self, codes: np.ndarray, n_clusters: int) -> np.ndarray:
         """(G, K) sums of g_i within each cluster; ``codes`` gives each unit's cluster."""
-        columns = []
-        for values, labeled_only in zip(self.values, self.labeled_only):
-            unit_codes = codes[self.labeled_pos] if labeled_only else codes
-            indicator = scipy.sparse.csr_matrix(
-                (np.ones(len(unit_codes)), (unit_codes, np.arange(len(unit_codes)))),
-                shape=(n_clusters, len(unit_codes)),
-            )
-            columns.append(np.asarray(indicator @ values))
-        return np.hstack(columns)
+        return np.hstack([
+            group_sums(codes[self.labeled_pos] if labeled_only else codes, n_clusters, values)
+            for values, labeled_only in zip(self.values, self.labeled_only)
+        ])
+
+
+def group_sums(codes: np.ndarray, n_groups: int, values: np.ndarray) -> np.ndarray:
+    """(n_groups, k) sums of the rows of ``values`` by group code."""
+    # one bincount per column: np.add.at is tens of times slower on many rows
+    return np.column_stack([
+        np.bincount(codes, weights=values[:, j], minlength=n_groups) for j in range(values.shape[1])
+    ]).reshape(n_groups, values.shape[1])
 
 
 def _width(block: np.ndarray | Factors) -> int:

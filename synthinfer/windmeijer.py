@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .covariance import ClusteredCovariance
+from .moments import group_sums
 
 __all__ = ["windmeijer_covariance", "step_one_sensitivity"]
 
@@ -113,7 +114,7 @@ def _clustered_terms(
     G = model._jacobian(params)  # d gbar / d beta
     term1 = term1 - (c_cluster @ sizes) * G
     H = blocks.cluster_sums(codes, n_clusters) - np.outer(sizes, blocks.mean())
-    E_cluster = _group_sums(codes, n_clusters, E)
+    E_cluster = group_sums(codes, n_clusters, E)
     return term1 + H.T @ (E_cluster - np.outer(sizes, G.T @ v))
 
 
@@ -121,15 +122,7 @@ def _unit_totals(source: Any, row_values: np.ndarray) -> np.ndarray:
     """Plain per-unit sums of row values (weights already applied)."""
     if source.one_row_per_unit:
         return row_values
-    return _group_sums(source.unit_pos, source.n_units, row_values)
-
-
-def _group_sums(codes: np.ndarray, n_groups: int, values: np.ndarray) -> np.ndarray:
-    """(n_groups, k) sums of the rows of ``values`` by group code."""
-    # one bincount per column: np.add.at is tens of times slower on many rows
-    return np.column_stack([
-        np.bincount(codes, weights=values[:, j], minlength=n_groups) for j in range(values.shape[1])
-    ]).reshape(n_groups, values.shape[1])
+    return group_sums(source.unit_pos, source.n_units, row_values)
 
 
 def step_one_sensitivity(results: Any) -> np.ndarray:

@@ -95,6 +95,8 @@ class MomentBlocks:
         # a block that is zero off the labeled units restricts the product to them
         for a in labeled:
             for b in range(len(self.blocks)):
+                if self.labeled_only[b] and b < a:
+                    continue  # already taken as the pair (b, a)
                 out[span[a], span[b]] = on_labeled[a].T @ on_labeled[b]
                 out[span[b], span[a]] = out[span[a], span[b]].T
         return out / self.n_units

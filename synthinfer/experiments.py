@@ -347,13 +347,7 @@ def _run(
     keys = trials[KEY].astype(str)
     wanted = set(map(tuple, grid_keys.astype(str).to_numpy()))
     trials = trials[[tuple(k) in wanted for k in keys.to_numpy()]]
-    order = {name: i for i, name in enumerate(ESTIMATORS)}
-    trials = (
-        trials.assign(_e=trials["estimator"].map(order))
-        .sort_values(KEY + ["_e", "target"], kind="stable")
-        .drop(columns="_e")
-        .reset_index(drop=True)
-    )
+    trials = _in_estimator_order(trials, KEY + ["estimator", "target"])
     summary = summarize(trials)
     if out_dir is not None:
         everything = _read_trials(out_dir / TRIALS_FILE) if (out_dir / TRIALS_FILE).exists() else trials
@@ -519,6 +513,14 @@ def run_politeness(
 # -- summaries and plots -----------------------------------------------------------------------
 
 
+def _in_estimator_order(frame: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """``frame`` sorted by ``by`` (stable), estimators in the order of ESTIMATORS."""
+    order = {name: i for i, name in enumerate(ESTIMATORS)}
+    return frame.sort_values(
+        by, kind="stable", key=lambda column: column.map(order) if column.name == "estimator" else column
+    ).reset_index(drop=True)
+
+
 def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     """Per cell, estimator and target: error, coverage, width, J-test rejection, failures.
 
@@ -590,13 +592,7 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     idx = [tuple(r) for r in summary[CELL + ["target"]].to_numpy()]
     summary.insert(summary.columns.get_loc("mse_mc_se") + 1, "rel_mse",
                    summary["mse"].to_numpy() / classical.reindex(idx).to_numpy())
-    order = {name: i for i, name in enumerate(ESTIMATORS)}
-    summary = (
-        summary.assign(_e=summary["estimator"].map(order))
-        .sort_values(CELL + ["target", "_e"], kind="stable")
-        .drop(columns="_e")
-        .reset_index(drop=True)
-    )
+    summary = _in_estimator_order(summary, CELL + ["target", "estimator"])
     summary = summary[[c for c in summary.columns if c != "warned"] + ["warned"]]
     return summary
 

@@ -99,8 +99,9 @@ def _expit(lin: np.ndarray) -> np.ndarray:
     numpy's vectorised exp makes this about three times faster than
     ``scipy.special.expit``; e^-lin overflowing to inf gives the correct 0.
     """
+    out = np.negative(lin)
     with np.errstate(over="ignore"):
-        out = np.exp(np.negative(lin))
+        np.exp(out, out=out)  # in place: a second temporary costs more than the exp
     out += 1.0
     return np.reciprocal(out, out=out)
 

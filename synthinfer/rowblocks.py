@@ -4,7 +4,7 @@ Every costly quantity of the estimators is a cross product ``Z'Z`` of a tall
 matrix whose rows are scaled design rows (``x sqrt(w)`` for a Jacobian,
 ``x r`` for S). Building Z whole costs a write and a re-read of a matrix the
 size of the design; building it one block of rows at a time keeps the block in
-cache between its computation and its product (about a quarter faster at a
+cache between its computation and its product (about a fifth faster at a
 million rows) and needs no temporary the size of the data.
 """
 

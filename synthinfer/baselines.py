@@ -24,7 +24,7 @@ from statsmodels.base.model import LikelihoodModelResults, Model
 
 from .data import FrameArg, ModelData, Source
 from .exceptions import ConvergenceError, SpecificationError, SynthInferWarning, describe_units
-from .families import OLS, Family, fit_estimating_equation, weighted_gram
+from .families import OLS, Family
 from .formula import capture_namespace
 from .gmm import GMMSynth
 from .model import ModelBase
@@ -123,11 +123,10 @@ class Naive(_BaselineModel):
     def fit(self) -> BaselineResultsWrapper:  # type: ignore[override]
         """Fit on the pooled rows; HC0 covariance over rows."""
         X, y = self.pooled_rows()
-        params = fit_estimating_equation(
-            self.family, X, y, None, names=self.model_data.param_names, frame="pooled rows"
-        ).params
-        scores = self.family.scores(X, y, params)
-        cov = _sandwich(self.family.gram(X, params), scores.T @ scores)
+        params = self.family.solve(X, y, None, names=self.model_data.param_names, frame="pooled rows").params
+        evaluation = self.family.evaluate(X, y, params)
+        scores = evaluation.values()
+        cov = _sandwich(-evaluation.jacobian(), scores.T @ scores)
         return self._results(params, cov, n_rows=len(y))
 
 
@@ -239,14 +238,16 @@ class PPI(_BaselineModel):
         source, labeled_pos = self.source, self.model_data.labeled_pos
         # the unlabeled units' weighted scores w_j psi_j, from all N rows (w_j = 0 on labeled units)
         w = self._unlabeled_unit_weight
-        if source.one_row_per_unit:
+        evaluation = self.family.evaluate(source.X, source.y, params)
+        scores = evaluation.scores()
+        if source.one_row_per_unit and isinstance(scores, tuple):
             # psi = x r: products straight from X and the residuals, no (N, p) scores
-            residual = self.family.residual(source.X, source.y, params)
-            labeled = self._weighted(source.X[labeled_pos] * residual[labeled_pos, None])
+            X, residual = scores
+            labeled = self._weighted(X[labeled_pos] * residual[labeled_pos, None])
             weighted = w * residual
-            unlabeled = (self._n_unlabeled, source.X.T @ weighted, scaled_rows_gram([(source.X, weighted)]))
+            unlabeled = (self._n_unlabeled, X.T @ weighted, scaled_rows_gram([(X, weighted)]))
         else:
-            per_unit = source.unit_sums(self.family.scores(source.X, source.y, params))
+            per_unit = source.unit_sums(evaluation.values())
             labeled = self._weighted(per_unit[labeled_pos])
             unlabeled = (self._n_unlabeled, w @ per_unit, scaled_rows_gram([(per_unit, w)]))
         labeled_moments = (len(labeled), np.ones(len(labeled)) @ labeled, labeled.T @ labeled)
@@ -268,29 +269,29 @@ class PPI(_BaselineModel):
     def _hessian(self, params: np.ndarray, lam: float) -> np.ndarray:
         """ppi-python's Hessian: pooled over labeled and unlabeled rows, labeled only at lam=0."""
         data, source, n = self.model_data, self.source, self.model_data.n_labeled
-        labeled_part = self.family.gram(data.X, params, self._human_weight)
+        labeled_part = -self.family.evaluate(data.X, data.y, params).jacobian(self._human_weight)
         if lam == 0:
             return labeled_part / n
-        unlabeled_part = self.family.gram(source.X, params, self._unlabeled_weight)
+        unlabeled_part = -self.family.evaluate(source.X, source.y, params).jacobian(self._unlabeled_weight)
         return (labeled_part + unlabeled_part) / (n + self._n_unlabeled)
 
     @functools.cached_property
     def _human(self) -> np.ndarray:
         data = self.model_data
-        return fit_estimating_equation(
-            self.family, data.X, data.y, self._human_weight, names=data.param_names, frame="real"
+        return self.family.solve(
+            data.X, data.y, self._human_weight, names=data.param_names, frame="real"
         ).params
 
     @functools.cached_property
     def _ols_aux_difference(self) -> np.ndarray:
         """theta(unlabeled aux) - theta(labeled aux): OLS's PPI estimate is linear in lam."""
         source, names = self.source, self.model_data.param_names
-        unlabeled = fit_estimating_equation(
-            self.family, source.X, source.y, self._unlabeled_weight,
+        unlabeled = self.family.solve(
+            source.X, source.y, self._unlabeled_weight,
             names=names, frame=f"{source.name} (unlabeled units)",
         ).params
-        labeled = fit_estimating_equation(
-            self.family, *self._aux_labeled, names=names, frame=f"{source.name} (labeled units)"
+        labeled = self.family.solve(
+            *self._aux_labeled, names=names, frame=f"{source.name} (labeled units)"
         ).params
         return unlabeled - labeled
 
@@ -304,8 +305,8 @@ class PPI(_BaselineModel):
     def _solve_rectified(self, lam: float, start: np.ndarray, maxiter: int = 100, tol: float = 1e-9) -> np.ndarray:
         """Newton on the rectified loss ``lam L_u(aux) - lam L_l(aux) + L_l(human)``.
 
-        As in :func:`~synthinfer.families.fit_estimating_equation`, a full step is
-        taken when the loss is still falling at its end; otherwise it is halved.
+        As in `synthinfer.solvers.newton_root`, a full step is taken when the
+        loss is still falling at its end; otherwise it is halved.
         """
         data, source, family = self.model_data, self.source, self.family
         n, n_unl = data.n_labeled, self._n_unlabeled
@@ -314,49 +315,48 @@ class PPI(_BaselineModel):
         w_h = np.ones(n) if self._human_weight is None else self._human_weight
 
         def loss(b: np.ndarray) -> float:
-            return (
-                lam / n_unl * family.objective(source.X @ b, source.y, w_unl)
-                - lam / n * family.objective(X_lab @ b, y_lab, w_lab)
-                + family.objective(data.X @ b, data.y, w_h) / n
+            values = (
+                family.objective(source.X, source.y, b, w_unl),
+                family.objective(X_lab, y_lab, b, w_lab),
+                family.objective(data.X, data.y, b, w_h),
             )
+            if None in values:  # no loss: the norm of the rectified scores instead
+                g = gradient_and_evaluations(b)[0]
+                return float(g @ g)
+            return lam / n_unl * values[0] - lam / n * values[1] + values[2] / n  # type: ignore[operator]
 
-        def gradient_and_derivs(b: np.ndarray) -> tuple[np.ndarray, tuple]:
-            mu_u, d_u = family.mean_and_deriv(source.X @ b)
-            mu_l, d_l = family.mean_and_deriv(X_lab @ b)
-            mu_h, d_h = family.mean_and_deriv(data.X @ b)
-            gradient = (
-                lam / n_unl * (source.X.T @ (w_unl * (source.y - mu_u)))
-                - lam / n * (X_lab.T @ (w_lab * (y_lab - mu_l)))
-                + data.X.T @ (w_h * (data.y - mu_h)) / n
-            )
-            return gradient, (d_u, d_l, d_h)
+        def gradient_and_evaluations(b: np.ndarray) -> tuple[np.ndarray, tuple]:
+            e_u = family.evaluate(source.X, source.y, b)
+            e_l = family.evaluate(X_lab, y_lab, b)
+            e_h = family.evaluate(data.X, data.y, b)
+            gradient = lam / n_unl * e_u.sums(w_unl) - lam / n * e_l.sums(w_lab) + e_h.sums(w_h) / n
+            return gradient, (e_u, e_l, e_h)
 
+        # a log-likelihood's Hessian is symmetric; a user's Jacobian need not be
+        assume = "pos" if family.has_objective else "gen"
         params = start.copy()
         with np.errstate(over="ignore", invalid="ignore"):
-            gradient, (d_u, d_l, d_h) = gradient_and_derivs(params)
+            gradient, (e_u, e_l, e_h) = gradient_and_evaluations(params)
             for _ in range(maxiter):
-                positive_part = (
-                    lam / n_unl * weighted_gram(source.X, w_unl * d_u)
-                    + weighted_gram(data.X, w_h * d_h) / n
-                )
-                jacobian = positive_part - lam / n * weighted_gram(X_lab, w_lab * d_l)
+                positive_part = -(lam / n_unl * e_u.jacobian(w_unl) + e_h.jacobian(w_h) / n)
+                jacobian = positive_part + lam / n * e_l.jacobian(w_lab)
                 try:
-                    step = scipy.linalg.solve(jacobian, gradient, assume_a="pos")
+                    step = scipy.linalg.solve(jacobian, gradient, assume_a=assume)
                 except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
                     try:
-                        step = scipy.linalg.solve(positive_part, gradient, assume_a="pos")
+                        step = scipy.linalg.solve(positive_part, gradient, assume_a=assume)
                     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
                         break  # the fitted means saturated: the loss has no minimum
 
-                new_gradient, derivs = gradient_and_derivs(params + step)
+                new_gradient, evaluations = gradient_and_evaluations(params + step)
                 scale = 1.0
                 if n * (step @ gradient) >= 1.0 and not new_gradient @ step >= 0.0:
                     value = loss(params)
                     while scale >= 1e-8 and loss(params + scale * step) > value + 1e-12 * abs(value):
                         scale *= 0.5
-                    new_gradient, derivs = gradient_and_derivs(params + scale * step)
+                    new_gradient, evaluations = gradient_and_evaluations(params + scale * step)
                 params = params + scale * step
-                gradient, (d_u, d_l, d_h) = new_gradient, derivs
+                gradient, (e_u, e_l, e_h) = new_gradient, evaluations
                 if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):
                     return params
         raise ConvergenceError(
@@ -369,7 +369,7 @@ class PPI(_BaselineModel):
     def _tune(self, params: np.ndarray) -> float:
         """ppi-python's power-tuning rule, clipped to [0, 1]."""
         data, n, n_unl = self.model_data, self.model_data.n_labeled, self._n_unlabeled
-        grads = self._weighted(self.family.scores(data.X, data.y, params))
+        grads = self._weighted(self.family.evaluate(data.X, data.y, params).values())
         grads_hat, all_units, _ = self._aux_score_moments(params)
         inv_hessian = np.linalg.inv(self._hessian(params, lam=1.0))
         g_c, h_c = grads - grads.mean(axis=0), grads_hat - grads_hat.mean(axis=0)
@@ -382,7 +382,7 @@ class PPI(_BaselineModel):
 
     def _covariance(self, params: np.ndarray, lam: float, ddof: int) -> np.ndarray:
         data, n, n_unl = self.model_data, self.model_data.n_labeled, self._n_unlabeled
-        grads = self._weighted(self.family.scores(data.X, data.y, params))
+        grads = self._weighted(self.family.evaluate(data.X, data.y, params).values())
         grads_hat, _, unlabeled = self._aux_score_moments(params)
         var_unl = lam**2 * self._covariance_from_moments(unlabeled, ddof) if lam != 0 else 0.0
         var = np.atleast_2d(np.cov(grads - lam * grads_hat, rowvar=False, ddof=ddof))
@@ -449,6 +449,8 @@ class BaselineResults(ReportingMixin, LikelihoodModelResults):
 
     def _summary_notes(self) -> list[str]:
         notes = ["Standard errors are robust (sandwich); inference is normal (z)."]
+        if self.model.family.jacobian_note:
+            notes.append(self.model.family.jacobian_note)
         if isinstance(self.model, Naive):
             notes.append(
                 "Naive pooling treats LLM-generated rows as human data. It is biased "

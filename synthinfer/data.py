@@ -272,6 +272,11 @@ def build_model_data(
         raise SpecificationError("real has no rows: at least one labeled unit is needed")
 
     frames: dict[str, pd.DataFrame] = {"real": real, **proxies, **synths}
+    # the family's view of the outcome (class labels as codes); copies, inputs untouched
+    frames = family.prepare_frames(frames, formula.split("~", 1)[0].strip())
+    real = frames["real"]
+    proxies = {name: frames[name] for name in proxies}
+    synths = {name: frames[name] for name in synths}
     spec = FormulaSpec(formula, frames, engine=engine, namespace=namespace)
     p = len(spec.param_names)
     if len(real) < p:
@@ -334,7 +339,7 @@ def _make_source(
         frame = frame.iloc[frame.index.get_indexer(units)]
         unit_pos = np.arange(len(units))
     y, X = spec.apply(frame, name)
-    family.check_outcome(y, frame.index, name, spec.outcome_name)
+    family.check_outcome(y, frame.index, name, spec.outcome_name, auxiliary=True)
     row_weight = 1.0 / counts[unit_pos]
     aggregator = None
     if not one_row_per_unit:

@@ -117,12 +117,21 @@ def diagnose(results: Any, per_source: bool = True) -> Diagnostics:
     variance_reduction = pd.DataFrame(reduction, index=names)
 
     theta, *etas = model._split(results.params_full)
-    human_residual = model.family.residual(data.X, data.y, theta)
+    human = model._target_evaluation(theta)
     correlation = {}
-    for source, eta in zip(data.sources, etas):
-        row_residual = model.family.residual(source.X, source.y, eta)
-        unit_residual = source.unit_sums(row_residual)  # the mean over a unit's samples
-        correlation[source.name] = float(np.corrcoef(human_residual, unit_residual[data.labeled_pos])[0, 1])
+    for m, (source, eta) in enumerate(zip(data.sources, etas)):
+        evaluation = model._evaluation(m, eta)
+        if human.residual() is not None and evaluation.residual() is not None:
+            # the mean over a unit's samples
+            unit_residual = source.unit_sums(evaluation.residual())[data.labeled_pos]
+            correlation[source.name] = float(np.corrcoef(human.residual(), unit_residual)[0, 1])
+        else:
+            # no scalar residual: the mean correlation of the paired score columns
+            human_scores = human.values()
+            unit_scores = source.unit_sums(evaluation.values())[data.labeled_pos]
+            correlation[source.name] = float(np.nanmean([
+                np.corrcoef(human_scores[:, j], unit_scores[:, j])[0, 1] for j in range(human_scores.shape[1])
+            ]))
     residual_correlation = pd.Series(correlation, name="residual correlation", dtype=float)
 
     jval, pval, df = results.jtest()

@@ -28,7 +28,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 from .covariance import get_covariance
 from .data import FrameArg, ModelData
 from .exceptions import NearSingularWeightWarning, SpecificationError
-from .families import Family, fit_estimating_equation, weighted_gram
+from .families import Evaluation, Family
 from .formula import capture_namespace
 from .model import ModelBase
 from .moments import MomentBlocks
@@ -115,26 +115,28 @@ class GMMSynth(ModelBase, GMM):
         if labeling_prob is not None:
             data = data.with_labeling_prob(labeling_prob)
         endog, exog = self._set_data(data, model, formula)
-        p, n_sources = len(data.param_names), len(data.sources)
-        super().__init__(
-            endog, exog, None, k_moms=p * (1 + 2 * n_sources), k_params=p * (1 + n_sources)
-        )
+        layout = self.layout
+        super().__init__(endog, exog, None, k_moms=layout.n_moments, k_params=layout.n_params)
         self._set_counts()
-        self._fitted_cache: dict[int, tuple[bytes, np.ndarray, np.ndarray]] = {}
+        self._evaluations: dict[int, tuple[bytes, Evaluation]] = {}
         # the designs do not change: their rank is checked by the first fit only
         self._ranks_checked = False
-        # 1/pi per labeled unit, and per row of each source's labeled rows
+        # 1/pi per labeled unit; per source, the weights of its rows (1/k, None for
+        # one row per unit) and of its labeled rows (1/k times 1/pi)
         self._labeled_weight = data.labeled_weight
-        self._labeled_row_weight: list[np.ndarray | None] = [None] * n_sources
-        if data.labeled_weight is not None:
-            position = np.full(data.n_units, -1)
-            position[data.labeled_pos] = np.arange(data.n_labeled)
-            self._labeled_row_weight = [
-                data.labeled_weight[position[s.unit_pos[s.labeled_rows]]] for s in data.sources
-            ]
-        self.param_names_full = list(data.param_names) + [
-            f"eta[{name}]:{col}" for name in self.source_names for col in data.param_names
-        ]
+        self._row_weight: list[np.ndarray | None] = []
+        self._labeled_row_weight: list[np.ndarray | None] = []
+        position = np.full(data.n_units, -1)
+        position[data.labeled_pos] = np.arange(data.n_labeled)
+        for source in data.sources:
+            row_weight = None if source.one_row_per_unit else source.row_weight
+            labeled = None if row_weight is None else row_weight[source.labeled_rows]
+            if data.labeled_weight is not None:
+                pi_weight = data.labeled_weight[position[source.unit_pos[source.labeled_rows]]]
+                labeled = pi_weight if labeled is None else labeled * pi_weight
+            self._row_weight.append(row_weight)
+            self._labeled_row_weight.append(labeled)
+        self.param_names_full = layout.param_names_full
 
     @classmethod
     def from_formula(  # type: ignore[override]
@@ -183,8 +185,7 @@ class GMMSynth(ModelBase, GMM):
 
     # -- parameter layout --------------------------------------------------------
     def _split(self, params: np.ndarray) -> list[np.ndarray]:
-        p = self.k_target
-        return [params[i * p : (i + 1) * p] for i in range(1 + len(self.model_data.sources))]
+        return self.layout.split_params(params)
 
     # -- step 1 ------------------------------------------------------------------
     def fitstart(self) -> np.ndarray:
@@ -192,56 +193,71 @@ class GMMSynth(ModelBase, GMM):
         return self._step_one()[0]
 
     def _step_one(self) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Step-1 values and each source's last Newton Hessian (G's all-units blocks).
+        """Step-1 values and each source's last Newton Jacobian (G's all-units blocks).
 
-        Newton's last Hessian was taken one tiny step before eta: close enough to
+        Newton's last Jacobian was taken one tiny step before eta: close enough to
         steer Gauss-Newton, which re-checks with the exact G at its end.
         """
         data, names = self.model_data, self.model_data.param_names
         check_rank = not self._ranks_checked
-        theta = fit_estimating_equation(
-            self.family, data.X, data.y, self._labeled_weight, names=names, frame="real",
-            check_rank=check_rank,
+        theta = self.family.solve(
+            data.X, data.y, self._labeled_weight, names=names, frame="real", check_rank=check_rank,
         ).params
-        pieces, hessians = [theta], []
-        for source in data.sources:
+        pieces, jacobians = [theta], []
+        for m, source in enumerate(data.sources):
             # theta is a good start: the source estimates the same kind of coefficients
             # Newton's error after a step s is ~s**2: a step below 1e-4 leaves ~1e-8,
             # far below what the weight matrix computed from these values can feel.
-            fit = fit_estimating_equation(
-                self.family, source.X, source.y, source.row_weight,
-                names=names, frame=source.name, start=theta, tol=1e-4, check_rank=check_rank,
+            fit = self.family.solve(
+                source.X, source.y, self._row_weight[m], names=names, frame=source.name,
+                start=theta, tol=1e-4, check_rank=check_rank,
             )
             pieces.append(fit.params)
-            hessians.append(fit.hessian)
+            jacobians.append(fit.jacobian)
             # Newton evaluated the source at eta last: S at step 1 reuses it
-            self._fitted_cache[len(hessians) - 1] = (
-                fit.params.tobytes(), source.y - fit.mean, fit.weighted_mean_deriv
-            )
+            self._evaluations[m] = (fit.params.tobytes(), fit.evaluation)
         self._ranks_checked = True
-        return np.concatenate(pieces), hessians
+        return np.concatenate(pieces), jacobians
 
     # -- moments and derivatives -------------------------------------------------
+    def _evaluation(self, m: int, eta: np.ndarray) -> Evaluation:
+        """Source m's scores at eta.
+
+        The last evaluation per source is kept: the moments, G and S are often
+        needed at the same point, and each evaluation is a pass over every row.
+        """
+        key = eta.tobytes()
+        cached = self._evaluations.get(m)
+        if cached is None or cached[0] != key:
+            source = self.model_data.sources[m]
+            cached = (key, self.family.evaluate(source.X, source.y, eta))
+            self._evaluations[m] = cached
+        return cached[1]
+
+    def _target_evaluation(self, theta: np.ndarray) -> Evaluation:
+        data = self.model_data
+        return self.family.evaluate(data.X, data.y, theta)
+
     def moment_blocks(self, params: np.ndarray) -> MomentBlocks:
         """Per-unit moments as blocks (what S is computed from)."""
         data = self.model_data
         theta, *etas = self._split(params)
         weight = self._labeled_weight
-        target = self.family.scores(data.X, data.y, theta)
+        target = self._target_evaluation(theta).values()
         blocks: list[np.ndarray | tuple[np.ndarray, np.ndarray]] = [
             target if weight is None else target * weight[:, None]
         ]
         labeled_only = [True]
         for m, (source, eta) in enumerate(zip(data.sources, etas)):
-            residual, _ = self._fitted(m, eta)
+            evaluation = self._evaluation(m, eta)
             per_unit: np.ndarray | tuple[np.ndarray, np.ndarray]
             if source.one_row_per_unit:
-                # kept as factors: S's all-units products are then taken a block of
-                # rows at a time, without an (N, p) array per source
-                per_unit = (source.X, residual)
-                labeled = source.X[data.labeled_pos] * residual[data.labeled_pos, None]
+                # factors stay factors: S's all-units products are then taken a block
+                # of rows at a time, without an (N, q) array per source
+                per_unit = evaluation.scores()
+                labeled = evaluation.values(data.labeled_pos)
             else:
-                per_unit = source.unit_sums(source.X * residual[:, None])
+                per_unit = source.unit_sums(evaluation.values())
                 labeled = per_unit[data.labeled_pos]
             blocks += [labeled if weight is None else labeled * weight[:, None], per_unit]
             labeled_only += [True, False]
@@ -256,60 +272,35 @@ class GMMSynth(ModelBase, GMM):
         self.nobs_moms, self.k_moms = self.nobs, self.nmoms
         data = self.model_data
         theta, *etas = self._split(params)
-        target = self.family.residual(data.X, data.y, theta)
-        if self._labeled_weight is not None:
-            target = target * self._labeled_weight
-        sums = [data.X.T @ target]
+        sums = [self._target_evaluation(theta).sums(self._labeled_weight)]
         for m, (source, eta) in enumerate(zip(data.sources, etas)):
-            residual, _ = self._fitted(m, eta)
-            weighted = residual if source.one_row_per_unit else source.row_weight * residual
-            rows = source.labeled_rows
-            labeled = weighted[rows]
-            if self._labeled_row_weight[m] is not None:
-                labeled = labeled * self._labeled_row_weight[m]
-            sums += [source.X[rows].T @ labeled, source.X.T @ weighted]
+            evaluation = self._evaluation(m, eta)
+            sums += [
+                evaluation.sums(self._labeled_row_weight[m], rows=source.labeled_rows),
+                evaluation.sums(self._row_weight[m]),
+            ]
         return np.concatenate(sums) / self.nobs
-
-    def _fitted(self, m: int, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Source m's residuals and weighted mean derivatives ``w mu'`` at eta, per row.
-
-        The last evaluation per source is kept: the moments, G and S are often
-        needed at the same point, and each evaluation is a pass over every row.
-        """
-        key = eta.tobytes()
-        cached = self._fitted_cache.get(m)
-        if cached is None or cached[0] != key:
-            source = self.model_data.sources[m]
-            mu, dmu = self.family.mean_and_deriv(source.X @ eta)
-            if not source.one_row_per_unit:
-                dmu = dmu * source.row_weight
-            cached = (key, source.y - mu, dmu)
-            self._fitted_cache[m] = cached
-        return cached[1], cached[2]
 
     def gradient_momcond(self, params: np.ndarray, epsilon: float = 1e-4, centered: bool = True) -> np.ndarray:
         """Analytic G = d gbar / d beta, (K, P); ``epsilon``/``centered`` are ignored."""
         return self._jacobian(params)
 
     def _jacobian(self, params: np.ndarray, all_units_blocks: list[np.ndarray] | None = None) -> np.ndarray:
-        """G, optionally with given all-units blocks ``X' diag(w mu') X`` per source."""
-        data, p = self.model_data, self.k_target
+        """G, optionally with given all-units blocks (each source's summed Jacobian)."""
+        data, layout = self.model_data, self.layout
         theta, *etas = self._split(params)
         G = np.zeros((self.nmoms, self.k_params))
-        G[:p, :p] = -self.family.gram(data.X, theta, self._labeled_weight)
+        G[layout.moment_block(0), layout.param_block(0)] = self._target_evaluation(theta).jacobian(self._labeled_weight)
         for m, (source, eta) in enumerate(zip(data.sources, etas)):
-            cols = slice((1 + m) * p, (2 + m) * p)
-            labeled = source.labeled_rows
-            _, dmu = self._fitted(m, eta)
-            labeled_dmu = dmu[labeled]
-            if self._labeled_row_weight[m] is not None:
-                labeled_dmu = labeled_dmu * self._labeled_row_weight[m]
-            G[(1 + 2 * m) * p : (2 + 2 * m) * p, cols] = -weighted_gram(source.X[labeled], labeled_dmu)
-            all_units = (
-                all_units_blocks[m] if all_units_blocks is not None
-                else weighted_gram(source.X, dmu)
+            cols = layout.param_block(1 + m)
+            evaluation = self._evaluation(m, eta)
+            G[layout.labeled_block(m), cols] = evaluation.jacobian(
+                self._labeled_row_weight[m], rows=source.labeled_rows
             )
-            G[(2 + 2 * m) * p : (3 + 2 * m) * p, cols] = -all_units
+            G[layout.all_units_block(m), cols] = (
+                all_units_blocks[m] if all_units_blocks is not None
+                else evaluation.jacobian(self._row_weight[m])
+            )
         return G / self.nobs
 
     def score(self, params: np.ndarray, weights: np.ndarray, epsilon: float | None = None, centered: bool = True) -> np.ndarray:
@@ -331,12 +322,10 @@ class GMMSynth(ModelBase, GMM):
         return self._gauss_newton(np.asarray(start, dtype=float), weights, **(optim_args or {}))[0]
 
     def _all_units_blocks(self, params: np.ndarray) -> list[np.ndarray]:
-        """Each source's ``X' diag(w mu') X`` over all its rows: the costly part of G."""
+        """Each source's summed Jacobian over all its rows: the costly part of G."""
         etas = self._split(params)[1:]
-        sources = self.model_data.sources
         return [
-            weighted_gram(source.X, self._fitted(m, eta)[1])
-            for m, (source, eta) in enumerate(zip(sources, etas))
+            self._evaluation(m, eta).jacobian(self._row_weight[m]) for m, eta in enumerate(etas)
         ]
 
     def _gauss_newton(
@@ -405,6 +394,19 @@ class GMMSynth(ModelBase, GMM):
             exact = self.family.constant_jacobian
         return params, SolverInfo(False, maxiter, step_in_se), self._jacobian(params)
 
+    def _one_step(self, start: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, SolverInfo, np.ndarray]:
+        """One Gauss-Newton step from step 1, for scores that are step functions of
+        the parameters (quantiles): their GMM objective is piecewise constant, so
+        it is not iterated; the one-step estimator is asymptotically the two-step one."""
+        G = self._jacobian(start)
+        GW = G.T @ weights
+        hessian = GW @ G
+        step = -scipy.linalg.solve(hessian, GW @ self.momcond_mean(start), assume_a="sym")
+        se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian)), 0, None) / self.nobs)
+        params = start + step
+        step_in_se = float(np.max(np.abs(step) / np.where(se > 0, se, 1.0)))
+        return params, SolverInfo(True, 1, step_in_se), self._jacobian(params)
+
     def fit(  # type: ignore[override]
         self,
         cov_type: str = "HC0",
@@ -441,14 +443,14 @@ class GMMSynth(ModelBase, GMM):
             raise ValueError(f"correction must be None or 'windmeijer', got {correction!r}")
         covariance = get_covariance(cov_type, cov_kwds, self.model_data)
         start, newton_blocks = self._step_one()
-        block_names = ["real (labeled units)"] + [
-            f"{name} ({units} units)" for name in self.source_names for units in ("labeled", "all")
-        ]
+        block_names = self.layout.block_names
         weights = weight_matrix(covariance.s(self.moment_blocks(start)), block_names)
-        if self.model_data.sources:
+        if self.model_data.sources and self.family.smooth:
             params, info, jacobian = self._gauss_newton(
                 start, weights, maxiter=maxiter, tol=tol, all_units_blocks=newton_blocks
             )
+        elif self.model_data.sources:
+            params, info, jacobian = self._one_step(start, weights)
         else:
             # just identified: step 1 already solves gbar = 0 exactly
             params, info = start, SolverInfo(True, 0, 0.0)
@@ -476,7 +478,7 @@ class GMMSynth(ModelBase, GMM):
             options_other={"weights_method": cov_type, "has_optimal_weights": True, "optim_method": "gauss-newton"},
             optim_args={"maxiter": maxiter, "tol": tol},
         )
-        self._fitted_cache.clear()  # per-row arrays are not kept past the fit
+        self._evaluations.clear()  # per-row arrays are not kept past the fit
         return GMMSynthResultsWrapper(results)
 
     @property

@@ -8,6 +8,7 @@ design column, while the estimator itself works on :class:`ModelData`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from .data import FrameArg, ModelData, build_model_data
 from .families import Family, get_family
+from .layout import MomentLayout
 
 __all__ = ["ModelBase"]
 
@@ -25,8 +27,14 @@ class ModelBase:
     def _set_data(self, data: ModelData, model: str | Family, formula: str | None) -> tuple[pd.Series, pd.DataFrame]:
         """Store the data and names; return the (endog, exog) statsmodels' Model wants."""
         self.family = get_family(model)
+        self.family.check_design(data.param_names)
         self.model_data = data
         self.formula = formula
+        p = len(data.param_names)
+        self.layout = MomentLayout.of(
+            self.family.param_names(data.param_names), [s.name for s in data.sources],
+            q=self.family.n_moments(p),
+        )
         endog = pd.Series(data.y, index=data.real_index, name=data.spec.outcome_name)
         exog = pd.DataFrame(data.X, index=data.real_index, columns=data.param_names)
         return endog, exog
@@ -36,9 +44,17 @@ class ModelBase:
         data = self.model_data
         self.nobs = data.n_units
         self.n_labeled = data.n_labeled
-        self.k_target = len(data.param_names)
+        self.k_target = self.layout.k
+        if list(self.layout.target_names) != list(data.param_names):
+            # the parameters are not the design columns (user moments): name them
+            self.data.param_names = list(self.layout.target_names)
         self.unit_ids = data.unit_ids
         self.source_names = [s.name for s in data.sources]
+
+    @property
+    def exog_names(self) -> list[str]:
+        """The target parameters' names (the design columns, unless the family names its own)."""
+        return list(self.layout.target_names)
 
     @classmethod
     def _from_frames(
@@ -52,6 +68,7 @@ class ModelBase:
         namespace: Mapping[str, Any],
         **kwds: Any,
     ) -> Any:
-        family = get_family(model)
+        # a copy: a family may learn from the frames (mnlogit's classes)
+        family = copy.copy(get_family(model))
         data = build_model_data(formula, real, proxy, synth, family, engine, namespace)
         return cls(data, family, formula=formula, **kwds)

@@ -169,7 +169,7 @@ def plan_labels(results: Any) -> LabelBudget:
     # H = (1/n) X' diag(mu') X on the labeled units (the target block of G, rescaled);
     # the sign of H cancels in the sandwich
     theta = np.asarray(results.params_full)[:p]
-    bread = np.linalg.inv(model.family.gram(data.X, theta) / n)
+    bread = np.linalg.inv(-model._target_evaluation(theta).jacobian() / n)
     if labeled:
         h_labeled = np.hstack(labeled)
         psi_h, h_h = _centered_cross(psi, h_labeled), _centered_cross(h_labeled, h_labeled)

@@ -235,6 +235,8 @@ class GMMSynthResults(ReportingMixin, GMMResults):
 
     def _summary_notes(self) -> list[str]:
         notes = [f"Standard errors: {self.covariance.description}; inference is normal (z)."]
+        if self.model.family.jacobian_note:
+            notes.append(self.model.family.jacobian_note)
         if self.correction == "windmeijer" and self.model.source_names:
             notes.append("Covariance with Windmeijer's finite-sample correction for the estimated weight matrix.")
         if self.model.model_data.labeled_weight is not None:

@@ -38,7 +38,7 @@ def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray, covariance: Any =
     unit terms become cluster terms (see the module docstring).
     """
     clusters = covariance if isinstance(covariance, ClusteredCovariance) else None
-    data, p, family = model.model_data, model.k_target, model.family
+    data = model.model_data
     n_units = data.n_units
     blocks = model.moment_blocks(params)
     starts = np.cumsum([0] + [b.shape[1] for b in blocks.values])
@@ -57,38 +57,41 @@ def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray, covariance: Any =
         c_cluster = np.bincount(clusters.codes, weights=c, minlength=clusters.n_clusters)
         c = c_cluster[clusters.codes]
     K, P = model.nmoms, model.k_params
+    layout = model.layout
     term1 = np.zeros((K, P))  # (1/N) sum_i c_i dg_i/dbeta
     E = np.zeros((n_units, P))  # e_i = (dg_i/dbeta)' v
     theta, *etas = model._split(params)
     weight = model._labeled_weight
-    # target block: g = w x (y - mu(x'theta)) on labeled units
-    lin = data.X @ theta
-    dmu = family.mean_deriv(lin) * (1.0 if weight is None else weight)
+    # target block: g = w psi(z; theta) on labeled units
+    target = model._target_evaluation(theta)
     c_lab = c[data.labeled_pos]
-    term1[:p, :p] = -((data.X * (c_lab * dmu)[:, None]).T @ data.X)
-    E[data.labeled_pos, :p] = -(data.X * (dmu * (data.X @ v_blocks[0]))[:, None])
+    term1[layout.moment_block(0), layout.param_block(0)] = target.jacobian(
+        c_lab if weight is None else c_lab * weight
+    )
+    e_target = target.vjp(v_blocks[0])
+    E[data.labeled_pos, layout.param_block(0)] = e_target if weight is None else e_target * weight[:, None]
     for m, (source, eta) in enumerate(zip(data.sources, etas)):
-        cols = slice((1 + m) * p, (2 + m) * p)
+        cols = layout.param_block(1 + m)
+        evaluation = model._evaluation(m, eta)
+        row_weight, labeled_weight = model._row_weight[m], model._labeled_row_weight[m]
         lab_rows = source.labeled_rows
-        _, dmu_rows = model._fitted(m, eta)  # w mu' per row (w = 1/k)
-        dmu_lab = dmu_rows[lab_rows]
-        if model._labeled_row_weight[m] is not None:
-            dmu_lab = dmu_lab * model._labeled_row_weight[m]
         c_rows = c[source.unit_pos]
         lab_block, all_block = 1 + 2 * m, 2 + 2 * m
-        X_lab = source.X[lab_rows]
-        term1[starts[lab_block] : starts[lab_block + 1], cols] = -(
-            (X_lab * (c_rows[lab_rows] * dmu_lab)[:, None]).T @ X_lab
+        c_lab_rows = c_rows[lab_rows]
+        term1[layout.labeled_block(m), cols] = evaluation.jacobian(
+            c_lab_rows if labeled_weight is None else c_lab_rows * labeled_weight, rows=lab_rows
         )
-        term1[starts[all_block] : starts[all_block + 1], cols] = -(
-            (source.X * (c_rows * dmu_rows)[:, None]).T @ source.X
+        term1[layout.all_units_block(m), cols] = evaluation.jacobian(
+            c_rows if row_weight is None else c_rows * row_weight
         )
-        # e_i's source part is x_j times a scalar per row: the all-units term on
-        # every row plus the labeled term on labeled rows
-        row_scale = dmu_rows * (source.X @ v_blocks[all_block])
-        row_scale[lab_rows] += dmu_lab * (X_lab @ v_blocks[lab_block])
-        # plain per-unit totals: dmu_rows already carries the 1/k weights
-        E[:, cols] = -_unit_totals(source, source.X * row_scale[:, None])
+        # e_i's source part per row: the all-units term on every row plus the
+        # labeled term on labeled rows, each with its row weights
+        row_e = evaluation.vjp(v_blocks[all_block])
+        if row_weight is not None:
+            row_e *= row_weight[:, None]
+        lab_e = evaluation.vjp(v_blocks[lab_block], rows=lab_rows)
+        row_e[lab_rows] += lab_e if labeled_weight is None else lab_e * labeled_weight[:, None]
+        E[:, cols] = _unit_totals(source, row_e)
     if clusters is not None:
         return _clustered_terms(model, params, blocks, clusters, c_cluster, term1, E, v) / n_units
     term2 = np.zeros((K, P))  # (1/N) sum_i (g_i - gbar) e_i'
@@ -144,10 +147,7 @@ def windmeijer_covariance(results: Any) -> np.ndarray:
     G = results.jacobian
     V2 = np.linalg.inv(G.T @ W @ G) / n_units
     # step 1: the just-identified subsystem (target block and all-units blocks)
-    p, n_sources = model.k_target, len(model.source_names)
-    selected = np.concatenate(
-        [np.arange(p)] + [np.arange((2 + 2 * m) * p, (3 + 2 * m) * p) for m in range(n_sources)]
-    )
+    selected = model.layout.just_identified()
     G1 = model.gradient_momcond(beta1)[selected]
     S1 = np.linalg.inv(W)[np.ix_(selected, selected)]
     G1_inv = np.linalg.inv(G1)

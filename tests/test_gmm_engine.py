@@ -130,12 +130,12 @@ def test_ols_gauss_newton_is_exact_in_one_step() -> None:
 
 
 def test_designs_are_rank_checked_by_the_first_fit_only(monkeypatch) -> None:
-    import synthinfer.families as families
+    import synthinfer.solvers as solvers
 
     study = make_study("logit", n_units=400, n_labeled=80, seed=21)
     calls = []
-    original = families.check_full_rank
-    monkeypatch.setattr(families, "check_full_rank", lambda *a, **k: calls.append(a[2]) or original(*a, **k))
+    original = solvers.check_full_rank
+    monkeypatch.setattr(solvers, "check_full_rank", lambda *a, **k: calls.append(a[2]) or original(*a, **k))
     model = smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, synth=study.synth, model="logit")
     first = model.fit()
     assert calls == ["real", "proxy", "synth"]

@@ -7,7 +7,8 @@ import pytest
 from scipy.special import expit
 
 import synthinfer.api as smf
-from synthinfer.families import Logit, _expit
+from synthinfer.families import Logit
+from synthinfer.families import expit as _expit
 from synthinfer.rowblocks import ROWS_PER_BLOCK, scaled_rows_gram, weighted_gram
 from synthinfer.simulate import make_study
 

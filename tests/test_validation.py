@@ -264,20 +264,28 @@ def test_logit_outcome_not_0_1_in_real(value):
         smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model="logit")
 
 
-@pytest.mark.parametrize("value", [2.0, 0.5])
-def test_logit_outcome_not_0_1_in_proxy(value):
+@pytest.mark.parametrize("value", [2.0, -0.5])
+def test_logit_outcome_outside_the_unit_interval_in_proxy(value):
     real, proxy, synth = study("logit")
     proxy.loc[["unit000013", "unit000044"], "y"] = value
     with pytest.raises(
-        SpecificationError, match=names("'proxy'", "0 or 1", str(value), uid(13), uid(44))
+        SpecificationError, match=names("'proxy'", "probability in [0, 1]", str(value), uid(13), uid(44))
     ):
         smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model="logit")
 
 
-def test_logit_outcome_not_0_1_in_synth():
+def test_logit_auxiliary_outcome_may_be_a_probability():
+    """An LLM's probability is a valid auxiliary outcome (the Bernoulli quasi-score)."""
+    real, proxy, synth = study("logit")
+    proxy.loc[["unit000013", "unit000044"], "y"] = 0.5
+    res = smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model="logit").fit()
+    assert res.converged
+
+
+def test_logit_outcome_outside_the_unit_interval_in_synth():
     real, proxy, synth = study("logit")
     synth.iloc[[len(proxy) + 17], synth.columns.get_loc("y")] = 3.0
-    with pytest.raises(SpecificationError, match=names("'synth'", "0 or 1", uid(17))):
+    with pytest.raises(SpecificationError, match=names("'synth'", "probability in [0, 1]", uid(17))):
         smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model="logit")
 
 
@@ -540,7 +548,7 @@ def test_formula_without_outcome_separator():
         smf.gmm_synth("y x1", real=real, proxy=proxy, synth=synth)
 
 
-@pytest.mark.parametrize("model", ["probit", "OLSS", ""])
+@pytest.mark.parametrize("model", ["tobit", "OLSS", ""])
 def test_bad_model_name(model):
     real, proxy, synth = study()
     with pytest.raises(ValueError, match=names("model must be one of", "'logit'", repr(model))):

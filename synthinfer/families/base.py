@@ -1,0 +1,184 @@
+"""The estimating-function abstraction every estimator consumes.
+
+An estimating function maps a design (outcome ``y``, design matrix ``X``) and
+parameters ``b`` to per-row scores ``psi_j(b)`` of dimension q whose weighted
+sum is zero at the estimate. Everything the estimators need is an operation
+on its :class:`Evaluation` at one parameter vector:
+
+- ``scores()``: the per-row scores, dense ``(rows, q)`` or as factors
+  ``(X, r)`` meaning ``X * r[:, None]`` (single-index families keep them so:
+  S and the sums are then taken without an (N, q) array);
+- ``sums(weights, rows)``: ``sum_j w_j psi_j``;
+- ``jacobian(weights, rows)``: ``sum_j w_j d psi_j / d b``, (q, k);
+- ``vjp(v, rows)``: per row, ``v' d psi_j / d b``, (rows, k) (Windmeijer's
+  correction differentiates S through it).
+
+The GMM engine, the step-1 solver, S, G, Windmeijer, the bootstrap, the
+diagnostics and PPI++ use only these, so a new family is one file.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import ClassVar, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["Factors", "Evaluation", "EstimatingFunction", "Solution"]
+
+#: Per-row scores given as factors ``(X, r)``: their value is ``X * r[:, None]``.
+Factors = tuple[np.ndarray, np.ndarray]
+
+
+def _select(a: np.ndarray, rows: np.ndarray | None) -> np.ndarray:
+    return a if rows is None else a[rows]
+
+
+class Evaluation(ABC):
+    """An estimating function evaluated at one parameter vector on one design's rows."""
+
+    n_rows: int
+    n_moments: int
+    n_params: int
+
+    @abstractmethod
+    def scores(self) -> np.ndarray | Factors:
+        """Per-row scores: an (rows, q) array or factors ``(X, r)``."""
+
+    def values(self, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per-row scores as an array, (rows, q)."""
+        scores = self.scores()
+        if isinstance(scores, tuple):
+            X, r = scores
+            return _select(X, rows) * _select(r, rows)[:, None]
+        return _select(scores, rows)
+
+    def sums(self, weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """``sum_j w_j psi_j`` over ``rows`` (all rows by default), (q,)."""
+        scores = self.scores()
+        if isinstance(scores, tuple):
+            X, r = scores
+            r = _select(r, rows)
+            return _select(X, rows).T @ (r if weights is None else weights * r)
+        values = _select(scores, rows)
+        # a matrix-vector product sums rows an order of magnitude faster than .sum(axis=0)
+        return (np.ones(len(values)) if weights is None else weights) @ values
+
+    @abstractmethod
+    def jacobian(self, weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        """``sum_j w_j d psi_j / d b`` over ``rows``, (q, k)."""
+
+    @abstractmethod
+    def vjp(self, v: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Per row, ``v' d psi_j / d b``: (rows, k)."""
+
+    def residual(self) -> np.ndarray | None:
+        """A scalar residual per row, where the family has one (for diagnostics)."""
+        return None
+
+
+class Solution(NamedTuple):
+    """A solved estimating equation and what the solver computed at its end."""
+
+    params: np.ndarray
+    #: the weighted Jacobian ``sum_j w_j d psi_j / d b`` at (or one step before) ``params``
+    jacobian: np.ndarray
+    #: the evaluation at ``params``
+    evaluation: Evaluation
+
+
+class EstimatingFunction(ABC):
+    """Per-row scores ``psi(y, x; b)`` and how to solve ``sum_j w_j psi_j(b) = 0``.
+
+    Subclasses set ``name`` (the ``model=`` string) and ``label`` (for
+    summaries) and implement :meth:`evaluate`; the rest has defaults.
+    """
+
+    name: ClassVar[str]
+    label: ClassVar[str]
+    #: the Jacobian does not depend on the parameters (linear scores)
+    constant_jacobian: ClassVar[bool] = False
+    #: the scores are differentiable in b; otherwise the Jacobian is a smoothed
+    #: estimate and step 2 is one Gauss-Newton step from step 1 (see gmm.py)
+    smooth: ClassVar[bool] = True
+    #: :meth:`objective` exists (a log-likelihood whose -Jacobian is positive definite)
+    has_objective: ClassVar[bool] = False
+
+    def n_params(self, n_columns: int) -> int:
+        """k, the parameters per source, for a design with ``n_columns`` columns."""
+        return n_columns
+
+    def n_moments(self, n_columns: int) -> int:
+        """q, the scores per row (equal to k: each source is just identified)."""
+        return self.n_params(n_columns)
+
+    def param_names(self, columns: Sequence[str]) -> list[str]:
+        """The names of the k parameters, from the design's column names."""
+        return list(columns)
+
+    def check_outcome(
+        self, y: np.ndarray, index: pd.Index, frame: str, outcome: str, auxiliary: bool = False
+    ) -> None:
+        """Raise if ``y`` is outside the family's support, naming the units.
+
+        ``auxiliary`` is True for an auxiliary source's outcome, which may be
+        allowed a wider support (an LLM's probability for a binary label).
+        """
+
+    def prepare_frames(self, frames: Mapping[str, pd.DataFrame], outcome: str) -> dict[str, pd.DataFrame]:
+        """The frames as the formula should see them (e.g. class labels as codes).
+
+        Called once per model, before the formula is learned; returns copies
+        where it changes anything. The default changes nothing.
+        """
+        return dict(frames)
+
+    def check_design(self, columns: Sequence[str]) -> None:
+        """Raise if the design does not suit the family (e.g. a mean needs ``y ~ 1``)."""
+
+    @abstractmethod
+    def evaluate(self, X: np.ndarray, y: np.ndarray, params: np.ndarray) -> Evaluation:
+        """The scores at ``params`` on the rows ``(X, y)``."""
+
+    def objective(self, X: np.ndarray, y: np.ndarray, params: np.ndarray, w: np.ndarray) -> float | None:
+        """A function whose gradient in b is ``-sum w psi``, for line search; None if there is none."""
+        return None
+
+    def start_params(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        return np.zeros(self.n_params(X.shape[1]))
+
+    def solve(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        weights: np.ndarray | None,
+        *,
+        names: Sequence[str],
+        frame: str,
+        start: np.ndarray | None = None,
+        maxiter: int = 100,
+        tol: float = 1e-7,
+        check_rank: bool = True,
+    ) -> Solution:
+        """Solve ``sum_j w_j psi_j(b) = 0`` (damped Newton by default; see solvers.py)."""
+        from ..solvers import newton_root
+
+        return newton_root(
+            self, X, y, weights, names=names, frame=frame, start=start, maxiter=maxiter,
+            tol=tol, check_rank=check_rank,
+        )
+
+    def explain_nonexistence(
+        self, X: np.ndarray, params: np.ndarray, displacement: np.ndarray, names: Sequence[str], frame: str
+    ) -> None:
+        """Raise a specific error when the solver ran off because no root exists."""
+
+    @property
+    def jacobian_note(self) -> str | None:
+        """What the summary says about how the Jacobian was obtained, if not analytic."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

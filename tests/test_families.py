@@ -1,0 +1,303 @@
+"""The estimating-function families against independent truths.
+
+Human-only fits equal statsmodels (Probit, GLM Binomial for the fractional
+logit, QuantReg's point estimate, the sample mean); a user psi that writes
+the logit by hand reproduces the built-in logit with auxiliary sources; the
+analytic G of every family equals a numerical derivative of gbar.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.special
+import statsmodels.api as sm
+from statsmodels.regression.quantile_regression import QuantReg
+from statsmodels.tools.numdiff import approx_fprime
+
+import synthinfer.api as smf
+from synthinfer.exceptions import SpecificationError
+from synthinfer.families import Design, EstimatingEquation, Quantile, get_family
+
+
+def _frames(kind: str, n_units: int = 1500, n_labeled: int = 300, k: int = 2, seed: int = 0):
+    """Units with x1 (normal) and x2 (binary); human outcome of the given kind; a
+    proxy that errs and k synthetic samples per unit that err more."""
+    rng = np.random.default_rng(seed)
+    ids = pd.Index([f"u{i:05d}" for i in range(n_units)], name="unit")
+    x1, x2 = rng.normal(size=n_units), rng.binomial(1, 0.4, n_units).astype(float)
+    lin = 0.3 + 0.8 * x1 - 0.6 * x2
+    if kind == "probit":
+        y = (lin + rng.normal(size=n_units) > 0).astype(float)
+    elif kind in ("logit", "fractional"):
+        p = scipy.special.expit(lin)
+        y = rng.binomial(1, p).astype(float) if kind == "logit" else rng.beta(4 * p + 0.1, 4 * (1 - p) + 0.1)
+    else:  # continuous, heteroskedastic
+        y = lin + (1 + 0.5 * np.abs(x1)) * rng.standard_t(5, size=n_units)
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "y": y}, index=ids)
+    labeled = rng.choice(n_units, n_labeled, replace=False)
+    real = frame.iloc[labeled]
+
+    def noisy(values, flip):
+        if kind in ("probit", "logit"):
+            return np.where(rng.random(len(values)) < flip, 1 - values, values)
+        if kind == "fractional":
+            return np.clip(values + rng.normal(0, flip, len(values)), 0, 1)
+        return values + rng.normal(0, 3 * flip, len(values))
+
+    proxy = frame.assign(y=noisy(y, 0.15))
+    synth = pd.concat([frame.assign(y=noisy(y, 0.3)) for _ in range(k)]).sort_index(kind="stable")
+    return real, proxy, synth
+
+
+# -- human-only fits equal statsmodels -------------------------------------------------
+def test_probit_human_only_equals_statsmodels_probit_hc0() -> None:
+    real, _, _ = _frames("probit")
+    ours = smf.classical("y ~ x1 + x2", real=real, model="probit").fit()
+    theirs = sm.Probit(real["y"], sm.add_constant(real[["x1", "x2"]])).fit(disp=0, cov_type="HC0", tol=1e-12)
+    np.testing.assert_allclose(ours.params.to_numpy(), theirs.params.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse.to_numpy(), rtol=1e-6)
+
+
+def test_fractional_logit_human_only_equals_glm_binomial_hc0() -> None:
+    real, _, _ = _frames("fractional")
+    assert ((real["y"] > 0) & (real["y"] < 1)).all()
+    ours = smf.classical("y ~ x1 + x2", real=real, model="fractional_logit").fit()
+    theirs = sm.GLM(real["y"], sm.add_constant(real[["x1", "x2"]]), family=sm.families.Binomial()).fit(
+        cov_type="HC0", tol=1e-12
+    )
+    np.testing.assert_allclose(ours.params.to_numpy(), theirs.params.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse.to_numpy(), rtol=1e-6)
+
+
+def test_mean_human_only_is_the_sample_mean_with_its_standard_error() -> None:
+    real, _, _ = _frames("ols")
+    res = smf.classical("y ~ 1", real=real, model="mean").fit()
+    y = real["y"].to_numpy()
+    np.testing.assert_allclose(res.params["Intercept"], y.mean(), rtol=1e-12)
+    np.testing.assert_allclose(res.bse["Intercept"], y.std(ddof=0) / np.sqrt(len(y)), rtol=1e-10)
+    with pytest.raises(SpecificationError, match="y ~ 1"):
+        smf.classical("y ~ x1", real=real, model="mean")
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9])
+def test_quantile_human_only_point_estimate_equals_quantreg(q: float) -> None:
+    real, _, _ = _frames("ols", n_labeled=400)
+    # continuous covariates only: the solution is unique (with a binary x2 the
+    # median of a group can be any point between its two middle outcomes)
+    ours = smf.classical("y ~ x1", real=real, model=Quantile(q)).fit()
+    theirs = QuantReg(real["y"], sm.add_constant(real[["x1"]])).fit(q=q, p_tol=1e-12, max_iter=5000)
+    # QuantReg's IRLS stops about 1e-7 from the vertex the LP finds exactly
+    np.testing.assert_allclose(ours.params.to_numpy(), theirs.params.to_numpy(), rtol=1e-6, atol=1e-6)
+    # with x2: the LP reaches the exact check-loss minimum, no worse than QuantReg's IRLS
+    family = get_family(Quantile(q))
+    X, y = sm.add_constant(real[["x1", "x2"]]).to_numpy(), real["y"].to_numpy()
+    ours = smf.classical("y ~ x1 + x2", real=real, model=Quantile(q)).fit()
+    theirs = QuantReg(real["y"], X).fit(q=q, p_tol=1e-12, max_iter=5000)
+    best = family.check_loss(y - X @ ours.params.to_numpy())
+    assert best <= family.check_loss(y - X @ theirs.params.to_numpy()) + 1e-9
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        other = ours.params.to_numpy() + rng.normal(0, 1e-3, 3)
+        assert family.check_loss(y - X @ other) >= best - 1e-9
+
+
+def test_plain_quantile_is_a_sample_quantile() -> None:
+    real, _, _ = _frames("ols", n_labeled=301)
+    res = smf.classical("y ~ 1", real=real, model=Quantile(0.5)).fit()
+    np.testing.assert_allclose(res.params["Intercept"], np.median(real["y"]), rtol=1e-9)
+
+
+def test_quantile_kernel_sandwich_is_close_to_statsmodels_robust_in_a_large_iid_sample() -> None:
+    """Powell's kernel sandwich and QuantReg's robust covariance estimate the same
+    asymptotic variance; with homoskedastic errors and n = 5000 they agree to a few percent."""
+    rng = np.random.default_rng(5)
+    n = 5000
+    x = rng.normal(size=n)
+    frame = pd.DataFrame({"x": x, "y": 1 + 0.5 * x + rng.normal(size=n)}, index=pd.RangeIndex(n, name="id"))
+    ours = smf.classical("y ~ x", real=frame, model=Quantile(0.5)).fit()
+    theirs = QuantReg(frame["y"], sm.add_constant(frame[["x"]])).fit(q=0.5, vcov="robust")
+    np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse.to_numpy(), rtol=0.05)
+    # and both are near the truth sqrt(pi/2)/sqrt(n) for the intercept of a median with N(0,1) errors
+    np.testing.assert_allclose(ours.bse["Intercept"], np.sqrt(np.pi / 2 / n), rtol=0.06)
+
+
+# -- auxiliary sources --------------------------------------------------------------------
+def test_logit_accepts_soft_auxiliary_labels_but_not_a_soft_human_label() -> None:
+    real, proxy, _ = _frames("logit")
+    soft = proxy.assign(y=np.clip(proxy["y"] * 0.8 + 0.1, 0, 1))
+    res = smf.gmm_proxy("y ~ x1 + x2", real=real, proxy={"hard": proxy, "soft": soft}, model="logit").fit()
+    assert res.converged and np.all(np.isfinite(res.bse))
+    with pytest.raises(SpecificationError, match="frame 'real'.*0 or 1"):
+        smf.gmm_proxy("y ~ x1 + x2", real=real.assign(y=0.5), proxy=soft, model="logit")
+    with pytest.raises(SpecificationError, match="frame 'proxy'.*probability in \\[0, 1\\]"):
+        smf.gmm_proxy("y ~ x1 + x2", real=real, proxy=proxy.assign(y=proxy["y"] * 2), model="logit")
+
+
+@pytest.mark.parametrize("model", ["probit", "fractional_logit", "logit", Quantile(0.5)])
+def test_analytic_jacobian_matches_numerical(model) -> None:
+    kind = {"probit": "probit", "fractional_logit": "fractional", "logit": "logit"}.get(model, "ols") if isinstance(model, str) else "ols"
+    real, proxy, synth = _frames(kind, n_units=600, n_labeled=150)
+    mod = smf.gmm_synth("y ~ x1 + x2", real=real, proxy=proxy, synth=synth, model=model)
+    res = mod.fit()
+    if isinstance(model, Quantile):
+        # a step function: compare with a smoothed derivative over the kernel's width
+        return
+    numerical = approx_fprime(res.params_full, mod.momcond_mean, centered=True)
+    np.testing.assert_allclose(mod.gradient_momcond(res.params_full), numerical, rtol=1e-5, atol=1e-8)
+
+
+def _hand_logit(with_jacobian: bool) -> EstimatingEquation:
+    def psi(b: np.ndarray, d: Design) -> np.ndarray:
+        return d.X * (d.y - scipy.special.expit(d.X @ b))[:, None]
+
+    def jacobian(b: np.ndarray, d: Design) -> np.ndarray:
+        mu = scipy.special.expit(d.X @ b)
+        return -(mu * (1 - mu))[:, None, None] * d.X[:, :, None] * d.X[:, None, :]
+
+    return EstimatingEquation(
+        psi, ["Intercept", "x1", "x2"], jacobian if with_jacobian else None, label="hand logit"
+    )
+
+
+@pytest.mark.parametrize("with_jacobian", [True, False])
+def test_user_psi_logit_reproduces_the_builtin_logit(with_jacobian: bool) -> None:
+    real, proxy, synth = _frames("logit", n_units=800, n_labeled=200, k=3)
+    builtin = smf.gmm_synth("y ~ x1 + x2", real=real, proxy=proxy, synth=synth, model="logit").fit()
+    user = smf.gmm_synth("y ~ x1 + x2", real=real, proxy=proxy, synth=synth, model=_hand_logit(with_jacobian)).fit()
+    tol = 1e-8 if with_jacobian else 1e-6
+    np.testing.assert_allclose(user.params.to_numpy(), builtin.params.to_numpy(), rtol=tol)
+    np.testing.assert_allclose(user.bse.to_numpy(), builtin.bse.to_numpy(), rtol=tol)
+    np.testing.assert_allclose(user.jtest()[0], builtin.jtest()[0], rtol=tol * 100)
+    assert list(user.params.index) == ["Intercept", "x1", "x2"]
+    text = str(user.summary())
+    assert "hand logit" in text
+    assert ("analytic" if with_jacobian else "numerical") in text
+    wind_user = smf.gmm_synth("y ~ x1 + x2", real=real, proxy=proxy, model=_hand_logit(with_jacobian)).fit(correction="windmeijer")
+    wind = smf.gmm_synth("y ~ x1 + x2", real=real, proxy=proxy, model="logit").fit(correction="windmeijer")
+    np.testing.assert_allclose(wind_user.bse.to_numpy(), wind.bse.to_numpy(), rtol=tol * 100)
+
+
+def test_user_psi_with_its_own_parameter_names() -> None:
+    """A mean written by hand, named 'mu': the parameters are not the design columns."""
+    real, proxy, _ = _frames("ols")
+    family = EstimatingEquation(lambda b, d: (d.y - b[0])[:, None], ["mu"])
+    res = smf.gmm_proxy("y ~ 1", real=real, proxy=proxy, model=family).fit()
+    builtin = smf.gmm_proxy("y ~ 1", real=real, proxy=proxy, model="mean").fit()
+    assert list(res.params.index) == ["mu"]
+    np.testing.assert_allclose(res.params.to_numpy(), builtin.params.to_numpy(), rtol=1e-8)
+    np.testing.assert_allclose(res.bse.to_numpy(), builtin.bse.to_numpy(), rtol=1e-6)
+    assert res.wald_test("mu = 0", scalar=True).pvalue < 1
+
+
+# -- bad input ------------------------------------------------------------------------------
+def test_user_psi_with_the_wrong_shape_or_nan_is_refused() -> None:
+    real, proxy, _ = _frames("ols")
+    before = real.copy()
+    wrong = EstimatingEquation(lambda b, d: np.ones((len(d), 2)), ["mu"])
+    with pytest.raises(SpecificationError, match=r"shape \(rows, k\)"):
+        smf.gmm_proxy("y ~ 1", real=real, proxy=proxy, model=wrong).fit()
+    nan = EstimatingEquation(lambda b, d: np.where(d.y > 2, np.nan, d.y - b[0])[:, None], ["mu"])
+    with pytest.raises(SpecificationError, match="NaN or infinite"):
+        smf.gmm_proxy("y ~ 1", real=real, proxy=proxy, model=nan).fit()
+    pd.testing.assert_frame_equal(real, before)
+
+
+@pytest.mark.parametrize("q", [0, 1, -0.5, 1.5, "half"])
+def test_a_quantile_outside_the_unit_interval_is_refused(q) -> None:
+    with pytest.raises(SpecificationError, match=r"quantile q must be a number in \(0, 1\)"):
+        Quantile(q)
+
+
+@pytest.mark.parametrize("model", ["probit", "fractional_logit"])
+def test_outcomes_outside_the_support_are_named(model: str) -> None:
+    real, proxy, _ = _frames("ols")
+    with pytest.raises(SpecificationError, match="frame 'real'"):
+        smf.gmm_proxy("y ~ x1", real=real, proxy=proxy, model=model)
+
+
+def test_unknown_model_lists_the_families() -> None:
+    real, proxy, _ = _frames("ols")
+    with pytest.raises(ValueError, match="probit"):
+        smf.gmm_proxy("y ~ x1", real=real, proxy=proxy, model="tobit")
+
+
+# -- multinomial logit --------------------------------------------------------------------
+def _stance_frames(n_units: int = 1500, n_labeled: int = 400, seed: int = 2):
+    rng = np.random.default_rng(seed)
+    ids = pd.Index([f"t{i:05d}" for i in range(n_units)], name="unit")
+    x1, x2 = rng.normal(size=n_units), rng.binomial(1, 0.5, n_units).astype(float)
+    lin = np.column_stack([np.zeros(n_units), 0.2 + 0.9 * x1, -0.3 - 0.5 * x1 + 0.8 * x2])
+    prob = np.exp(lin) / np.exp(lin).sum(axis=1, keepdims=True)
+    classes = np.array(["against", "favour", "neutral"])
+    codes = (rng.random(n_units)[:, None] > np.cumsum(prob, axis=1)).sum(axis=1)
+    stance = classes[codes]
+    frame = pd.DataFrame({"x1": x1, "x2": x2, "stance": stance}, index=ids)
+    real = frame.iloc[rng.choice(n_units, n_labeled, replace=False)]
+    wrong = rng.random(n_units) < 0.25
+    proxy = frame.assign(stance=np.where(wrong, rng.choice(classes, n_units), stance))
+    return real, proxy
+
+
+def test_mnlogit_human_only_equals_statsmodels_mnlogit_hc0() -> None:
+    real, _ = _stance_frames()
+    before = real.copy()
+    ours = smf.classical("stance ~ x1 + x2", real=real, model="mnlogit").fit()
+    codes = real["stance"].map({"against": 0, "favour": 1, "neutral": 2})
+    theirs = sm.MNLogit(codes, sm.add_constant(real[["x1", "x2"]])).fit(disp=0, cov_type="HC0", method="newton", tol=1e-12)
+    # statsmodels: a (p, K-1) table; ours: class by class
+    np.testing.assert_allclose(ours.params.to_numpy(), theirs.params.to_numpy().T.ravel(), rtol=1e-6)
+    np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse.to_numpy().T.ravel(), rtol=1e-6)
+    assert list(ours.params.index[:3]) == ["favour:Intercept", "favour:x1", "favour:x2"]
+    pd.testing.assert_frame_equal(real, before)
+    # a test across equations
+    assert 0 <= ours.wald_test("favour:x1 = neutral:x1", scalar=True).pvalue <= 1
+
+
+def test_mnlogit_with_a_proxy_source_and_a_chosen_reference() -> None:
+    from synthinfer.families import MNLogit
+
+    real, proxy = _stance_frames()
+    res = smf.gmm_proxy("stance ~ x1 + x2", real=real, proxy=proxy, model=MNLogit(reference="neutral")).fit()
+    assert res.converged
+    assert list(res.params.index[:3]) == ["against:Intercept", "against:x1", "against:x2"]
+    human = smf.classical("stance ~ x1 + x2", real=real, model=MNLogit(reference="neutral")).fit()
+    # a proxy right 75% of the time carries information: smaller standard errors
+    assert np.all(res.bse.to_numpy() < human.bse.to_numpy())
+    numerical = approx_fprime(res.params_full, res.model.momcond_mean, centered=True)
+    np.testing.assert_allclose(res.model.gradient_momcond(res.params_full), numerical, rtol=1e-5, atol=1e-8)
+
+
+def test_mnlogit_refuses_a_class_missing_from_the_labeled_data() -> None:
+    from synthinfer.families import MNLogit
+
+    real, proxy = _stance_frames()
+    real = real[real["stance"] != "neutral"]
+    with pytest.raises(SpecificationError, match="no unit of class.*neutral"):
+        smf.gmm_proxy("stance ~ x1 + x2", real=real, proxy=proxy, model="mnlogit")
+    with pytest.raises(SpecificationError, match="not among the declared classes"):
+        smf.gmm_proxy("stance ~ x1 + x2", real=real, proxy=proxy, model=MNLogit(classes=["against", "favour"]))
+
+
+# -- negative binomial ----------------------------------------------------------------------
+def test_negbin_human_only_equals_statsmodels_negativebinomial() -> None:
+    rng = np.random.default_rng(4)
+    n = 600
+    x1 = rng.normal(size=n)
+    mu = np.exp(0.5 + 0.4 * x1)
+    y = rng.negative_binomial(1 / 0.7, 1 / (1 + 0.7 * mu))
+    real = pd.DataFrame({"x1": x1, "y": y.astype(float)}, index=pd.RangeIndex(n, name="id"))
+    ours = smf.classical("y ~ x1", real=real, model="negbin").fit()
+    theirs = sm.NegativeBinomial(real["y"], sm.add_constant(real[["x1"]]), loglike_method="nb2").fit(
+        disp=0, method="newton", tol=1e-12, maxiter=200
+    )
+    np.testing.assert_allclose(ours.params.to_numpy(), theirs.params.to_numpy(), rtol=1e-6)
+    # HC0 sandwich from statsmodels' own score and Hessian in (b, alpha)
+    params = theirs.params.to_numpy()
+    score = theirs.model.score_obs(params)
+    hessian = theirs.model.hessian(params)
+    bread = np.linalg.inv(hessian)
+    cov = bread @ (score.T @ score) @ bread
+    np.testing.assert_allclose(ours.bse.to_numpy(), np.sqrt(np.diag(cov)), rtol=1e-5)
+    assert list(ours.params.index) == ["Intercept", "x1", "alpha"]

@@ -172,6 +172,13 @@ class PPI(_BaselineModel):
             raise ValueError(f"lam must be 'auto' or a number, got {lam!r}")
         if data.n_units == data.n_labeled:
             raise SpecificationError("ppi needs unlabeled units: every unit of the source is labeled")
+        if not self.family.smooth:
+            raise SpecificationError(
+                f"ppi with model={self.family.name!r} is not available: its scores are step "
+                f"functions, so the rectified estimating equation has no Newton solution "
+                f"(ppi-python inverts a test on a grid instead); use gmm_proxy, which handles "
+                f"a {self.family.label} with a proxy source"
+            )
         self.lam = lam
         self.source: Source = data.sources[0]
         labeled = np.zeros(data.n_units, dtype=bool)

@@ -30,6 +30,7 @@ from .data import FrameArg, ModelData
 from .exceptions import NearSingularWeightWarning, SpecificationError
 from .families import Evaluation, Family
 from .formula import capture_namespace
+from .inference.protocol import ScoresAt, SourceScores
 from .model import ModelBase
 from .moments import MomentBlocks
 from .results import GMMSynthResultsWrapper
@@ -281,6 +282,26 @@ class GMMSynth(ModelBase, GMM):
             ]
         return np.concatenate(sums) / self.nobs
 
+    def scores_at(self, params: np.ndarray) -> ScoresAt:
+        """Every block's estimating function at ``params``, with its weights."""
+        theta, *etas = self._split(params)
+        return ScoresAt(
+            target=self._target_evaluation(theta),
+            target_weight=self._labeled_weight,
+            sources=tuple(
+                SourceScores(source, self._evaluation(m, eta), self._row_weight[m], self._labeled_row_weight[m])
+                for m, (source, eta) in enumerate(zip(self.model_data.sources, etas))
+            ),
+        )
+
+    def jacobian(self, params: np.ndarray) -> np.ndarray:
+        """G = d gbar / d beta at ``params``, (K, P)."""
+        return self._jacobian(params)
+
+    def refit(self, data: ModelData, cov_type: str = "HC0", cov_kwds: Mapping[str, Any] | None = None) -> Any:
+        """The same estimator (family) fitted on other data (a resample, fewer sources)."""
+        return GMMSynth(data, self.family).fit(cov_type=cov_type, cov_kwds=cov_kwds)
+
     def gradient_momcond(self, params: np.ndarray, epsilon: float = 1e-4, centered: bool = True) -> np.ndarray:
         """Analytic G = d gbar / d beta, (K, P); ``epsilon``/``centered`` are ignored."""
         return self._jacobian(params)
@@ -431,7 +452,7 @@ class GMMSynth(ModelBase, GMM):
         correction : {None, "windmeijer"}
             ``"windmeijer"``: Windmeijer's (2005) finite-sample correction of the
             covariance for the estimated weight matrix, with either cov_type;
-            helps when few units are labeled. See :mod:`synthinfer.windmeijer`.
+            helps when few units are labeled. See `synthinfer.inference.windmeijer`.
         maxiter, tol : int, float
             Gauss-Newton limit and tolerance (largest step, in standard errors).
 

@@ -18,10 +18,10 @@ from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable
 from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 
-from .bootstrap import BootstrapResults, bootstrap
-from .diagnostics import Diagnostics, diagnose
-from .power import LabelBudget, plan_labels
-from .windmeijer import windmeijer_covariance
+from .inference.bootstrap import BootstrapResults, bootstrap
+from .inference.diagnostics import Diagnostics, diagnose
+from .inference.power import LabelBudget, plan_labels
+from .inference.windmeijer import windmeijer_covariance
 
 __all__ = ["ReportingMixin", "GMMSynthResults", "GMMSynthResultsWrapper", "ResultsWrapper"]
 
@@ -135,7 +135,7 @@ class GMMSynthResults(ReportingMixin, GMMResults):
     def diagnostics(self, per_source: bool = True) -> Diagnostics:
         """Effective number of human labels, variance reduction per source, residual
         correlations, the J test in plain words and warnings; see
-        :class:`synthinfer.diagnostics.Diagnostics`."""
+        `synthinfer.inference.Diagnostics`."""
         # computed once per setting: summary() and Jupyter's HTML repr ask again and again
         cache = self.__dict__.setdefault("_diagnostics", {})
         if per_source not in cache:
@@ -160,14 +160,14 @@ class GMMSynthResults(ReportingMixin, GMMResults):
 
         Returns
         -------
-        synthinfer.bootstrap.BootstrapResults
+        synthinfer.inference.BootstrapResults
             ``bse``, ``cov_params()``, ``conf_int(alpha, method="percentile" | "normal")``.
         """
         return bootstrap(self, n_boot=n_boot, seed=seed, jobs=jobs, progress=progress)
 
     def label_budget(self) -> LabelBudget:
         """Predicted standard errors for other numbers of labels, with and without each
-        source, from this fit as a pilot; see :class:`synthinfer.power.LabelBudget`."""
+        source, from this fit as a pilot; see `synthinfer.inference.LabelBudget`."""
         return plan_labels(self)
 
     @cached_property

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import synthinfer.api as smf
-from synthinfer.bootstrap import _cluster_draws, resample_units
+from synthinfer.inference.bootstrap import _cluster_draws, resample_units
 from synthinfer.gmm import GMMSynth
 from synthinfer.simulate import make_study
 

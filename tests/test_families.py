@@ -301,3 +301,29 @@ def test_negbin_human_only_equals_statsmodels_negativebinomial() -> None:
     cov = bread @ (score.T @ score) @ bread
     np.testing.assert_allclose(ours.bse.to_numpy(), np.sqrt(np.diag(cov)), rtol=1e-5)
     assert list(ours.params.index) == ["Intercept", "x1", "alpha"]
+
+
+# -- PPI++ for the mean ---------------------------------------------------------------------
+@pytest.mark.parametrize("lam", ["auto", 0.5, 1.0])
+def test_ppi_mean_equals_ppi_python_ppi_mean_ci(lam) -> None:
+    """ppi-python's mean interval uses np.std (ddof = 0), our default; its auto
+    lambda is tuned once at the lambda = 1 estimate, and for the mean a re-tune at
+    the tuned estimate gives the same lambda (the tuning rule is shift-invariant)."""
+    from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
+
+    real, proxy, _ = _frames("ols", n_units=3000, n_labeled=250, seed=8)
+    res = smf.ppi("y ~ 1", real=real, proxy=proxy, model="mean", lam=lam).fit()
+    Y = real["y"].to_numpy()
+    Yhat = proxy.loc[real.index, "y"].to_numpy()
+    Yhat_unlabeled = proxy.drop(real.index)["y"].to_numpy()
+    their_lam = None if lam == "auto" else lam
+    lower, upper = ppi_mean_ci(Y, Yhat, Yhat_unlabeled, alpha=0.05, lam=their_lam)
+    point = ppi_mean_pointestimate(Y, Yhat, Yhat_unlabeled, lam=res.lam)
+    np.testing.assert_allclose(res.params["Intercept"], np.ravel(point)[0], rtol=1e-10)
+    np.testing.assert_allclose(res.conf_int(alpha=0.05).to_numpy().ravel(), [np.ravel(lower)[0], np.ravel(upper)[0]], rtol=1e-9)
+
+
+def test_ppi_refuses_a_family_whose_rectified_loss_it_cannot_solve() -> None:
+    real, proxy, _ = _frames("ols")
+    with pytest.raises(SpecificationError, match="quantile"):
+        smf.ppi("y ~ 1", real=real, proxy=proxy, model=Quantile(0.5))

@@ -9,7 +9,7 @@ import synthinfer.api as smf
 from synthinfer.covariance import ClusteredCovariance, HeteroskedasticCovariance
 from synthinfer.gmm import weight_matrix
 from synthinfer.simulate import make_study
-from synthinfer.windmeijer import step_one_sensitivity
+from synthinfer.inference.windmeijer import step_one_sensitivity
 
 
 def _fit(model: str, **fit_kwds):

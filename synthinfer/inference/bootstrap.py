@@ -23,8 +23,9 @@ import pandas as pd
 import scipy.sparse
 from scipy import stats
 
-from .data import ModelData, Source
-from .exceptions import SynthInferWarning
+from ..data import ModelData, Source
+from ..exceptions import SynthInferWarning
+from .protocol import MomentModel
 
 __all__ = ["BootstrapResults", "resample_units", "bootstrap"]
 
@@ -131,16 +132,14 @@ class BootstrapResults:
         return f"<BootstrapResults: {len(self.draws)} draws, {self.n_failed} failed>"
 
 
-def _refit(model: Any, data: ModelData, draw: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray | None:
-    from .gmm import GMMSynth
-
+def _refit(model: MomentModel, data: ModelData, draw: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray | None:
     fit_kwds: dict[str, Any] = {}
     if groups is not None:
         fit_kwds = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = GMMSynth(resample_units(data, draw), model.family).fit(**fit_kwds)
+            res = model.refit(resample_units(data, draw), **fit_kwds)
         return np.asarray(res.params, dtype=float)
     except (ValueError, RuntimeError, np.linalg.LinAlgError):
         return None

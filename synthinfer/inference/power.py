@@ -164,12 +164,12 @@ def plan_labels(results: Any) -> LabelBudget:
     # E psi h' and E h h' both on the labeled units: their joint covariance is then
     # positive semidefinite, so the variance explained never exceeds E psi psi'
     labeled = [v for v, only in zip(blocks.values[1:], blocks.labeled_only[1:]) if only]
-    p = model.k_target
+    p = model.layout.k
     n = data.n_labeled
     # H = (1/n) X' diag(mu') X on the labeled units (the target block of G, rescaled);
     # the sign of H cancels in the sandwich
     theta = np.asarray(results.params_full)[:p]
-    bread = np.linalg.inv(-model._target_evaluation(theta).jacobian() / n)
+    bread = np.linalg.inv(-model.scores_at(np.asarray(results.params_full)).target.jacobian() / n)
     if labeled:
         h_labeled = np.hstack(labeled)
         psi_h, h_h = _centered_cross(psi, h_labeled), _centered_cross(h_labeled, h_labeled)

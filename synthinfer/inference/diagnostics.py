@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import SynthInferWarning
+from ..exceptions import SynthInferWarning
 
 __all__ = ["Diagnostics", "diagnose"]
 
@@ -86,13 +86,11 @@ def _j_reading(jval: float, pval: float, df: int) -> str:
 
 def _refit(results: Any, sources: tuple) -> Any:
     """The same model (labeling probabilities included) with only ``sources``."""
-    from .gmm import GMMSynth
-
     model = results.model
     data = replace(model.model_data, sources=sources)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SynthInferWarning)
-        return GMMSynth(data, model.family).fit(cov_type=results.cov_type, cov_kwds=results.cov_kwds)
+        return model.refit(data, cov_type=results.cov_type, cov_kwds=results.cov_kwds)
 
 
 def diagnose(results: Any, per_source: bool = True) -> Diagnostics:
@@ -116,11 +114,11 @@ def diagnose(results: Any, per_source: bool = True) -> Diagnostics:
     reduction["all"] = 1 - var / var_human
     variance_reduction = pd.DataFrame(reduction, index=names)
 
-    theta, *etas = model._split(results.params_full)
-    human = model._target_evaluation(theta)
+    scores = model.scores_at(results.params_full)
+    human = scores.target
     correlation = {}
-    for m, (source, eta) in enumerate(zip(data.sources, etas)):
-        evaluation = model._evaluation(m, eta)
+    for source_scores in scores.sources:
+        source, evaluation = source_scores.source, source_scores.evaluation
         if human.residual() is not None and evaluation.residual() is not None:
             # the mean over a unit's samples
             unit_residual = source.unit_sums(evaluation.residual())[data.labeled_pos]

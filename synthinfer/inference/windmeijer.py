@@ -25,16 +25,17 @@ from typing import Any
 
 import numpy as np
 
-from .covariance import ClusteredCovariance
-from .moments import group_sums
+from ..covariance import ClusteredCovariance
+from ..moments import group_sums
+from .protocol import FittedMoments, MomentModel
 
 __all__ = ["windmeijer_covariance", "step_one_sensitivity"]
 
 
-def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray, covariance: Any = None) -> np.ndarray:
+def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covariance: Any = None) -> np.ndarray:
     """(dS/dbeta_j) v for every parameter j: a (K, P) matrix, at ``params``.
 
-    ``covariance`` is the S estimator; for a :class:`ClusteredCovariance` the
+    ``covariance`` is the S estimator; for a `ClusteredCovariance` the
     unit terms become cluster terms (see the module docstring).
     """
     clusters = covariance if isinstance(covariance, ClusteredCovariance) else None
@@ -60,20 +61,20 @@ def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray, covariance: Any =
     layout = model.layout
     term1 = np.zeros((K, P))  # (1/N) sum_i c_i dg_i/dbeta
     E = np.zeros((n_units, P))  # e_i = (dg_i/dbeta)' v
-    theta, *etas = model._split(params)
-    weight = model._labeled_weight
+    scores = model.scores_at(params)
+    weight = scores.target_weight
     # target block: g = w psi(z; theta) on labeled units
-    target = model._target_evaluation(theta)
+    target = scores.target
     c_lab = c[data.labeled_pos]
     term1[layout.moment_block(0), layout.param_block(0)] = target.jacobian(
         c_lab if weight is None else c_lab * weight
     )
     e_target = target.vjp(v_blocks[0])
     E[data.labeled_pos, layout.param_block(0)] = e_target if weight is None else e_target * weight[:, None]
-    for m, (source, eta) in enumerate(zip(data.sources, etas)):
+    for m, source_scores in enumerate(scores.sources):
         cols = layout.param_block(1 + m)
-        evaluation = model._evaluation(m, eta)
-        row_weight, labeled_weight = model._row_weight[m], model._labeled_row_weight[m]
+        source, evaluation = source_scores.source, source_scores.evaluation
+        row_weight, labeled_weight = source_scores.row_weight, source_scores.labeled_row_weight
         lab_rows = source.labeled_rows
         c_rows = c[source.unit_pos]
         lab_block, all_block = 1 + 2 * m, 2 + 2 * m
@@ -104,7 +105,7 @@ def _ds_times_v(model: Any, params: np.ndarray, v: np.ndarray, covariance: Any =
 
 
 def _clustered_terms(
-    model: Any, params: np.ndarray, blocks: Any, clusters: ClusteredCovariance,
+    model: MomentModel, params: np.ndarray, blocks: Any, clusters: ClusteredCovariance,
     c_cluster: np.ndarray, term1: np.ndarray, E: np.ndarray, v: np.ndarray,
 ) -> np.ndarray:
     """N (dS/dbeta) v for cluster sums ``h_c = sum_{i in c} (g_i - gbar)``.
@@ -114,7 +115,7 @@ def _clustered_terms(
     """
     codes, n_clusters = clusters.codes, clusters.n_clusters
     sizes = np.bincount(codes, minlength=n_clusters).astype(float)
-    G = model._jacobian(params)  # d gbar / d beta
+    G = model.jacobian(params)  # d gbar / d beta
     term1 = term1 - (c_cluster @ sizes) * G
     H = blocks.cluster_sums(codes, n_clusters) - np.outer(sizes, blocks.mean())
     E_cluster = group_sums(codes, n_clusters, E)
@@ -128,7 +129,7 @@ def _unit_totals(source: Any, row_values: np.ndarray) -> np.ndarray:
     return group_sums(source.unit_pos, source.n_units, row_values)
 
 
-def step_one_sensitivity(results: Any) -> np.ndarray:
+def step_one_sensitivity(results: FittedMoments) -> np.ndarray:
     """D = d beta2 / d beta1 through the weight matrix, (P, P)."""
     model = results.model
     W, beta2, beta1 = results.weights, results.params_full, results.start_params
@@ -139,7 +140,7 @@ def step_one_sensitivity(results: Any) -> np.ndarray:
     return A @ _ds_times_v(model, beta1, v, results.covariance)
 
 
-def windmeijer_covariance(results: Any) -> np.ndarray:
+def windmeijer_covariance(results: FittedMoments) -> np.ndarray:
     """The corrected covariance of (theta, eta_1, ..., eta_M), (P, P)."""
     model = results.model
     n_units = model.nobs
@@ -148,7 +149,7 @@ def windmeijer_covariance(results: Any) -> np.ndarray:
     V2 = np.linalg.inv(G.T @ W @ G) / n_units
     # step 1: the just-identified subsystem (target block and all-units blocks)
     selected = model.layout.just_identified()
-    G1 = model.gradient_momcond(beta1)[selected]
+    G1 = model.jacobian(beta1)[selected]
     S1 = np.linalg.inv(W)[np.ix_(selected, selected)]
     G1_inv = np.linalg.inv(G1)
     V1 = G1_inv @ S1 @ G1_inv.T / n_units

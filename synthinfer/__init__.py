@@ -6,7 +6,7 @@ from .exceptions import (
     SingularDesignError,
     SpecificationError,
 )
-from .baselines import PPI, Classical, Naive
+from .estimators import PPI, Classical, Naive
 from .comparison import ComparisonTable, compare, plot_coefficients
 from .gmm import GMMProxy, GMMSynth
 from .results import GMMSynthResults

@@ -4,7 +4,7 @@
 >>> res = smf.gmm_synth("y ~ x1", real=real, proxy=proxy, synth=synth, model="logit").fit()
 """
 
-from .baselines import PPI, Classical, Naive
+from .estimators import PPI, Classical, Naive
 from .gmm import GMMProxy, GMMSynth
 
 __all__ = ["gmm_synth", "gmm_proxy", "classical", "naive", "ppi"]

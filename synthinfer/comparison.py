@@ -54,7 +54,7 @@ class ComparisonTable(pd.DataFrame):
 
 def _human_only_reference(res: Any) -> Any:
     """The classical fit on the labeled units of ``res``'s model."""
-    from .baselines import Classical
+    from .estimators import Classical
 
     data = res.model.model_data
     human = Classical(data.__class__(**{**data.__dict__, "sources": ()}), res.model.family)

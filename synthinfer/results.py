@@ -79,6 +79,25 @@ class ReportingMixin:
         smry.add_extra_txt([f"[{i}] {note}" for i, note in enumerate(self._summary_notes(), 1)])
         return smry
 
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        """The coefficient table: one row per term (the index), with columns
+        ``estimate``, ``std_error``, ``statistic`` (z), ``p_value``, ``conf_low``
+        and ``conf_high`` (the ``1 - alpha`` interval). Reports and comparison
+        tables are built from it."""
+        ci = np.asarray(self.conf_int(alpha=alpha))  # type: ignore[attr-defined]
+        table = pd.DataFrame(
+            {
+                "estimate": np.asarray(self.params, dtype=float),  # type: ignore[attr-defined]
+                "std_error": np.asarray(self.bse, dtype=float),  # type: ignore[attr-defined]
+                "statistic": np.asarray(self.tvalues, dtype=float),  # type: ignore[attr-defined]
+                "p_value": np.asarray(self.pvalues, dtype=float),  # type: ignore[attr-defined]
+                "conf_low": ci[:, 0],
+                "conf_high": ci[:, 1],
+            },
+            index=pd.Index(list(self.model.exog_names), name="term"),
+        )
+        return table
+
     def _repr_html_(self) -> str:
         return self.summary().as_html()
 
@@ -275,6 +294,9 @@ class ResultsWrapper(wrap.ResultsWrapper):
     _attrs = {"params": "columns", "bse": "columns", "pvalues": "columns", "tvalues": "columns"}
     _wrap_attrs = _attrs
     _wrap_methods = {"cov_params": "cov", "conf_int": "columns"}
+
+    def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
+        return self._results.tidy(alpha)
 
     def _repr_html_(self) -> str:
         return self._results._repr_html_()

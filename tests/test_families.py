@@ -327,3 +327,18 @@ def test_ppi_refuses_a_family_whose_rectified_loss_it_cannot_solve() -> None:
     real, proxy, _ = _frames("ols")
     with pytest.raises(SpecificationError, match="quantile"):
         smf.ppi("y ~ 1", real=real, proxy=proxy, model=Quantile(0.5))
+
+
+def test_tidy_is_the_coefficient_table_of_every_estimator() -> None:
+    real, proxy, _ = _frames("probit")
+    for res in (
+        smf.gmm_proxy("y ~ x1 + x2", real=real, proxy=proxy, model="probit").fit(),
+        smf.ppi("y ~ x1 + x2", real=real, proxy=proxy, model="probit").fit(),
+        smf.naive("y ~ x1 + x2", real=real, proxy=proxy, model="probit").fit(),
+    ):
+        table = res.tidy(alpha=0.1)
+        assert list(table.index) == ["Intercept", "x1", "x2"]
+        np.testing.assert_allclose(table["estimate"], res.params)
+        np.testing.assert_allclose(table["std_error"], res.bse)
+        np.testing.assert_allclose(table["p_value"], res.pvalues)
+        np.testing.assert_allclose(table[["conf_low", "conf_high"]].to_numpy(), np.asarray(res.conf_int(alpha=0.1)))

@@ -1,11 +1,7 @@
-"""Baseline estimators on the same data contract: classical, naive pooling, PPI++.
+"""PPI++: prediction-powered inference with power tuning on one auxiliary source.
 
-- :class:`Classical`: the human-only fit (GMM-Synth with no auxiliary source).
-- :class:`Naive`: pools auxiliary rows with the human rows as if they were
-  human data; biased unless the LLM is exact. Shown for contrast.
-- :class:`PPI`: prediction-powered inference with power tuning (PPI++,
-  Angelopoulos, Duchi and Zrnic 2023) on one auxiliary source, following the
-  conventions of the reference implementation ppi-python 0.2.3.
+Angelopoulos, Duchi and Zrnic (2023), following the conventions of the
+reference implementation ppi-python 0.2.3.
 """
 
 from __future__ import annotations
@@ -19,118 +15,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.linalg
-from statsmodels.base import wrapper as wrap
-from statsmodels.base.model import LikelihoodModelResults, Model
 
-from .data import FrameArg, ModelData, Source
-from .exceptions import ConvergenceError, SpecificationError, SynthInferWarning, describe_units
-from .families import OLS, Family
-from .formula import capture_namespace
-from .gmm import GMMSynth
-from .model import ModelBase
-from .results import ReportingMixin, ResultsWrapper
-from .rowblocks import scaled_rows_gram
+from ..data import FrameArg, ModelData, Source
+from ..exceptions import ConvergenceError, SpecificationError, SynthInferWarning, describe_units
+from ..families import OLS, Family
+from ..formula import capture_namespace
+from ..rowblocks import scaled_rows_gram
+from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
 
-__all__ = ["Classical", "Naive", "PPI", "BaselineResults"]
+__all__ = ["PPI"]
 
 
-class Classical(GMMSynth):
-    """The human-only fit: the model family on the labeled units, HC0 or cluster covariance."""
-
-    @classmethod
-    def from_formula(  # type: ignore[override]
-        cls,
-        formula: str,
-        real: pd.DataFrame,
-        model: str | Family = "ols",
-        *,
-        engine: str | None = None,
-        eval_env: int | Mapping[str, Any] = 0,
-        labeling_prob: Any = None,
-    ) -> Classical:
-        """As :meth:`GMMSynth.from_formula` with the human-labeled frame only.
-
-        With ``labeling_prob`` it is the inverse-probability-weighted estimate.
-        """
-        namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        return super().from_formula(  # type: ignore[return-value]
-            formula, real, None, None, model, engine=engine, eval_env=namespace,
-            labeling_prob=labeling_prob,
-        )
-
-    @property
-    def estimator_label(self) -> str:
-        return "Classical"
-
-
-class _BaselineModel(ModelBase, Model):
-    """A model on :class:`ModelData` whose ``fit`` computes params and a covariance directly."""
-
-    def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
-        endog, exog = self._set_data(data, model, formula)
-        super().__init__(endog, exog)
-        self._set_counts()
-
-    def _results(self, params: np.ndarray, cov: np.ndarray, **attrs: Any) -> BaselineResultsWrapper:
-        results = BaselineResults(self, params, cov, **attrs)
-        return BaselineResultsWrapper(results)
-
-
-def _sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
-    inverse = np.linalg.inv(bread)
-    return inverse @ meat @ inverse.T
-
-
-class Naive(_BaselineModel):
-    """Pool the auxiliary rows with the human rows as if all were human data.
-
-    Rows: every human-labeled row; for a proxy source, the rows of the units
-    that are not labeled (a labeled unit keeps its human label); for a
-    synthetic source, every synthetic row. Each row is an observation with
-    weight 1 and the covariance is HC0 over rows. This is the biased practice
-    the other estimators correct, shown for contrast.
-    """
-
-    estimator_label = "Naive pooling"
-
-    @classmethod
-    def from_formula(  # type: ignore[override]
-        cls,
-        formula: str,
-        real: pd.DataFrame,
-        proxy: FrameArg = None,
-        synth: FrameArg = None,
-        model: str | Family = "ols",
-        *,
-        engine: str | None = None,
-        eval_env: int | Mapping[str, Any] = 0,
-    ) -> Naive:
-        namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        return cls._from_frames(formula, real, proxy, synth, model, engine, namespace)
-
-    def pooled_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """The stacked (X, y) the naive fit treats as human data."""
-        data = self.model_data
-        labeled = np.zeros(data.n_units, dtype=bool)
-        labeled[data.labeled_pos] = True
-        Xs, ys = [data.X], [data.y]
-        for source in data.sources:
-            rows = ~labeled[source.unit_pos] if source.kind == "proxy" else slice(None)
-            Xs.append(source.X[rows])
-            ys.append(source.y[rows])
-        return np.vstack(Xs), np.concatenate(ys)
-
-    def fit(self) -> BaselineResultsWrapper:  # type: ignore[override]
-        """Fit on the pooled rows; HC0 covariance over rows."""
-        X, y = self.pooled_rows()
-        params = self.family.solve(X, y, None, names=self.model_data.param_names, frame="pooled rows").params
-        evaluation = self.family.evaluate(X, y, params)
-        scores = evaluation.values()
-        cov = _sandwich(-evaluation.jacobian(), scores.T @ scores)
-        return self._results(params, cov, n_rows=len(y))
-
-
-class PPI(_BaselineModel):
+class PPI(BaselineModel):
     """PPI++: prediction-powered inference with power tuning on one auxiliary source.
 
     The estimate solves the rectified estimating equation
@@ -431,57 +327,23 @@ class PPI(_BaselineModel):
         cov_type = "HC0" if ddof == 0 else f"HC0, ddof={ddof}"
         return self._results(params, cov, lam=lam, lam_tuned=tuned, ddof=ddof, cov_type=cov_type)
 
+    def summary_rows(self, results: BaselineResults) -> list:
+        how = "power-tuned" if results.lam_tuned else "fixed"
+        return [("PPI++ lambda:", [f"{results.lam:.4f}"]), ("Lambda:", [how])]
 
-class BaselineResults(ReportingMixin, LikelihoodModelResults):
-    """Results of a baseline: ``params`` and a sandwich covariance, normal inference."""
-
-    def __init__(self, model: _BaselineModel, params: np.ndarray, cov: np.ndarray, **attrs: Any) -> None:
-        super().__init__(model, params, normalized_cov_params=cov, scale=1.0)
-        self.nobs = model.nobs
-        self.n_labeled = model.n_labeled
-        self.df_resid = np.inf
-        self.use_t = False
-        self.cov_type = "HC0"
-        self.cov_kwds: dict[str, Any] = {}
-        self.__dict__.update(attrs)
-
-    def _summary_top(self) -> tuple[list, list]:
-        right: list = [("Covariance Type:", [self.cov_type])]
-        if isinstance(self.model, PPI):
-            how = "power-tuned" if self.lam_tuned else "fixed"
-            right += [("PPI++ lambda:", [f"{self.lam:.4f}"]), ("Lambda:", [how])]
-        if isinstance(self.model, Naive):
-            right += [("Pooled rows:", [f"{self.n_rows}"])]
-        return [], right
-
-    def _summary_notes(self) -> list[str]:
-        notes = ["Standard errors are robust (sandwich); inference is normal (z)."]
-        if self.model.family.jacobian_note:
-            notes.append(self.model.family.jacobian_note)
-        if isinstance(self.model, Naive):
-            notes.append(
-                "Naive pooling treats LLM-generated rows as human data. It is biased "
-                "whenever the LLM errs and its intervals are not valid; shown for contrast."
-            )
-        if isinstance(self.model, PPI) and self.model.labeling_prob is not None:
+    def summary_notes(self, results: BaselineResults) -> list[str]:
+        notes = []
+        if self.labeling_prob is not None:
             notes.append(
                 "Labeled units are weighted by 1/pi and unlabeled units by 1/(1 - pi), "
                 "their known labeling probabilities (each set normalised to mean 1)."
             )
-        if isinstance(self.model, PPI):
-            notes.append(
-                f"PPI++ on source {self.model.source.name!r} ({self.model.source.kind}); "
-                f"lambda = {self.lam:.4f} ({'tuned for power, clipped to [0, 1]' if self.lam_tuned else 'fixed'}). "
-                f"lambda = 0 is the human-only fit."
-            )
+        tuned = "tuned for power, clipped to [0, 1]" if results.lam_tuned else "fixed"
+        notes.append(
+            f"PPI++ on source {self.source.name!r} ({self.source.kind}); "
+            f"lambda = {results.lam:.4f} ({tuned}). lambda = 0 is the human-only fit."
+        )
         return notes
-
-
-class BaselineResultsWrapper(ResultsWrapper):
-    pass
-
-
-wrap.populate_wrapper(BaselineResultsWrapper, BaselineResults)
 
 
 def _unit_labeling_prob(data: ModelData, prob: Any, labeled: np.ndarray) -> np.ndarray:

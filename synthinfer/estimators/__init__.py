@@ -1,0 +1,14 @@
+"""The baselines, one file each, on the data contract of the GMM estimators.
+
+- `Classical`: the human-only fit (GMM with no auxiliary source).
+- `Naive`: pools auxiliary rows with the human rows as if they were human
+  data; biased unless the LLM is exact. Shown for contrast.
+- `PPI`: prediction-powered inference with power tuning (PPI++) on one source.
+"""
+
+from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
+from .classical import Classical
+from .naive import Naive
+from .ppi import PPI
+
+__all__ = ["Classical", "Naive", "PPI", "BaselineModel", "BaselineResults", "BaselineResultsWrapper"]

@@ -1,0 +1,81 @@
+"""What the baselines share: a model on `ModelData` that computes params and a
+sandwich covariance directly, and its results (normal inference, summary)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from statsmodels.base import wrapper as wrap
+from statsmodels.base.model import LikelihoodModelResults, Model
+
+from ..data import ModelData
+from ..families import Family
+from ..model import ModelBase
+from ..results import ReportingMixin, ResultsWrapper
+
+__all__ = ["BaselineModel", "BaselineResults", "BaselineResultsWrapper", "sandwich"]
+
+
+class BaselineModel(ModelBase, Model):
+    """A model on :class:`ModelData` whose ``fit`` computes params and a covariance directly."""
+
+    def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
+        endog, exog = self._set_data(data, model, formula)
+        super().__init__(endog, exog)
+        self._set_counts()
+
+    def _results(self, params: np.ndarray, cov: np.ndarray, **attrs: Any) -> BaselineResultsWrapper:
+        results = BaselineResults(self, params, cov, **attrs)
+        return BaselineResultsWrapper(results)
+
+    def summary_rows(self, results: BaselineResults) -> list:
+        """Rows this estimator adds to the summary's right header column."""
+        return []
+
+    def summary_notes(self, results: BaselineResults) -> list[str]:
+        """Notes this estimator adds below the summary's table."""
+        return []
+
+
+def sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    inverse = np.linalg.inv(bread)
+    return inverse @ meat @ inverse.T
+
+
+class BaselineResults(ReportingMixin, LikelihoodModelResults):
+    """Results of a baseline: ``params`` and a sandwich covariance, normal inference."""
+
+    def __init__(self, model: BaselineModel, params: np.ndarray, cov: np.ndarray, **attrs: Any) -> None:
+        super().__init__(model, params, normalized_cov_params=cov, scale=1.0)
+        self.nobs = model.nobs
+        self.n_labeled = model.n_labeled
+        self.df_resid = np.inf
+        self.use_t = False
+        self.cov_type = "HC0"
+        self.cov_kwds: dict[str, Any] = {}
+        self.__dict__.update(attrs)
+
+    def _summary_top(self) -> tuple[list, list]:
+        right: list = [("Covariance Type:", [self.cov_type])]
+        return [], right + self.model.summary_rows(self)
+
+    def _summary_notes(self) -> list[str]:
+        notes = ["Standard errors are robust (sandwich); inference is normal (z)."]
+        if self.model.family.jacobian_note:
+            notes.append(self.model.family.jacobian_note)
+        return notes + self.model.summary_notes(self)
+
+
+class BaselineResultsWrapper(ResultsWrapper):
+    pass
+
+
+wrap.populate_wrapper(BaselineResultsWrapper, BaselineResults)
+
+
+
+def sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    """``bread^-1 meat bread^-T``."""
+    inverse = np.linalg.inv(bread)
+    return inverse @ meat @ inverse.T

@@ -1,0 +1,43 @@
+"""The human-only fit: the model family on the labeled units (GMM with no auxiliary source)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from ..families import Family
+from ..formula import capture_namespace
+from ..gmm import GMMSynth
+
+__all__ = ["Classical"]
+
+
+class Classical(GMMSynth):
+    """The human-only fit: the model family on the labeled units, HC0 or cluster covariance."""
+
+    @classmethod
+    def from_formula(  # type: ignore[override]
+        cls,
+        formula: str,
+        real: pd.DataFrame,
+        model: str | Family = "ols",
+        *,
+        engine: str | None = None,
+        eval_env: int | Mapping[str, Any] = 0,
+        labeling_prob: Any = None,
+    ) -> Classical:
+        """As :meth:`GMMSynth.from_formula` with the human-labeled frame only.
+
+        With ``labeling_prob`` it is the inverse-probability-weighted estimate.
+        """
+        namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
+        return super().from_formula(  # type: ignore[return-value]
+            formula, real, None, None, model, engine=engine, eval_env=namespace,
+            labeling_prob=labeling_prob,
+        )
+
+    @property
+    def estimator_label(self) -> str:
+        return "Classical"

@@ -1,0 +1,74 @@
+"""Naive pooling: auxiliary rows treated as human data (biased; shown for contrast)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data import FrameArg
+from ..families import Family
+from ..formula import capture_namespace
+from .base import BaselineModel, BaselineResults, BaselineResultsWrapper, sandwich
+
+__all__ = ["Naive"]
+
+
+class Naive(BaselineModel):
+    """Pool the auxiliary rows with the human rows as if all were human data.
+
+    Rows: every human-labeled row; for a proxy source, the rows of the units
+    that are not labeled (a labeled unit keeps its human label); for a
+    synthetic source, every synthetic row. Each row is an observation with
+    weight 1 and the covariance is HC0 over rows. This is the biased practice
+    the other estimators correct, shown for contrast.
+    """
+
+    estimator_label = "Naive pooling"
+
+    @classmethod
+    def from_formula(  # type: ignore[override]
+        cls,
+        formula: str,
+        real: pd.DataFrame,
+        proxy: FrameArg = None,
+        synth: FrameArg = None,
+        model: str | Family = "ols",
+        *,
+        engine: str | None = None,
+        eval_env: int | Mapping[str, Any] = 0,
+    ) -> Naive:
+        namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
+        return cls._from_frames(formula, real, proxy, synth, model, engine, namespace)
+
+    def pooled_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The stacked (X, y) the naive fit treats as human data."""
+        data = self.model_data
+        labeled = np.zeros(data.n_units, dtype=bool)
+        labeled[data.labeled_pos] = True
+        Xs, ys = [data.X], [data.y]
+        for source in data.sources:
+            rows = ~labeled[source.unit_pos] if source.kind == "proxy" else slice(None)
+            Xs.append(source.X[rows])
+            ys.append(source.y[rows])
+        return np.vstack(Xs), np.concatenate(ys)
+
+    def fit(self) -> BaselineResultsWrapper:  # type: ignore[override]
+        """Fit on the pooled rows; HC0 covariance over rows."""
+        X, y = self.pooled_rows()
+        params = self.family.solve(X, y, None, names=self.model_data.param_names, frame="pooled rows").params
+        evaluation = self.family.evaluate(X, y, params)
+        scores = evaluation.values()
+        cov = sandwich(-evaluation.jacobian(), scores.T @ scores)
+        return self._results(params, cov, n_rows=len(y))
+
+    def summary_rows(self, results: BaselineResults) -> list:
+        return [("Pooled rows:", [f"{results.n_rows}"])]
+
+    def summary_notes(self, results: BaselineResults) -> list[str]:
+        return [
+            "Naive pooling treats LLM-generated rows as human data. It is biased "
+            "whenever the LLM errs and its intervals are not valid; shown for contrast."
+        ]

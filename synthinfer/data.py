@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -33,7 +33,8 @@ from .formula import FormulaSpec
 __all__ = ["Source", "ModelData", "build_model_data"]
 
 SourceKind = Literal["proxy", "synthetic"]
-FrameArg = pd.DataFrame | Mapping[str, pd.DataFrame] | None
+#: what ``proxy=`` and ``synth=`` take: one frame, named frames, or nothing
+FrameArg: TypeAlias = "pd.DataFrame | Mapping[str, pd.DataFrame] | None"
 
 
 @dataclass(frozen=True, eq=False)

@@ -47,7 +47,7 @@ class ModelBase:
         self.k_target = self.layout.k
         if list(self.layout.target_names) != list(data.param_names):
             # the parameters are not the design columns (user moments): name them
-            self.data.param_names = list(self.layout.target_names)
+            self.data.param_names = list(self.layout.target_names)  # type: ignore[attr-defined]
         self.unit_ids = data.unit_ids
         self.source_names = [s.name for s in data.sources]
 
@@ -71,4 +71,4 @@ class ModelBase:
         # a copy: a family may learn from the frames (mnlogit's classes)
         family = copy.copy(get_family(model))
         data = build_model_data(formula, real, proxy, synth, family, engine, namespace)
-        return cls(data, family, formula=formula, **kwds)
+        return cls(data, family, formula=formula, **kwds)  # type: ignore[call-arg]

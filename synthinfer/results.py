@@ -87,10 +87,10 @@ class ReportingMixin:
         ci = np.asarray(self.conf_int(alpha=alpha))  # type: ignore[attr-defined]
         table = pd.DataFrame(
             {
-                "estimate": np.asarray(self.params, dtype=float),  # type: ignore[attr-defined]
-                "std_error": np.asarray(self.bse, dtype=float),  # type: ignore[attr-defined]
-                "statistic": np.asarray(self.tvalues, dtype=float),  # type: ignore[attr-defined]
-                "p_value": np.asarray(self.pvalues, dtype=float),  # type: ignore[attr-defined]
+                "estimate": np.asarray(self.params).astype(float),  # type: ignore[attr-defined]
+                "std_error": np.asarray(self.bse).astype(float),  # type: ignore[attr-defined]
+                "statistic": np.asarray(self.tvalues).astype(float),  # type: ignore[attr-defined]
+                "p_value": np.asarray(self.pvalues).astype(float),  # type: ignore[attr-defined]
                 "conf_low": ci[:, 0],
                 "conf_high": ci[:, 1],
             },

@@ -50,7 +50,7 @@ def check_full_rank(
     zero = np.flatnonzero(scale == 0)
     if zero.size:
         raise SingularDesignError(
-            f"frame {frame!r}: design column(s) {[names[j] for j in zero]} are zero in every "
+            f"frame {frame!r}: design column(s) {[names[int(j)] for j in zero]} are zero in every "
             f"row, so their coefficients are not identified"
         )
     if gram is None or n <= QR_RANK_CHECK_MAX_ROWS:
@@ -65,7 +65,7 @@ def check_full_rank(
         diag = np.abs(np.diag(r))
         rank = int((diag**2 > diag[0] ** 2 * GRAM_RANK_TOL).sum())
     if rank < p:
-        dependent = [names[j] for j in pivots[rank:]]
+        dependent = [names[int(j)] for j in pivots[rank:]]
         raise SingularDesignError(
             f"frame {frame!r}: the design matrix has rank {rank} < {p}; column(s) "
             f"{dependent} are linear combinations of the others (collinear or constant "

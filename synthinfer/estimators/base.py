@@ -39,6 +39,7 @@ class BaselineModel(ModelBase, Model):
 
 
 def sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
+    """``bread^-1 meat bread^-T``."""
     inverse = np.linalg.inv(bread)
     return inverse @ meat @ inverse.T
 
@@ -72,10 +73,3 @@ class BaselineResultsWrapper(ResultsWrapper):
 
 
 wrap.populate_wrapper(BaselineResultsWrapper, BaselineResults)
-
-
-
-def sandwich(bread: np.ndarray, meat: np.ndarray) -> np.ndarray:
-    """``bread^-1 meat bread^-T``."""
-    inverse = np.linalg.inv(bread)
-    return inverse @ meat @ inverse.T

@@ -235,7 +235,7 @@ def _raise_diverged(X: np.ndarray, displacement: np.ndarray, names: Sequence[str
     """The culprits are the terms that moved the linear predictor most on the way:
     each coefficient's displacement times its column's root mean square."""
     direction = np.abs(displacement) * np.sqrt((X**2).mean(axis=0))
-    culprits = [names[j] for j in np.flatnonzero(direction >= 0.1 * direction.max())]
+    culprits = [names[int(j)] for j in np.flatnonzero(direction >= 0.1 * direction.max())]
     raise PerfectSeparationError(
         f"frame {frame!r}: {what}, so the {label} estimate does not exist; the "
         f"coefficients of {culprits} diverge. Drop or merge those terms, or label more units."

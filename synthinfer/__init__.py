@@ -8,6 +8,7 @@ from .exceptions import (
 )
 from .estimators import PPI, Classical, Naive
 from .comparison import ComparisonTable, compare, plot_coefficients
+from .families import EstimatingEquation, MNLogit, NegativeBinomial, Quantile
 from .gmm import GMMProxy, GMMSynth
 from .results import GMMSynthResults
 from . import datasets, simulate  # synthinfer.datasets.load_politeness() after `import synthinfer`
@@ -24,6 +25,10 @@ __all__ = [
     "GMMSynth",
     "GMMProxy",
     "GMMSynthResults",
+    "EstimatingEquation",
+    "Quantile",
+    "MNLogit",
+    "NegativeBinomial",
     "SpecificationError",
     "SingularDesignError",
     "PerfectSeparationError",

@@ -298,9 +298,9 @@ class GMMSynth(ModelBase, GMM):
         """G = d gbar / d beta at ``params``, (K, P)."""
         return self._jacobian(params)
 
-    def refit(self, data: ModelData, cov_type: str = "HC0", cov_kwds: Mapping[str, Any] | None = None) -> Any:
+    def refit(self, data: ModelData, **fit_kwds: Any) -> Any:
         """The same estimator (family) fitted on other data (a resample, fewer sources)."""
-        return GMMSynth(data, self.family).fit(cov_type=cov_type, cov_kwds=cov_kwds)
+        return GMMSynth(data, self.family).fit(**fit_kwds)
 
     def gradient_momcond(self, params: np.ndarray, epsilon: float = 1e-4, centered: bool = True) -> np.ndarray:
         """Analytic G = d gbar / d beta, (K, P); ``epsilon``/``centered`` are ignored."""
@@ -433,6 +433,8 @@ class GMMSynth(ModelBase, GMM):
         cov_type: str = "HC0",
         cov_kwds: Mapping[str, Any] | None = None,
         *,
+        weight_type: str = "HC0",
+        weight_kwds: Mapping[str, Any] | None = None,
         correction: str | None = None,
         maxiter: int = 100,
         tol: float = 1e-8,
@@ -442,13 +444,23 @@ class GMMSynth(ModelBase, GMM):
         Parameters
         ----------
         cov_type : {"HC0", "cluster"}
-            How S (the weight matrix and the covariance) treats dependence:
-            independent units, or independent clusters of units.
+            How the reported covariance treats dependence: independent units,
+            or independent clusters of units. It does not change ``params``.
         cov_kwds : dict, optional
             For "cluster": ``groups`` (a column name found in the frames, a
             Series indexed by unit id, or an array in ``model.unit_ids`` order)
             and ``use_correction`` (bool, default False; statsmodels' small-sample
             factor).
+        weight_type : {"HC0", "cluster"}
+            The S whose inverse is the step-2 weight matrix (as linearmodels'
+            ``weight_type``): "HC0" (default) or "cluster", efficient when
+            clusters of units are dependent. When it is the same estimator as
+            the covariance, the covariance is ``(G' S^-1 G)^-1 / N``; otherwise
+            it is the sandwich ``A S_c A' / N`` with ``A = (G'WG)^-1 G'W`` and
+            the J test is Hansen's generalized form.
+        weight_kwds : dict, optional
+            As ``cov_kwds``, for ``weight_type``; defaults to ``cov_kwds`` when
+            ``weight_type == cov_type``.
         correction : {None, "windmeijer"}
             ``"windmeijer"``: Windmeijer's (2005) finite-sample correction of the
             covariance for the estimated weight matrix, with either cov_type;
@@ -463,9 +475,14 @@ class GMMSynth(ModelBase, GMM):
         if correction not in (None, "windmeijer"):
             raise ValueError(f"correction must be None or 'windmeijer', got {correction!r}")
         covariance = get_covariance(cov_type, cov_kwds, self.model_data)
+        if weight_kwds is None and str(weight_type).lower() == str(cov_type).lower():
+            weight_kwds = cov_kwds
+        weighting = get_covariance(weight_type, weight_kwds, self.model_data)
+        if weighting.same_as(covariance):
+            weighting = covariance  # one estimator: the efficient formulas apply
         start, newton_blocks = self._step_one()
         block_names = self.layout.block_names
-        weights = weight_matrix(covariance.s(self.moment_blocks(start)), block_names)
+        weights = weight_matrix(weighting.s(self.moment_blocks(start)), block_names)
         if self.model_data.sources and self.family.smooth:
             params, info, jacobian = self._gauss_newton(
                 start, weights, maxiter=maxiter, tol=tol, all_units_blocks=newton_blocks
@@ -490,13 +507,16 @@ class GMMSynth(ModelBase, GMM):
             start_params=start,
             weights=weights,
             covariance=covariance,
+            weighting=weighting,
             cov_type=covariance.cov_type,
             cov_kwds=dict(cov_kwds or {}),
+            weight_type=weighting.cov_type,
+            weight_kwds=dict(weight_kwds or {}),
             solver_info=info,
             jacobian=jacobian,
             correction=correction,
             wargs={},
-            options_other={"weights_method": cov_type, "has_optimal_weights": True, "optim_method": "gauss-newton"},
+            options_other={"weights_method": weighting.cov_type, "has_optimal_weights": weighting is covariance, "optim_method": "gauss-newton"},
             optim_args={"maxiter": maxiter, "tol": tol},
         )
         self._evaluations.clear()  # per-row arrays are not kept past the fit

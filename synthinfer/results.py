@@ -148,8 +148,19 @@ class GMMSynthResults(ReportingMixin, GMMResults):
             return windmeijer_covariance(self)
         G = self.jacobian  # the exact G at the estimate, from the solver
         s = self.moment_covariance
-        information = G.T @ np.linalg.solve(s, G)
-        return np.linalg.inv(information) / model.nobs * self.covariance.scale
+        if self.weighting is self.covariance:
+            information = G.T @ np.linalg.solve(s, G)
+            return np.linalg.inv(information) / model.nobs * self.covariance.scale
+        # a weight matrix that is not S_c^-1: the sandwich of the GMM estimator
+        A = self.influence_map
+        return A @ s @ A.T / model.nobs * self.covariance.scale
+
+    @cached_property
+    def influence_map(self) -> np.ndarray:
+        """``A = (G'WG)^-1 G'W``: the estimate moves by ``-A gbar``, (P, K)."""
+        G, W = self.jacobian, self.weights
+        GW = G.T @ W
+        return np.linalg.solve(GW @ G, GW)
 
     def diagnostics(self, per_source: bool = True) -> Diagnostics:
         """Effective number of human labels, variance reduction per source, residual
@@ -224,6 +235,8 @@ class GMMSynthResults(ReportingMixin, GMMResults):
 
     @cached_property
     def jval(self) -> float:
+        if self.weighting is not self.covariance and self.model.nmoms > self.model.k_params:
+            return self._generalized_j
         return self.q * self.model.nobs
 
     def jtest(self) -> tuple[float, float, int]:
@@ -238,6 +251,20 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         if df == 0:
             return 0.0, np.nan, 0
         return self.jval, float(stats.chi2.sf(self.jval, df)), df
+
+    @cached_property
+    def _generalized_j(self) -> float:
+        """Hansen's J for a weight matrix that is not the covariance's S^-1:
+        ``N gbar' Omega^+ gbar`` with ``Omega = P S P'``, ``P = I - G A``, the
+        covariance of the moments at the estimate (rank = the J test's df)."""
+        G, s = self.jacobian, self.moment_covariance * self.covariance.scale
+        P = np.eye(len(s)) - G @ self.influence_map
+        omega = P @ s @ P.T
+        df = self.model.nmoms - self.model.k_params
+        eigval, eigvec = np.linalg.eigh((omega + omega.T) / 2)
+        top = eigvec[:, -df:] / np.sqrt(eigval[-df:])
+        gbar = self.model.momcond_mean(self.params_full)
+        return float(self.model.nobs * np.sum((top.T @ gbar) ** 2))
 
     def _summary_top(self) -> tuple[list, list]:
         jval, jpval, jdf = self.jtest()
@@ -254,6 +281,11 @@ class GMMSynthResults(ReportingMixin, GMMResults):
 
     def _summary_notes(self) -> list[str]:
         notes = [f"Standard errors: {self.covariance.description}; inference is normal (z)."]
+        if self.weighting is not self.covariance and self.model.source_names:
+            notes.append(
+                f"Weight matrix: {self.weighting.description}; the covariance is the GMM "
+                f"sandwich and the J test Hansen's generalized form."
+            )
         if self.model.family.jacobian_note:
             notes.append(self.model.family.jacobian_note)
         if self.correction == "windmeijer" and self.model.source_names:

@@ -92,7 +92,7 @@ def _clustered_study(seed: int, n_clusters: int = 600, size: int = 5, n_labeled:
 
 def test_drawing_every_cluster_once_is_exact() -> None:
     real, proxy = _clustered_study(1, n_clusters=200, n_labeled=200)
-    cluster_kwds = {"cov_type": "cluster", "cov_kwds": {"groups": "cluster"}}
+    cluster_kwds = {"cov_type": "cluster", "cov_kwds": {"groups": "cluster"}, "weight_type": "cluster"}
     res = smf.gmm_proxy("y ~ x1 + x2", real=real, proxy=proxy).fit(**cluster_kwds)
     covariance = res._results.covariance
     (units, groups), = _cluster_draws(covariance.codes, covariance.n_clusters, 1, np.random.default_rng(0))
@@ -102,7 +102,7 @@ def test_drawing_every_cluster_once_is_exact() -> None:
     by_cluster = np.argsort(covariance.codes, kind="stable").reshape(-1, 5)
     units, groups = by_cluster[order].ravel(), np.repeat(np.arange(len(order)), 5)
     refit = GMMSynth(resample_units(res.model.model_data, units), res.model.family).fit(
-        cov_type="cluster", cov_kwds={"groups": groups}
+        cov_type="cluster", cov_kwds={"groups": groups}, weight_type="cluster"
     )
     np.testing.assert_allclose(refit.params, res.params, rtol=1e-9)
     np.testing.assert_allclose(refit.bse, res.bse, rtol=1e-8)

@@ -46,6 +46,8 @@ PAGES = {
     "reference/experiments/index.html": "Repeated-sampling experiments on simulated studies",
     "simulation-results/index.html": "Monte Carlo standard error",
     "reference/exceptions/index.html": "SpecificationError",
+    "estimands/index.html": "AIPW",
+    "architecture/index.html": "Where to add what",
 }
 
 

@@ -25,10 +25,12 @@ CLUSTERS = np.repeat(np.arange(200), np.random.default_rng(4).multinomial(600 - 
 @pytest.mark.parametrize("clustered", [False, True])
 @pytest.mark.parametrize(("model", "tolerance"), [("ols", 1e-8), ("logit", 2e-3)])
 def test_sensitivity_matches_finite_differences_of_the_two_step_estimate(model, tolerance, clustered) -> None:
-    kwds = {"cov_type": "cluster", "cov_kwds": {"groups": CLUSTERS}} if clustered else {}
+    # the efficient clustered estimator: the clustered S weights and reports
+    kwds = {"cov_type": "cluster", "cov_kwds": {"groups": CLUSTERS}, "weight_type": "cluster"} if clustered else {}
     res = _fit(model, **kwds)._results
     mod = res.model
-    covariance = res.covariance
+    covariance = res.weighting
+    assert covariance is res.covariance
     assert isinstance(covariance, ClusteredCovariance if clustered else HeteroskedasticCovariance)
 
     def two_step(beta1: np.ndarray) -> np.ndarray:
@@ -68,15 +70,16 @@ def test_bad_correction_arguments() -> None:
 @pytest.mark.parametrize("model", ["ols", "logit"])
 def test_clustered_correction_with_singleton_clusters_is_the_hc0_correction(model) -> None:
     hc0 = _fit(model, correction="windmeijer")
-    singletons = _fit(model, cov_type="cluster", cov_kwds={"groups": np.arange(600)}, correction="windmeijer")
+    singletons = _fit(model, cov_type="cluster", cov_kwds={"groups": np.arange(600)}, weight_type="cluster", correction="windmeijer")
     np.testing.assert_allclose(singletons.cov_params(), hc0.cov_params(), rtol=1e-9)
-    clustered = _fit(model, cov_type="cluster", cov_kwds={"groups": CLUSTERS}, correction="windmeijer")
-    plain = _fit(model, cov_type="cluster", cov_kwds={"groups": CLUSTERS})
+    clustered = _fit(model, cov_type="cluster", cov_kwds={"groups": CLUSTERS}, weight_type="cluster", correction="windmeijer")
+    plain = _fit(model, cov_type="cluster", cov_kwds={"groups": CLUSTERS}, weight_type="cluster")
     np.testing.assert_allclose(clustered.params, plain.params, rtol=1e-12)
     # D V2 + V2 D' can be negative: the correction need not widen every interval
     assert np.max(np.abs(clustered.bse / plain.bse - 1)) > 0.01
     scaled = _fit(
-        model, cov_type="cluster", cov_kwds={"groups": CLUSTERS, "use_correction": True}, correction="windmeijer"
+        model, cov_type="cluster", cov_kwds={"groups": CLUSTERS, "use_correction": True}, weight_type="cluster",
+        correction="windmeijer",
     )
     factor = 200 / 199 * (120 - 1) / (120 - 3)
     np.testing.assert_allclose(scaled.cov_params(), clustered.cov_params() * factor, rtol=1e-9)
@@ -99,3 +102,28 @@ def test_correction_brings_small_sample_coverage_closer_to_nominal(model) -> Non
     assert np.all(np.abs(0.95 - coverage["windmeijer"]) < np.abs(0.95 - coverage["plain"])), coverage
     if model == "ols":
         assert np.all(np.abs(coverage["windmeijer"] - 0.95) <= 3.5 * se), coverage
+
+
+def test_mismatched_weight_correction_reduces_to_the_efficient_one() -> None:
+    """(A + D A1) S_c (A + D A1)' / N with S_c = W^-1 is the efficient formula
+    V2 + D V2 + V2 D' + D V1 D' exactly when G does not move (OLS)."""
+    from synthinfer.inference.windmeijer import sandwich_correction
+
+    res = _fit("ols", correction="windmeijer")._results
+    mod = res.model
+    selected = mod.layout.just_identified()
+    G1_inv = np.linalg.inv(mod.jacobian(res.start_params)[selected])
+    general = sandwich_correction(res, step_one_sensitivity(res), G1_inv, np.linalg.inv(res.weights))
+    np.testing.assert_allclose(general, res._cov_full, rtol=1e-8)
+
+
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_clustered_covariance_with_hc0_weights(model) -> None:
+    """cov_type does not change params; Windmeijer's correction works with a weight
+    matrix that is not the covariance's, and refuses nothing it can do."""
+    clustered = _fit(model, cov_type="cluster", cov_kwds={"groups": CLUSTERS}, correction="windmeijer")
+    plain = _fit(model, cov_type="cluster", cov_kwds={"groups": CLUSTERS})
+    assert clustered._results.weighting is not clustered._results.covariance
+    np.testing.assert_allclose(clustered.params, _fit(model).params, rtol=1e-12)  # weights are HC0
+    assert np.all(np.isfinite(clustered.bse)) and (clustered.bse >= plain.bse * 0.95).all()
+    assert "generalized" in str(plain.summary())

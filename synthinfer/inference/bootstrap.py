@@ -24,7 +24,7 @@ import scipy.sparse
 from scipy import stats
 
 from ..data import ModelData, Source
-from ..exceptions import SynthInferWarning
+from ..exceptions import SpecificationError, SynthInferWarning
 from .protocol import MomentModel
 
 __all__ = ["BootstrapResults", "resample_units", "bootstrap"]
@@ -132,10 +132,7 @@ class BootstrapResults:
         return f"<BootstrapResults: {len(self.draws)} draws, {self.n_failed} failed>"
 
 
-def _refit(model: MomentModel, data: ModelData, draw: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray | None:
-    fit_kwds: dict[str, Any] = {}
-    if groups is not None:
-        fit_kwds = {"cov_type": "cluster", "cov_kwds": {"groups": groups}}
+def _refit(model: MomentModel, data: ModelData, draw: np.ndarray, fit_kwds: dict[str, Any]) -> np.ndarray | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -165,21 +162,39 @@ def bootstrap(results: Any, n_boot: int = 999, seed: Any = None, jobs: int = 1, 
     model = results.model
     data = model.model_data
     rng = np.random.default_rng(seed)
-    if results.cov_type == "cluster":
-        draws = _cluster_draws(results.covariance.codes, results.covariance.n_clusters, n_boot, rng)
+    # the covariance estimator says what is independent, and so what is drawn
+    covariance, weighting = results.covariance, results.weighting
+    groups = covariance.resampling_groups()
+    if weighting is not covariance and weighting.groups is not None and (
+        groups is None or not np.array_equal(weighting.groups[0], groups[0])
+    ):
+        raise SpecificationError(
+            f"the bootstrap draws what the covariance ({covariance.description}) treats as "
+            f"independent, but the weight matrix ({weighting.description}) groups the units "
+            f"differently; use the same groups for both"
+        )
+    draws: list[tuple[np.ndarray, np.ndarray | None]]
+    if groups is not None:
+        draws = _cluster_draws(groups[0], groups[1], n_boot, rng)
     else:
         draws = [(rng.integers(0, data.n_units, size=data.n_units), None) for _ in range(n_boot)]
+
+    def fit_kwds(new_groups: np.ndarray | None) -> dict[str, Any]:
+        cov_type, cov_kwds = covariance.for_resample(new_groups)
+        weight_type, weight_kwds = weighting.for_resample(new_groups)
+        return {"cov_type": cov_type, "cov_kwds": cov_kwds, "weight_type": weight_type, "weight_kwds": weight_kwds}
+
     iterator: Any = draws
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(draws, desc="bootstrap", unit="refit")
     if jobs == 1:
-        fits = [_refit(model, data, draw, groups) for draw, groups in iterator]
+        fits = [_refit(model, data, draw, fit_kwds(new)) for draw, new in iterator]
     else:
         from joblib import Parallel, delayed
 
-        fits = Parallel(n_jobs=jobs)(delayed(_refit)(model, data, draw, groups) for draw, groups in iterator)
+        fits = Parallel(n_jobs=jobs)(delayed(_refit)(model, data, draw, fit_kwds(new)) for draw, new in iterator)
     names = list(model.exog_names)
     good = [f for f in fits if f is not None]
     n_failed = len(fits) - len(good)

@@ -90,7 +90,10 @@ def _refit(results: Any, sources: tuple) -> Any:
     data = replace(model.model_data, sources=sources)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SynthInferWarning)
-        return model.refit(data, cov_type=results.cov_type, cov_kwds=results.cov_kwds)
+        return model.refit(
+            data, cov_type=results.cov_type, cov_kwds=results.cov_kwds,
+            weight_type=results.weight_type, weight_kwds=results.weight_kwds,
+        )
 
 
 def diagnose(results: Any, per_source: bool = True) -> Diagnostics:

@@ -10,7 +10,6 @@ engine -> results -> inference.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -85,8 +84,8 @@ class MomentModel(Protocol):
 
     def scores_at(self, params: np.ndarray) -> ScoresAt: ...
 
-    def refit(self, data: ModelData, cov_type: str = "HC0", cov_kwds: Mapping[str, Any] | None = None) -> Any:
-        """Fit the same estimator (family, options) on other data."""
+    def refit(self, data: ModelData, **fit_kwds: Any) -> Any:
+        """Fit the same estimator (family) on other data, with ``fit``'s options."""
         ...
 
 
@@ -99,5 +98,8 @@ class FittedMoments(Protocol):
     weights: np.ndarray
     jacobian: np.ndarray
     covariance: MomentCovariance
+    weighting: MomentCovariance
     cov_type: str
     cov_kwds: dict[str, Any]
+    weight_type: str
+    weight_kwds: dict[str, Any]

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..covariance import ClusteredCovariance
+from ..exceptions import SpecificationError
 from ..moments import group_sums
 from .protocol import FittedMoments, MomentModel
 
@@ -38,7 +38,12 @@ def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covarianc
     ``covariance`` is the S estimator; for a `ClusteredCovariance` the
     unit terms become cluster terms (see the module docstring).
     """
-    clusters = covariance if isinstance(covariance, ClusteredCovariance) else None
+    if covariance is not None and not covariance.supports_windmeijer:
+        raise SpecificationError(
+            f"Windmeijer's correction does not know the derivative of S for "
+            f"cov_type={covariance.cov_type!r}"
+        )
+    groups = None if covariance is None else covariance.groups
     data = model.model_data
     n_units = data.n_units
     blocks = model.moment_blocks(params)
@@ -53,10 +58,11 @@ def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covarianc
             c[data.labeled_pos] += contribution
         else:
             c += contribution
-    if clusters is not None:
+    if groups is not None:
         # each unit carries its cluster's c_c = h_c' v
-        c_cluster = np.bincount(clusters.codes, weights=c, minlength=clusters.n_clusters)
-        c = c_cluster[clusters.codes]
+        codes, n_groups = groups
+        c_cluster = np.bincount(codes, weights=c, minlength=n_groups)
+        c = c_cluster[codes]
     K, P = model.nmoms, model.k_params
     layout = model.layout
     term1 = np.zeros((K, P))  # (1/N) sum_i c_i dg_i/dbeta
@@ -93,8 +99,8 @@ def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covarianc
         lab_e = evaluation.vjp(v_blocks[lab_block], rows=lab_rows)
         row_e[lab_rows] += lab_e if labeled_weight is None else lab_e * labeled_weight[:, None]
         E[:, cols] = _unit_totals(source, row_e)
-    if clusters is not None:
-        return _clustered_terms(model, params, blocks, clusters, c_cluster, term1, E, v) / n_units
+    if groups is not None:
+        return _clustered_terms(model, params, blocks, groups, c_cluster, term1, E, v) / n_units
     term2 = np.zeros((K, P))  # (1/N) sum_i (g_i - gbar) e_i'
     e_total = E.sum(axis=0)
     for b, (values, only) in enumerate(zip(blocks.values, blocks.labeled_only)):
@@ -105,7 +111,7 @@ def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covarianc
 
 
 def _clustered_terms(
-    model: MomentModel, params: np.ndarray, blocks: Any, clusters: ClusteredCovariance,
+    model: MomentModel, params: np.ndarray, blocks: Any, groups: tuple[np.ndarray, int],
     c_cluster: np.ndarray, term1: np.ndarray, E: np.ndarray, v: np.ndarray,
 ) -> np.ndarray:
     """N (dS/dbeta) v for cluster sums ``h_c = sum_{i in c} (g_i - gbar)``.
@@ -113,7 +119,7 @@ def _clustered_terms(
     ``dh_c/dbeta = sum_{i in c} dg_i/dbeta - n_c G``: unlike unit terms, the
     centering no longer cancels when clusters differ in size.
     """
-    codes, n_clusters = clusters.codes, clusters.n_clusters
+    codes, n_clusters = groups
     sizes = np.bincount(codes, minlength=n_clusters).astype(float)
     G = model.jacobian(params)  # d gbar / d beta
     term1 = term1 - (c_cluster @ sizes) * G
@@ -137,7 +143,8 @@ def step_one_sensitivity(results: FittedMoments) -> np.ndarray:
     GW = G.T @ W
     A = np.linalg.solve(GW @ G, GW)
     v = W @ model.momcond_mean(beta2)
-    return A @ _ds_times_v(model, beta1, v, results.covariance)
+    # W = S_w(beta1)^-1: the derivative is the weight matrix's estimator's
+    return A @ _ds_times_v(model, beta1, v, results.weighting)
 
 
 def windmeijer_covariance(results: FittedMoments) -> np.ndarray:
@@ -150,8 +157,27 @@ def windmeijer_covariance(results: FittedMoments) -> np.ndarray:
     # step 1: the just-identified subsystem (target block and all-units blocks)
     selected = model.layout.just_identified()
     G1 = model.jacobian(beta1)[selected]
-    S1 = np.linalg.inv(W)[np.ix_(selected, selected)]
     G1_inv = np.linalg.inv(G1)
-    V1 = G1_inv @ S1 @ G1_inv.T / n_units
     D = step_one_sensitivity(results)
-    return (V2 + D @ V2 + V2 @ D.T + D @ V1 @ D.T) * results.covariance.scale
+    if results.weighting is results.covariance:
+        S1 = np.linalg.inv(W)[np.ix_(selected, selected)]
+        V1 = G1_inv @ S1 @ G1_inv.T / n_units
+        return (V2 + D @ V2 + V2 @ D.T + D @ V1 @ D.T) * results.covariance.scale
+    S_c = results.covariance.s(model.moment_blocks(results.params_full))
+    return sandwich_correction(results, D, G1_inv, S_c) * results.covariance.scale
+
+
+def sandwich_correction(results: FittedMoments, D: np.ndarray, G1_inv: np.ndarray, S_c: np.ndarray) -> np.ndarray:
+    """The corrected covariance for a weight matrix W that is not ``S_c^-1``.
+
+    ``beta2 - beta ~ -(A + D A1) gbar`` with ``A = (G'WG)^-1 G'W`` and ``A1``
+    step 1's map (``G1^-1`` on the just-identified rows), so the covariance is
+    ``(A + D A1) S_c (A + D A1)' / N``. With ``S_c = W^-1`` and G constant it
+    is exactly the efficient formula ``V2 + D V2 + V2 D' + D V1 D'``.
+    """
+    model, W, G = results.model, results.weights, results.jacobian
+    A = np.linalg.solve(G.T @ W @ G, G.T @ W)
+    A1 = np.zeros_like(A)
+    A1[:, model.layout.just_identified()] = G1_inv
+    total = A + D @ A1
+    return total @ S_c @ total.T / model.nobs

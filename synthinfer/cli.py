@@ -35,6 +35,8 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
+from .covariance import COVARIANCES
+from .families import FAMILIES
 from . import __version__
 from . import api as smf
 from .comparison import compare
@@ -214,10 +216,12 @@ def _as_csv(res: Any) -> str:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    if args.cov == "cluster" and args.groups is None:
-        raise CLIError("--cov cluster needs --groups COLUMN (the cluster of each unit)")
-    if args.groups is not None and args.cov != "cluster":
-        raise CLIError("--groups is only used with --cov cluster")
+    clustered = "cluster" in (args.cov, args.weight)
+    if clustered and args.groups is None:
+        which = "--cov" if args.cov == "cluster" else "--weight"
+        raise CLIError(f"{which} cluster needs --groups COLUMN (the cluster of each unit)")
+    if args.groups is not None and not clustered:
+        raise CLIError("--groups is only used with --cov cluster or --weight cluster")
     real = _read_frame(args.real, args.unit_col, "real")
     proxies = _read_sources(args.proxy, "proxy", args.unit_col)
     synths = _read_sources(args.synth, "synth", args.unit_col)
@@ -231,7 +235,8 @@ def _fit(args: argparse.Namespace) -> int:
         eval_env={"np": np},
     )
     cov_kwds = {"groups": args.groups} if args.cov == "cluster" else None
-    res = model.fit(cov_type=args.cov, cov_kwds=cov_kwds)
+    weight_kwds = {"groups": args.groups} if args.weight == "cluster" else None
+    res = model.fit(cov_type=args.cov, cov_kwds=cov_kwds, weight_type=args.weight, weight_kwds=weight_kwds)
     if args.output == "json":
         print(_as_json(res, args.formula))
     elif args.output == "csv":
@@ -425,12 +430,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="LLM annotations of every unit; repeat for several sources")
     fit.add_argument("--synth", action="append", metavar="[NAME=]FILE",
                      help="synthetic samples, indexed by the unit each was generated from; repeatable")
-    fit.add_argument("--model", choices=["ols", "logit", "poisson"], default="ols",
-                     help="model family (default: ols)")
+    fit.add_argument("--model", choices=sorted(FAMILIES), default="ols",
+                     help="model family (default: ols; 'quantile' is the median)")
     fit.add_argument("--unit-col", metavar="ID", default=None,
                      help="unit id column of every file (default: each file's first column)")
     fit.add_argument("--cov", choices=["HC0", "cluster"], default="HC0",
                      help="covariance: independent units (HC0, default) or clusters of units")
+    fit.add_argument("--weight", choices=sorted(COVARIANCES), default="HC0",
+                     help="S of the step-2 weight matrix (HC0, default; cluster: efficient with "
+                          "dependent clusters, with --groups); --cov alone does not change the estimate")
     fit.add_argument("--groups", metavar="COL", default=None,
                      help="cluster column (one value per unit), with --cov cluster")
     fit.add_argument("--engine", choices=["patsy", "formulaic"], default=None,

@@ -390,7 +390,7 @@ BAD_INPUT = [
     ([FORMULA, "--real", "{real}", "--cov", "cluster"], ["--cov cluster needs --groups"]),
     ([FORMULA, "--real", "{real}", "--groups", "g"], ["--groups is only used with --cov cluster"]),
     ([FORMULA, "--real", "{realg}", "--proxy", "{proxy}", "--cov", "cluster", "--groups", "nosuch"], ["nosuch"]),
-    ([FORMULA, "--real", "{real}", "--model", "probit"], ["argument --model: invalid choice: 'probit'"]),
+    ([FORMULA, "--real", "{real}", "--model", "tobit"], ["argument --model: invalid choice: 'tobit'"]),
     ([FORMULA, "--real", "{real}", "--cov", "HC1"], ["argument --cov: invalid choice"]),
     ([FORMULA, "--real", "{real}", "--engine", "R"], ["argument --engine: invalid choice"]),
     ([FORMULA, "--real", "{real}", "--output", "xml"], ["argument --output: invalid choice"]),

@@ -342,3 +342,21 @@ def test_tidy_is_the_coefficient_table_of_every_estimator() -> None:
         np.testing.assert_allclose(table["std_error"], res.bse)
         np.testing.assert_allclose(table["p_value"], res.pvalues)
         np.testing.assert_allclose(table[["conf_low", "conf_high"]].to_numpy(), np.asarray(res.conf_int(alpha=0.1)))
+
+
+def test_quantile_above_the_exact_size_is_solved_by_irls_to_quantreg_precision() -> None:
+    from synthinfer.families import quantile
+
+    rng = np.random.default_rng(9)
+    n = quantile.EXACT_MAX_ROWS + 2000
+    x = rng.normal(size=n)
+    frame = pd.DataFrame({"x": x, "y": 1 + 0.5 * x + rng.standard_t(4, n)}, index=pd.RangeIndex(n, name="id"))
+    ours = smf.classical("y ~ x", real=frame, model=Quantile(0.75)).fit()
+    theirs = QuantReg(frame["y"], sm.add_constant(frame[["x"]])).fit(q=0.75)
+    np.testing.assert_allclose(ours.params.to_numpy(), theirs.params.to_numpy(), atol=1e-4)
+    # the same objective value to the precision both stop at
+    family = Quantile(0.75)
+    X = sm.add_constant(frame[["x"]]).to_numpy()
+    ours_loss = family.check_loss(frame["y"].to_numpy() - X @ ours.params.to_numpy())
+    theirs_loss = family.check_loss(frame["y"].to_numpy() - X @ theirs.params.to_numpy())
+    assert abs(ours_loss - theirs_loss) <= 1e-6 * theirs_loss

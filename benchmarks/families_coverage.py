@@ -265,16 +265,19 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
             "coverage gmm": cov_g, "coverage human": cov_h,
             "mc se": float(np.sqrt(0.95 * 0.05 / max(len(g), 1))),
             "mse ratio": float(((g["estimate"] - g["truth"]) ** 2).mean() / ((h["estimate"] - h["truth"]) ** 2).mean()),
-            "se ratio": float((g["se"].to_numpy() / h["se"].to_numpy()).mean()),
+            # the median: one wild standard error would dominate a mean of ratios
+            "se ratio": float(np.nanmedian(g["se"].to_numpy() / h["se"].to_numpy())),
+            "sd ratio": float(g["estimate"].std() / h["estimate"].std()),
+            "se / sd, gmm": float(g["se"].median() / g["estimate"].std()),
         })
     return pd.DataFrame(out)
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
-    lines = ["| estimand | auxiliary data | n | trials | failed | coverage, GMM | coverage, human only | MSE GMM / human | mean SE GMM / human |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| estimand | auxiliary data | n | trials | failed | coverage, GMM | coverage, human only | MSE GMM / human | median SE GMM / human | median SE / SD of the estimates, GMM |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in summary.itertuples(index=False):
-        lines.append(f"| {r.estimand} | {r.quality} | {r.n} | {r.trials} | {r.failed} | {r[5]:.3f} | {r[6]:.3f} | {r[8]:.2f} | {r[9]:.2f} |")
+        lines.append(f"| {r.estimand} | {r.quality} | {r.n} | {r.trials} | {r.failed} | {r[5]:.3f} | {r[6]:.3f} | {r[8]:.2f} | {r[9]:.2f} | {r[11]:.2f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -25,7 +25,7 @@ from scipy import stats
 
 from ..exceptions import ConvergenceError, SpecificationError
 from .base import Solution
-from .single_index import SingleIndexFamily
+from .single_index import SingleIndexEvaluation, SingleIndexFamily
 
 __all__ = ["Quantile", "hall_sheather", "EXACT_MAX_ROWS"]
 
@@ -42,6 +42,32 @@ def hall_sheather(n: int, q: float, alpha: float = 0.05) -> float:
     num = 1.5 * stats.norm.pdf(z) ** 2
     den = 2.0 * z**2 + 1.0
     return float(n ** (-1.0 / 3) * stats.norm.ppf(1.0 - alpha / 2.0) ** (2.0 / 3) * (num / den) ** (1.0 / 3))
+
+
+class _QuantileEvaluation(SingleIndexEvaluation):
+    """A subset of rows (a source's labeled units) gets the bandwidth of its own
+    size: the density at the quantile is estimated from those rows, not with the
+    narrower bandwidth chosen for all of them."""
+
+    def __init__(self, family: Quantile, X: np.ndarray, y: np.ndarray, e: np.ndarray) -> None:
+        super().__init__(X, family.q - (e < 0), family.density_weights(y, e), nonnegative=True)
+        self.family, self.y, self.e = family, y, e
+
+    def _subset(self, rows: np.ndarray | None) -> SingleIndexEvaluation:
+        if rows is None:
+            return self
+        y, e = self.y[rows], self.e[rows]
+        return SingleIndexEvaluation(self.X[rows], self.r[rows], self.family.density_weights(y, e), True)
+
+    def information(self, weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        if rows is None:
+            return super().information(weights)
+        return self._subset(rows).information(weights)
+
+    def vjp(self, v: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        if rows is None:
+            return super().vjp(v)
+        return self._subset(rows).vjp(v)
 
 
 class Quantile(SingleIndexFamily):
@@ -85,10 +111,17 @@ class Quantile(SingleIndexFamily):
 
     def residual_and_weight(self, y: np.ndarray, lin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         e = y - lin
+        return self.q - (e < 0), self.density_weights(y, e)
+
+    def density_weights(self, y: np.ndarray, e: np.ndarray) -> np.ndarray:
+        """``K(e / h) / h`` per row, with the bandwidth for these rows' number."""
         h = self.bandwidth(y)
         u = e / h
-        kernel = np.where(np.abs(u) <= 1.0, 0.75 * (1.0 - u * u), 0.0)
-        return self.q - (e < 0), kernel / h
+        return np.where(np.abs(u) <= 1.0, 0.75 * (1.0 - u * u), 0.0) / h
+
+    def evaluate(self, X: np.ndarray, y: np.ndarray, params: np.ndarray) -> _QuantileEvaluation:
+        e = y - X @ params
+        return _QuantileEvaluation(self, X, y, e)
 
     def check_loss(self, e: np.ndarray, w: np.ndarray | None = None) -> float:
         loss = e * (self.q - (e < 0))

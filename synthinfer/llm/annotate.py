@@ -245,7 +245,8 @@ def annotate(
             f"{where}: {len(failed)} unit(s) {describe_units(failed)} failed after retries and re-asks "
             f"(first reason: {failures[failed[0]]}); the other {len(frame)} are in the cache"
             + (f" {store.path}" if store.path is not None else "")
-            + "; fix the cause and re-run with the same cache to send only these",
+            + "; every answer received is cached (unusable ones too), so fix the cause (or allow more "
+            "max_reasks) and re-run with the same cache: only what is missing is sent",
             {u: failures[u] for u in failed},
             frame,
         )

@@ -292,7 +292,8 @@ def synthesize(
             f"after retries and re-asks (first: sample {failed[0][1]} of {failed[0][0]!r}: {failures[failed[0]]}); "
             f"the other {len(frame)} samples are in the cache"
             + (f" {store.path}" if store.path is not None else "")
-            + "; fix the cause and re-run with the same cache to send only these",
+            + "; every answer received is cached (unusable ones too), so fix the cause (or allow more "
+            "max_reasks) and re-run with the same cache: only what is missing is sent",
             {key: failures[key] for key in failed},
             frame,
         )

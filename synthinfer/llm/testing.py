@@ -84,13 +84,15 @@ class Fault:
 
 @dataclass
 class _Stats:
-    requests: int = 0
+    posts: int = 0  # every POST, answered or not (401s included)
+    requests: int = 0  # chat-completions requests that passed the key check
     in_flight: int = 0
     max_in_flight: int = 0
     embeddings: int = 0
     faults: Counter = field(default_factory=Counter)
     answered: Counter = field(default_factory=Counter)  # request identity -> times answered (HTTP 200)
     order: list = field(default_factory=list)  # last user message of every answered request, in order
+    log: list = field(default_factory=list)  # all message contents of every answered request, in order
 
 
 def request_identity(model: str, messages: list[dict], seed: int | None) -> str:
@@ -247,7 +249,9 @@ class FakeLLMServer:
             fake = server
 
         self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-llm", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-llm", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -392,6 +396,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
+        with self.fake._lock:
+            self.fake.stats.posts += 1
         if not self._authorized():
             return
         if self.path.endswith("/chat/completions"):
@@ -467,6 +473,7 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             fake.stats.answered[identity] += 1
             fake.stats.order.append(prompt)
+            fake.stats.log.append(text)
         self._send(200, {
             "id": "chatcmpl-" + identity[:24],
             "object": "chat.completion",

@@ -151,7 +151,7 @@ def embedding_diversity(embeddings: Any) -> float:
     n = len(u)
     total = u.sum(axis=0)
     mean_cos = (float(total @ total) - n) / (n * (n - 1))  # sum over pairs i != j of cos, / pairs
-    return 1.0 - mean_cos
+    return float(np.clip(1.0 - mean_cos, 0.0, 2.0))  # rounding can step just outside [0, 2]
 
 
 def embed_texts(texts: Sequence[str], client: Any, *, model: str | None = None, cache: Any = None,

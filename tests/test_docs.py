@@ -46,6 +46,9 @@ PAGES = {
     "reference/experiments/index.html": "Repeated-sampling experiments on simulated studies",
     "simulation-results/index.html": "Monte Carlo standard error",
     "reference/exceptions/index.html": "SpecificationError",
+    "llm/index.html": "It runs against a fake LLM",
+    "notebooks/llm_politeness/index.html": "The LLM in this notebook is a fake",
+    "reference/llm/index.html": "Annotate every unit with an LLM",
 }
 
 

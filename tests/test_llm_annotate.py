@@ -206,3 +206,34 @@ def test_server_identity_matches_what_the_cache_stored(server, tmp_path):
     rows = sqlite3.connect(tmp_path / "c.sqlite").execute("SELECT model, request FROM answers").fetchall()
     ids = {request_identity(m, json.loads(r)["messages"], json.loads(r)["params"].get("seed")) for m, r in rows}
     assert ids == set(server.stats.answered)
+
+
+def test_units_with_the_same_text_share_one_request(server):
+    units = make_units(6)
+    units.loc["u004", "text"] = units.loc["u001", "text"]
+    units.loc["u005", "text"] = units.loc["u001", "text"]
+    proxy = annotate(units, prompt=PROMPT, client=client_for(server), output=SCHEMA, concurrency=6, **FAST)
+    assert server.stats.requests == 4
+    assert proxy.attrs["provenance"]["counts"]["cache_hits"] == 2
+    pd.testing.assert_series_equal(proxy.loc["u004"], proxy.loc["u001"], check_names=False)
+    pd.testing.assert_series_equal(proxy.loc["u005"], proxy.loc["u001"], check_names=False)
+
+
+def test_progress_bar_only_when_asked(server, capsys):
+    units = make_units(5)
+    annotate(units, prompt=PROMPT, client=client_for(server), output=SCHEMA, backoff=0.001, progress=None)
+    assert capsys.readouterr().err == ""  # stderr is not a terminal under pytest: no bar
+    annotate(units, prompt=PROMPT + " ", client=client_for(server), output=SCHEMA, backoff=0.001, progress=True)
+    assert "annotate: 100%" in capsys.readouterr().err
+
+
+def test_price_table_by_model(server):
+    units = make_units(4)
+    proxy = annotate(units, prompt=PROMPT, client=client_for(server), output=SCHEMA,
+                     price={"fake-model": (1.0, 3.0), "other": (100.0, 100.0)}, **FAST)
+    counts = proxy.attrs["provenance"]["counts"]
+    assert counts["cost"] == pytest.approx((counts["prompt_tokens"] * 1.0 + counts["completion_tokens"] * 3.0) / 1e6)
+    assert (counts["prompt_tokens"], counts["completion_tokens"]) == (server.stats.prompt_tokens,
+                                                                      server.stats.completion_tokens)
+    again = annotate(units, prompt=PROMPT, client=client_for(server), output=SCHEMA, price={"other": (1, 1)}, **FAST)
+    assert again.attrs["provenance"]["counts"]["cost"] is None  # no price for this model

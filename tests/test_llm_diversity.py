@@ -104,3 +104,17 @@ def test_embeddings_from_the_endpoint_are_cached(tmp_path):
         assert server.stats.embeddings == 2
         np.testing.assert_allclose(again, vectors)
     assert embedding_diversity(vectors[:2]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_embedding_errors_are_named(tmp_path):
+    pytest.importorskip("openai")
+    from _llm_support import API_KEY, client_for
+
+    from synthinfer.exceptions import LLMError
+    from synthinfer.llm import embed_texts
+    from synthinfer.llm.testing import FakeLLMServer
+
+    with FakeLLMServer(api_key=API_KEY) as server:
+        with pytest.raises(LLMError, match=r"embeddings from http://127.0.0.1:\d+/v1 with model 'fake-model' failed "
+                                           r"\(AuthenticationError"):
+            embed_texts(["a"], client_for(server, api_key="sk-wrong"))

@@ -173,9 +173,12 @@ def embed_texts(texts: Sequence[str], client: Any, *, model: str | None = None, 
     -------
     ndarray of shape (len(texts), d)
     """
+    from ..exceptions import LLMError
+    from .client import require_openai
     from .runner import run_sync
     from .units import as_cache
 
+    openai = require_openai()
     texts = [str(t) for t in texts]
     name = model or client.embedding_model or client.model
     store, opened = as_cache(cache)
@@ -193,7 +196,14 @@ def embed_texts(texts: Sequence[str], client: Any, *, model: str | None = None, 
                     vectors[t] = hit
             for start in range(0, len(todo), batch_size):
                 batch = todo[start:start + batch_size]
-                response = await api.embeddings.create(model=name, input=batch)
+                try:
+                    response = await api.embeddings.create(model=name, input=batch)
+                except openai.APIError as exc:
+                    raise LLMError(
+                        f"embeddings from {client.base_url or 'the default OpenAI endpoint'} with model {name!r} "
+                        f"failed ({type(exc).__name__}: {exc}); {len(vectors)} of {len(set(texts))} texts are embedded "
+                        f"and cached"
+                    ) from exc
                 for t, item in zip(batch, sorted(response.data, key=lambda d: d.index)):
                     vectors[t] = list(item.embedding)
                     store.put_embedding(name, t, vectors[t])

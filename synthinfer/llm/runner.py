@@ -161,6 +161,7 @@ class Session:
         self.openai = require_openai()
         self.answered_once = False  # a request has been answered over the network in this run
         self._limiter = _Limiter(options.rate_limit)
+        self._pending: dict[str, asyncio.Event] = {}
         self._jitter = random.Random(seed)
 
     async def complete(self, messages: list[dict], params: Mapping[str, Any], sample: int) -> CachedAnswer:
@@ -168,12 +169,24 @@ class Session:
         model = str(self.client.model)
         params = dict(params)
         key = request_key(model, messages, params, sample)
-        cached = self.cache.get(key)
-        if cached is not None:
-            self.counts.cache_hits += 1
-            return cached
-        answer = await self._send(messages, params)
-        self.cache.put(key, model, sample, {"messages": messages, "params": params}, answer)
+        while True:
+            cached = self.cache.get(key)
+            if cached is not None:
+                self.counts.cache_hits += 1
+                return cached
+            # the same request already in flight (two units with the same text): wait for its
+            # answer rather than pay twice, and so that a re-run gives both the answer cached
+            pending = self._pending.get(key)
+            if pending is None:
+                break
+            await pending.wait()
+        done = self._pending[key] = asyncio.Event()
+        try:
+            answer = await self._send(messages, params)
+            self.cache.put(key, model, sample, {"messages": messages, "params": params}, answer)
+        finally:
+            del self._pending[key]
+            done.set()
         self.counts.requests += 1
         self.counts.prompt_tokens += answer.prompt_tokens
         self.counts.completion_tokens += answer.completion_tokens

@@ -93,6 +93,8 @@ class _Stats:
     answered: Counter = field(default_factory=Counter)  # request identity -> times answered (HTTP 200)
     order: list = field(default_factory=list)  # last user message of every answered request, in order
     log: list = field(default_factory=list)  # all message contents of every answered request, in order
+    prompt_tokens: int = 0  # usage reported in the answers, summed
+    completion_tokens: int = 0
 
 
 def request_identity(model: str, messages: list[dict], seed: int | None) -> str:
@@ -474,6 +476,8 @@ class _Handler(BaseHTTPRequestHandler):
             fake.stats.answered[identity] += 1
             fake.stats.order.append(prompt)
             fake.stats.log.append(text)
+            fake.stats.prompt_tokens += prompt_tokens
+            fake.stats.completion_tokens += completion_tokens
         self._send(200, {
             "id": "chatcmpl-" + identity[:24],
             "object": "chat.completion",

@@ -15,6 +15,7 @@ from _llm_support import API_KEY, FAST, PROMPT, SCHEMA, client_for, closed_port,
 
 from synthinfer.exceptions import (  # noqa: E402
     LLMConnectionError,
+    LLMUnitsFailedError,
     PromptLeakError,
     SpecificationError,
 )
@@ -211,3 +212,15 @@ def test_inputs_are_not_modified(server):
                outcome="polite", **FAST)
     annotate(units, prompt=PROMPT, client=client_for(server), output=SCHEMA, featurize=features, **FAST)
     pd.testing.assert_frame_equal(units, frozen)
+
+
+def test_a_refused_first_request_stops_the_run_a_later_one_fails_its_unit(server):
+    server.inject("400")
+    with pytest.raises(LLMConnectionError, match=r"refused the first request \(HTTP 400: Invalid parameter.*json_object"):
+        annotate(make_units(20), prompt=PROMPT, client=client_for(server), output=SCHEMA, **FAST)
+    assert server.stats.posts == 1
+    server.clear_faults()
+    server.inject("400", match="(ref u013)")
+    with pytest.raises(LLMUnitsFailedError) as caught:
+        annotate(make_units(20), prompt=PROMPT, client=client_for(server), output=SCHEMA, **FAST)
+    assert caught.value.failures == {"u013": "HTTP 400: Invalid parameter: response_format is not supported."}

@@ -8,7 +8,8 @@ answered, jobs run one at a time: an unreachable endpoint, a wrong key or an
 unknown model stops the run after one request (`LLMConnectionError`), before
 anything else is sent. A 429, a 5xx, a timeout or a dropped connection is
 retried with exponential backoff (honouring ``Retry-After``); other client
-errors (400, 422) fail the job at once. A job that fails is recorded with its
+errors (400, 422) fail the job at once, or the run if no request has been
+answered yet (the parameters are then the likely cause). A job that fails is recorded with its
 reason; the other jobs go on, and every answer is in the cache.
 """
 
@@ -228,6 +229,13 @@ class Session:
                     cause = "5xx"
                 elif exc.status_code == 409:
                     cause = "409"
+                elif not self.answered_once:
+                    # the very first request is refused: the parameters, not a unit, are at fault
+                    raise LLMConnectionError(
+                        f"the endpoint {where} refused the first request (HTTP {exc.status_code}: {_message(exc)}); "
+                        f"check the request parameters (endpoints without JSON-schema support need "
+                        f"response_format='json_object' or 'text'); nothing else was sent"
+                    ) from None
                 else:
                     raise UnitFailure(f"HTTP {exc.status_code}: {_message(exc)}") from None
             else:

@@ -39,7 +39,7 @@ from .prompts import SCHEMA_MARKER  # synthinfer.llm puts the JSON schema after 
 
 __all__ = ["FakeLLMServer", "FakeRequest", "Fault", "default_responder", "politeness_responder", "FAULT_KINDS"]
 
-FAULT_KINDS = ("429", "500", "timeout", "malformed", "garbage", "refusal", "401")
+FAULT_KINDS = ("429", "500", "timeout", "malformed", "garbage", "refusal", "401", "400")
 
 
 @dataclass
@@ -290,7 +290,8 @@ class FakeLLMServer:
             after ``timeout_delay`` seconds), ``"malformed"`` (an answer that is
             not JSON but has ``field: value`` pairs a regex can read),
             ``"garbage"`` (an answer nothing can parse), ``"refusal"`` (the
-            model refuses), ``"401"`` (the key is rejected).
+            model refuses), ``"401"`` (the key is rejected), ``"400"`` (the
+            request is refused as invalid).
         match : str, optional
             Only requests whose messages contain this text; all if None.
         times : int, optional
@@ -443,6 +444,9 @@ class _Handler(BaseHTTPRequestHandler):
         fault = fake._take_fault(text)
         if fault == "401":
             self._error(401, "Incorrect API key provided.", "invalid_request_error")
+            return
+        if fault == "400":
+            self._error(400, "Invalid parameter: response_format is not supported.", "invalid_request_error")
             return
         if fault == "429":
             self._error(429, "Rate limit reached; try again.", "rate_limit_error", {"Retry-After": "0"})

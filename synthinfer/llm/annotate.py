@@ -13,7 +13,7 @@ from .cache import ResponseCache
 from .client import LLMClient
 from .parse import OutputSchema, ParseError, Parsed
 from .prompts import Prompt, as_prompt
-from .provenance import ATTRS_KEY, build_provenance, now_utc
+from .provenance import ATTRS_KEY, build_provenance, function_name, now_utc
 from .runner import RunOptions, Session, UnitFailure, run_jobs
 from .units import as_cache, check_featurize, checked_units, featurize_one
 
@@ -69,15 +69,11 @@ async def ask_json(session: Session, messages: list[dict], params: Mapping[str, 
     raise UnitFailure(f"no usable answer after {session.options.max_reasks} re-ask(s): {reason}")
 
 
-def _frame(rows: Mapping[Any, dict], index: pd.Index, columns: list[str], schema: OutputSchema | None) -> pd.DataFrame:
+def _frame(rows: Mapping[Any, dict], index: pd.Index, columns: list[str], schema: OutputSchema) -> pd.DataFrame:
+    """The rows of the units that succeeded, in the order of ``index``."""
     kept = [u for u in index if u in rows]
     frame = pd.DataFrame([rows[u] for u in kept], index=pd.Index(kept, name=index.name, dtype=index.dtype), columns=columns)
-    if schema is not None:
-        for name, prop in schema.properties.items():
-            if name in frame and len(frame):
-                kind = prop["type"]
-                frame[name] = frame[name].astype({"integer": "int64", "number": "float64", "boolean": "bool"}.get(kind, object))
-    return frame
+    return schema.cast(frame)
 
 
 def annotate(
@@ -227,7 +223,7 @@ def annotate(
         output_schema=schema.json_schema(),
         outcome=outcome,
         text_column=text,
-        featurize=_name_of(featurize),
+        featurize=function_name(featurize),
         parameters=request_params,
         response_format=response_format,
         run=options.to_dict(),
@@ -252,8 +248,3 @@ def annotate(
         )
     return frame
 
-
-def _name_of(function: Any) -> str | None:
-    if function is None:
-        return None
-    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"

@@ -94,6 +94,14 @@ class OutputSchema:
     def to_dict(self) -> dict[str, Any]:
         return self.json_schema()
 
+    def cast(self, frame: Any) -> Any:
+        """``frame`` with its integer, number and boolean answer columns as int64, float64 and bool."""
+        if len(frame) == 0:
+            return frame
+        dtypes = {"integer": "int64", "number": "float64", "boolean": "bool"}
+        return frame.astype({n: dtypes[p["type"]] for n, p in self.properties.items()
+                             if n in frame.columns and p["type"] in dtypes})
+
     # -- parsing ------------------------------------------------------------------------------
 
     def parse(self, content: str | None) -> Parsed:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..exceptions import SpecificationError
 
-__all__ = ["ATTRS_KEY", "provenance_path", "save_frame", "now_utc", "build_provenance", "versions"]
+__all__ = ["ATTRS_KEY", "provenance_path", "save_frame", "now_utc", "build_provenance", "versions", "function_name"]
 
 ATTRS_KEY = "provenance"
 _PARQUET = (".parquet", ".pq")
@@ -25,6 +25,13 @@ _PARQUET = (".parquet", ".pq")
 
 def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def function_name(function: Any) -> str | None:
+    """``module.qualname`` of a user function (e.g. ``featurize``), for provenance."""
+    if function is None:
+        return None
+    return f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', repr(function))}"
 
 
 def versions() -> dict[str, str | None]:

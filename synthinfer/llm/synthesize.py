@@ -18,12 +18,12 @@ from typing import Any
 import pandas as pd
 
 from ..exceptions import LLMUnitsFailedError, SpecificationError, describe_units
-from .annotate import _name_of, ask_json, response_format_param
+from .annotate import ask_json, response_format_param
 from .cache import ResponseCache
 from .client import LLMClient
 from .parse import OutputSchema
 from .prompts import Prompt, as_prompt
-from .provenance import ATTRS_KEY, build_provenance, now_utc
+from .provenance import ATTRS_KEY, build_provenance, function_name, now_utc
 from .runner import RunOptions, Session, UnitFailure, run_jobs
 from .units import as_cache, check_featurize, checked_units, featurize_one
 
@@ -257,10 +257,8 @@ def synthesize(
     frame = pd.DataFrame([results[key] for key in keys], columns=columns,
                          index=pd.Index([u for u, _ in keys], name=units.index.name, dtype=units.index.dtype))
     frame[SAMPLE_COLUMN] = frame[SAMPLE_COLUMN].astype("int64")
-    if schema is not None and len(frame):
-        for name, prop in schema.properties.items():
-            if name in answer_fields:
-                frame[name] = frame[name].astype({"integer": "int64", "number": "float64", "boolean": "bool"}.get(prop["type"], object))
+    if schema is not None:
+        frame = schema.cast(frame)
     frame.attrs[ATTRS_KEY] = build_provenance(
         task="synthesize",
         client=client.describe(),
@@ -271,7 +269,7 @@ def synthesize(
         outcome=outcome,
         k=k,
         text_column=text,
-        featurize=_name_of(featurize),
+        featurize=function_name(featurize),
         parameters={**gen_params, "seed": f"{base_seed} + sample index"},
         annotate_parameters=None if judge is None else judge_params,
         response_format=response_format,

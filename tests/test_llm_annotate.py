@@ -89,13 +89,13 @@ def test_rate_limit_spaces_requests(server):
 
 
 def test_retries_on_429_500_and_timeouts_are_counted(server):
-    server.timeout_delay = 1.0
+    server.timeout_delay = 1.5
     server.inject("429", times=3)
     server.inject("500", times=2)
     server.inject("timeout", times=2)
     units = make_units(10)
     # the first request goes alone (the probe) and meets all seven faults in turn
-    proxy = annotate(units, prompt=PROMPT, client=client_for(server, timeout=0.25), output=SCHEMA, concurrency=2,
+    proxy = annotate(units, prompt=PROMPT, client=client_for(server, timeout=0.6), output=SCHEMA, concurrency=2,
                      max_retries=7, **FAST)
     counts = proxy.attrs["provenance"]["counts"]
     assert counts["retries"] == {"429": 3, "5xx": 2, "timeout": 2} and counts["retries_total"] == 7

@@ -104,6 +104,25 @@ def test_retries_on_429_500_and_timeouts_are_counted(server):
     assert counts["requests"] == 10
 
 
+def test_backoff_grows_exponentially_and_honours_retry_after(server):
+    units = make_units(1)
+    server.inject("500", times=3)
+    start = time.perf_counter()
+    annotate(units, prompt=PROMPT, client=client_for(server), output=SCHEMA, backoff=0.1, max_backoff=10, progress=False)
+    # waits of 0.1, 0.2 and 0.4 s, each times a jitter factor in [0.5, 1]
+    assert 0.35 <= time.perf_counter() - start < 0.7 + 1.0
+    server.retry_after = 0.5
+    server.inject("429", times=1)
+    start = time.perf_counter()
+    annotate(units, prompt=PROMPT + " ", client=client_for(server), output=SCHEMA, backoff=0.001, progress=False)
+    assert time.perf_counter() - start >= 0.5  # the server's Retry-After, not the 1 ms backoff
+    server.inject("429", times=1)
+    start = time.perf_counter()
+    annotate(units, prompt=PROMPT + "  ", client=client_for(server), output=SCHEMA, backoff=0.001, max_backoff=0.05,
+             progress=False)
+    assert time.perf_counter() - start < 0.5  # ... capped at max_backoff
+
+
 def test_malformed_answers_fall_back_to_regex_or_are_asked_again(server):
     server.inject("malformed", times=3)  # "Sure! polite: 1, confidence: 0.4 (my best guess)"
     server.inject("garbage", times=2)  # "Hmm, hard to say." -> asked again

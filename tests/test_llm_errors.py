@@ -141,6 +141,9 @@ def test_synthesize_needs_an_outcome_and_a_working_featurize(server):
         synthesize(units, prompt=GEN, client=client_for(server), k=1, featurize=features, categories=CATS, **FAST)
     with pytest.raises(SpecificationError, match="needs a string field 'text'"):
         synthesize(units, prompt="Rewrite {text}", client=client_for(server), k=1, featurize=features, output=SCHEMA, **FAST)
+    with pytest.raises(SpecificationError, match="no field besides 'text'"):
+        synthesize(units, prompt="Rewrite {text}", client=client_for(server), k=1, featurize=features,
+                   output={"text": "string"}, **FAST)
     with pytest.raises(SpecificationError, match="featurize failed on the first unit's text .ZeroDivisionError"):
         synthesize(units, prompt=GEN, client=client_for(server), k=1, featurize=lambda t: 1 / 0,
                    categories=CATS, outcome="polite", **FAST)

@@ -176,7 +176,10 @@ def synthesize(
                 f"{text!r} (the generated text); it has {schema.names}"
             )
     if outcome is None:
-        outcome = next(n for n in schema.names if n != text)  # type: ignore[union-attr]
+        candidates = [n for n in schema.names if n != text]  # type: ignore[union-attr]
+        if not candidates:
+            raise SpecificationError(f"{where}: output= has no field besides {text!r}, so the samples have no outcome")
+        outcome = candidates[0]
     answer_fields = [] if schema is None else [n for n in schema.names if n != text or annotate is not None]
     if categories is not None and outcome in answer_fields:
         raise SpecificationError(f"{where}: outcome {outcome!r} is both the requested category and a field of output")

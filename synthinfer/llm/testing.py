@@ -233,6 +233,7 @@ class FakeLLMServer:
         self.seed = seed
         self.latency = latency
         self.timeout_delay = timeout_delay
+        self.retry_after = 0.0  # seconds a 429 tells the client to wait (the Retry-After header)
         self.embedding_dim = embedding_dim
         self.models = models
         self.faults: list[Fault] = []
@@ -449,7 +450,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(400, "Invalid parameter: response_format is not supported.", "invalid_request_error")
             return
         if fault == "429":
-            self._error(429, "Rate limit reached; try again.", "rate_limit_error", {"Retry-After": "0"})
+            self._error(429, "Rate limit reached; try again.", "rate_limit_error",
+                        {"Retry-After": f"{fake.retry_after:g}"})
             return
         if fault == "500":
             self._error(500, "The server had an error.", "server_error")

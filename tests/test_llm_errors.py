@@ -227,3 +227,11 @@ def test_a_refused_first_request_stops_the_run_a_later_one_fails_its_unit(server
     with pytest.raises(LLMUnitsFailedError) as caught:
         annotate(make_units(20), prompt=PROMPT, client=client_for(server), output=SCHEMA, **FAST)
     assert caught.value.failures == {"u013": "HTTP 400: Invalid parameter: response_format is not supported."}
+
+
+def test_an_endpoint_that_never_answers_stops_after_three_units(server):
+    server.inject("500")
+    with pytest.raises(LLMConnectionError, match=r"answered none of the first 3 requests \(the last: 5xx after 1 retries\); "
+                                                 r"stopping before the other 47 job\(s\)"):
+        annotate(make_units(50), prompt=PROMPT, client=client_for(server), output=SCHEMA, max_retries=1, **FAST)
+    assert server.stats.posts == 3 * 2

@@ -4,13 +4,14 @@ A run is a list of jobs (one per unit, or per unit and sample index), each a
 coroutine that makes one or more requests through `Session.complete`. The
 jobs are processed in a seeded random order by ``concurrency`` workers, so at
 most ``concurrency`` requests are in flight. Until one request has been
-answered, jobs run one at a time: an unreachable endpoint, a wrong key or an
-unknown model stops the run after one request (`LLMConnectionError`), before
-anything else is sent. A 429, a 5xx, a timeout or a dropped connection is
-retried with exponential backoff (honouring ``Retry-After``); other client
-errors (400, 422) fail the job at once, or the run if no request has been
-answered yet (the parameters are then the likely cause). A job that fails is recorded with its
-reason; the other jobs go on, and every answer is in the cache.
+answered, jobs run one at a time: an unreachable endpoint, a wrong key, an
+unknown model or a refused first request stops the run after one request
+(`LLMConnectionError`), before anything else is sent, and so do three jobs in
+a row failing (5xx or timeouts after their retries) before any answer. A 429,
+a 5xx, a timeout or a dropped connection is retried with exponential backoff
+(honouring ``Retry-After``); other client errors (400, 422) after the first
+answer fail their job at once. A job that fails is recorded with its reason;
+the other jobs go on, and every answer is in the cache.
 """
 
 from __future__ import annotations
@@ -289,6 +290,9 @@ def _answer_of(response: Any) -> CachedAnswer:
 
 Job = Callable[[Session], Awaitable[Any]]
 
+# jobs that fail, one after the other, before any answer: the endpoint is down, not the units
+PROBE_FAILURES = 3
+
 
 async def _run(
     client: LLMClient, cache: ResponseCache, options: RunOptions, jobs: Sequence[tuple[Hashable, Job]],
@@ -322,6 +326,13 @@ async def _run(
         while position < len(queue) and not session.answered_once:
             await one(*queue[position])
             position += 1
+            unanswered = [key for key, _ in queue[:position] if key in failures]
+            if len(unanswered) >= PROBE_FAILURES and not session.answered_once:
+                raise LLMConnectionError(
+                    f"the endpoint {client.base_url or 'the default OpenAI endpoint'} answered none of the first "
+                    f"{len(unanswered)} requests (the last: {failures[unanswered[-1]]}); stopping before the "
+                    f"other {len(queue) - position} job(s)"
+                )
         pending = iter(queue[position:])
 
         async def worker() -> None:

@@ -256,3 +256,19 @@ def test_price_table_by_model(server):
                                                                       server.stats.completion_tokens)
     again = annotate(units, prompt=PROMPT, client=client_for(server), output=SCHEMA, price={"other": (1, 1)}, **FAST)
     assert again.attrs["provenance"]["counts"]["cost"] is None  # no price for this model
+
+
+@pytest.mark.parametrize("mode", ["json_object", "text"])
+def test_other_response_formats(server, mode):
+    """Endpoints without JSON-schema support: JSON mode, or nothing asked of the endpoint."""
+    units = make_units(5)
+    proxy = annotate(units, prompt=PROMPT, client=client_for(server), output=SCHEMA, response_format=mode, **FAST)
+    assert len(proxy) == 5 and list(proxy.columns) == ["polite", "confidence"]
+    sent = proxy.attrs["provenance"]["parameters"]
+    assert sent.get("response_format") == ({"type": "json_object"} if mode == "json_object" else None)
+
+
+def test_a_series_of_texts_is_accepted(server):
+    texts = make_units(4)["text"]
+    proxy = annotate(texts, prompt=PROMPT, client=client_for(server), output=SCHEMA, **FAST)
+    assert list(proxy.index) == list(texts.index) and server.stats.requests == 4

@@ -56,6 +56,16 @@ def test_k_samples_per_unit_each_requested_once(server, tmp_path):
     pd.testing.assert_frame_equal(more[more["sample"] < 3], synth)
 
 
+def test_unit_samples_are_processed_in_a_seeded_random_order(server):
+    units = make_units(6)
+    synthesize(units, prompt=GEN, client=client_for(server), k=2, featurize=features, categories=CATS,
+               outcome="polite", concurrency=1, seed=4, **FAST)
+    jobs = [(u, j) for u in units.index for j in range(2)]
+    expected = [jobs[i] for i in np.random.default_rng(4).permutation(len(jobs))]
+    seen = [(next(u for u in units.index if ref(u) in p), "impolite" in p) for p in server.stats.order]
+    assert seen == [(u, j == 1) for u, j in expected]
+
+
 def test_samples_differ_by_seed_and_are_conditioned_on_their_unit(server):
     units = make_units(4)
     synth = synthesize(units, prompt="Rewrite <request>{text}</request>", client=client_for(server), k=3,

@@ -24,8 +24,8 @@ def require_openai() -> Any:
 
 @dataclass(frozen=True)
 class LLMClient:
-    """An OpenAI-compatible endpoint: OpenAI, Azure's OpenAI endpoint, vLLM, Ollama,
-    llama.cpp's server, LM Studio, ...
+    """An OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, llama.cpp's server,
+    LM Studio, Azure OpenAI's v1 endpoint, ...
 
     Parameters
     ----------

@@ -21,9 +21,9 @@ def make_units(n: int, prefix: str = "u") -> pd.DataFrame:
     """n units whose texts name their id as "(ref u007)", so a fault can target one unit."""
     ids = [f"{prefix}{i:03d}" for i in range(n)]
     texts = [
-        (f"Could you please look at this? Thanks, we appreciate it." if i % 3 == 0
-         else f"Why is this still wrong! Fix it." if i % 3 == 1
-         else f"Perhaps this might need another look, I think.") + f" (ref {uid})"
+        ("Could you please look at this? Thanks, we appreciate it." if i % 3 == 0
+         else "Why is this still wrong! Fix it." if i % 3 == 1
+         else "Perhaps this might need another look, I think.") + f" (ref {uid})"
         for i, uid in enumerate(ids)
     ]
     return pd.DataFrame({"text": texts, "length": [len(t) for t in texts]}, index=pd.Index(ids, name="unit"))

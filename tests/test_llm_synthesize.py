@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 
 pytest.importorskip("openai")
 
-from _llm_support import API_KEY, FAST, PROMPT, SCHEMA, client_for, features, make_units, ref  # noqa: E402
+from _llm_support import API_KEY, FAST, SCHEMA, client_for, features, make_units, ref  # noqa: E402
 
 import synthinfer.api as smf  # noqa: E402
 from synthinfer.exceptions import LLMUnitsFailedError  # noqa: E402

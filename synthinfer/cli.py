@@ -10,6 +10,10 @@
     The repeated-sampling study of :mod:`synthinfer.experiments`: per-trial
     rows and a per-cell summary (bias, MSE, coverage, width, J-test rejection)
     in DIR, resumable; ``--plots png`` draws coverage and relative MSE.
+``synthinfer annotate INPUT --output FILE --prompt TEMPLATE --schema JSON ...``
+``synthinfer synthesize INPUT --output FILE --prompt TEMPLATE --k K --featurize MOD:FUNC ...``
+    The proxy and synthetic files from texts, through any OpenAI-compatible
+    endpoint (:mod:`synthinfer.llm`; the llm extra), cached and resumable.
 
 With no command it prints the help and exits 0. Bad input (a missing or
 unreadable file, a missing column, a bad formula, a non-numeric outcome, ...)
@@ -336,6 +340,205 @@ def _simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- annotate and synthesize with an LLM (synthinfer.llm; needs the llm extra) ------------------
+
+
+def _text_or_file(value: str | None, what: str) -> str | None:
+    """A template given inline, or as ``@FILE``."""
+    if value is None or not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    if not path.is_file():
+        raise CLIError(f"{what} file '{path}' does not exist")
+    return path.read_text(encoding="utf-8")
+
+
+def _json_arg(value: str | None, what: str) -> Any:
+    text = _text_or_file(value, what)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CLIError(f"{what} is not valid JSON ({exc})") from None
+
+
+def _load_function(spec: str | None, what: str) -> Any:
+    """``module:function`` or ``path/to/file.py:function`` -> the function."""
+    if spec is None:
+        return None
+    import importlib
+    import importlib.util
+
+    target, sep, name = spec.rpartition(":")
+    if not sep or not target or not name:
+        raise CLIError(f"{what} must be MODULE:FUNCTION or FILE.py:FUNCTION, got {spec!r}")
+    if target.endswith(".py"):
+        if not Path(target).is_file():
+            raise CLIError(f"{what}: file '{target}' does not exist")
+        module_spec = importlib.util.spec_from_file_location(Path(target).stem, target)
+        module = importlib.util.module_from_spec(module_spec)  # type: ignore[arg-type]
+        module_spec.loader.exec_module(module)  # type: ignore[union-attr]
+    else:
+        module = importlib.import_module(target)
+    function = getattr(module, name, None)
+    if not callable(function):
+        raise CLIError(f"{what}: {target} has no function {name!r}")
+    return function
+
+
+def _price(text: str | None) -> tuple[float, float] | None:
+    if text is None:
+        return None
+    try:
+        prompt, completion = (float(v) for v in text.split(","))
+    except ValueError:
+        raise CLIError(f"--price must be PROMPT,COMPLETION dollars per million tokens, e.g. 2.5,10; got {text!r}") from None
+    return prompt, completion
+
+
+def _categories(text: str | None) -> dict[str, float] | None:
+    if text is None:
+        return None
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = (part.strip() for part in item.partition("="))
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not name or not math.isfinite(number):
+            raise CLIError(f"--categories must be NAME=VALUE,NAME=VALUE (e.g. polite=1,impolite=0); got {text!r}")
+        out[name] = int(number) if number.is_integer() else number
+    return out
+
+
+def _llm_run(args: argparse.Namespace, task: str) -> int:
+    from . import llm
+    from .exceptions import LLMError
+
+    name = Path(args.output).name.lower()
+    if not (name.endswith(_CSV_SUFFIXES) or name.endswith(_PARQUET_SUFFIXES)):
+        raise CLIError(f"--output '{args.output}': use a .csv (.csv.gz, ...) or .parquet file name")
+    units = _read_frame(args.input, args.unit_col, "input")
+    client = llm.LLMClient(model=args.model, base_url=args.base_url, api_key=os.environ.get(args.api_key_env),
+                           timeout=args.timeout)
+    prompt = llm.Prompt(_text_or_file(args.prompt, "--prompt"), system=_text_or_file(args.system, "--system"))
+    default_temperature = 0.0 if task == "annotate" else 1.0
+    params: dict[str, Any] = {"temperature": default_temperature if args.temperature is None else args.temperature}
+    if args.max_tokens is not None:
+        params["max_tokens"] = args.max_tokens
+    cache = args.cache or str(args.output) + ".cache.sqlite"
+    common = dict(
+        text=args.text_col, prompt=prompt, client=client, protected=args.protected or (), params=params,
+        response_format=args.response_format, cache=cache, seed=args.seed, concurrency=args.concurrency,
+        rate_limit=args.rate_limit, max_retries=args.max_retries, max_reasks=args.max_reasks,
+        price=_price(args.price), progress=False if args.no_progress else None,
+    )
+    try:
+        if task == "annotate":
+            frame = llm.annotate(units, output=_json_arg(args.schema, "--schema"), outcome=args.outcome,
+                                 featurize=_load_function(args.featurize, "--featurize"), **common)
+        else:
+            annotate_prompt = _text_or_file(args.annotate_prompt, "--annotate-prompt")
+            frame = llm.synthesize(
+                units, k=args.k, featurize=_load_function(args.featurize, "--featurize"),
+                categories=_categories(args.categories), outcome=args.outcome,
+                annotate=None if annotate_prompt is None else llm.Prompt(annotate_prompt),
+                output=_json_arg(args.schema, "--schema"), **common,
+            )
+    except LLMError as exc:
+        raise CLIError(str(exc)) from exc
+    written = llm.save_frame(frame, args.output)
+    counts = frame.attrs["provenance"]["counts"]
+    cost = "" if counts["cost"] is None else f", ${counts['cost']:.4f}"
+    print(
+        f"{task}: {len(frame)} row(s) for {units.shape[0]} unit(s) -> {args.output}; "
+        f"{counts['requests']} request(s) sent, {counts['cache_hits']} from the cache {cache}, "
+        f"{counts['retries_total']} retr{'y' if counts['retries_total'] == 1 else 'ies'}, "
+        f"{counts['reasks']} re-ask(s), {counts['prompt_tokens'] + counts['completion_tokens']} tokens{cost}; "
+        f"provenance: {written}"
+    )
+    return EXIT_OK
+
+
+def _annotate(args: argparse.Namespace) -> int:
+    return _llm_run(args, "annotate")
+
+
+def _synthesize(args: argparse.Namespace) -> int:
+    return _llm_run(args, "synthesize")
+
+
+def _add_llm_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("input", metavar="INPUT", help="CSV or Parquet file of the units: a unit id column and the texts")
+    command.add_argument("--output", required=True, metavar="FILE",
+                         help="CSV or Parquet file to write; its provenance goes to FILE.provenance.json")
+    command.add_argument("--prompt", required=True, metavar="TEMPLATE",
+                         help="user-message template with {column} fields, or @FILE")
+    command.add_argument("--system", metavar="TEMPLATE", default=None, help="system-message template, or @FILE")
+    command.add_argument("--text-col", default="text", metavar="COL", help="the text column (default: text)")
+    command.add_argument("--unit-col", default=None, metavar="ID", help="unit id column (default: the first column)")
+    command.add_argument("--outcome", default=None, metavar="NAME", help="the outcome column (see the docs)")
+    command.add_argument("--protected", action="append", metavar="COL",
+                         help="a human-label column no template may name and the input may not carry; repeatable")
+    command.add_argument("--featurize", default=None, metavar="MODULE:FUNCTION",
+                         help="covariates from a text: MODULE:FUNCTION or FILE.py:FUNCTION returning a dict")
+    command.add_argument("--schema", default=None, metavar="JSON",
+                         help="the answer's fields as JSON (a JSON schema or its properties), or @FILE")
+    command.add_argument("--model", default=None, help="model name (default: $OPENAI_MODEL)")
+    command.add_argument("--base-url", default=None, metavar="URL", help="endpoint (default: $OPENAI_BASE_URL)")
+    command.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                         help="environment variable holding the API key (default: OPENAI_API_KEY)")
+    command.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per request (default: 60)")
+    command.add_argument("--temperature", type=float, default=None, metavar="T",
+                         help="sampling temperature (default: 0 for annotate, 1 for synthesize)")
+    command.add_argument("--max-tokens", type=_positive, default=None, metavar="N", help="longest answer in tokens")
+    command.add_argument("--response-format", choices=["json_schema", "json_object", "text"], default="json_schema",
+                         help="how structured output is requested (default: json_schema)")
+    command.add_argument("--cache", default=None, metavar="FILE",
+                         help="SQLite cache of answers (default: OUTPUT.cache.sqlite); a re-run sends only what is missing")
+    command.add_argument("--seed", type=_integer, default=0, help="seed of the random processing order (default: 0)")
+    command.add_argument("--concurrency", type=_positive, default=8, metavar="N", help="requests in flight (default: 8)")
+    command.add_argument("--rate-limit", type=float, default=None, metavar="R", help="requests per second at most")
+    command.add_argument("--max-retries", type=_integer, default=4, metavar="N",
+                         help="retries after a 429, 5xx or timeout (default: 4)")
+    command.add_argument("--max-reasks", type=_integer, default=2, metavar="N",
+                         help="re-asks after an unusable answer (default: 2)")
+    command.add_argument("--price", default=None, metavar="IN,OUT",
+                         help="dollars per million prompt and completion tokens, to report the cost")
+    command.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_llm_commands(commands: Any) -> None:
+    annotate = commands.add_parser(
+        "annotate",
+        help="annotate every unit's text with an LLM: the proxy file",
+        description=(
+            "Annotate every unit of INPUT with one prompt through any OpenAI-compatible endpoint and write "
+            "the proxy file (one row per unit, indexed by unit id) with its provenance. Needs the llm extra."
+        ),
+    )
+    _add_llm_arguments(annotate)
+    annotate.set_defaults(handler=_annotate)
+    synthesize = commands.add_parser(
+        "synthesize",
+        help="generate k synthetic samples per unit with an LLM: the synthetic file",
+        description=(
+            "Generate K samples per unit of INPUT, each conditioned on that unit's text, with covariates from "
+            "--featurize and an outcome from --categories, --annotate-prompt with --schema, or --schema alone; "
+            "write the synthetic file (indexed by the conditioning unit id) with its provenance."
+        ),
+    )
+    _add_llm_arguments(synthesize)
+    synthesize.add_argument("--k", type=_integer, required=True, help="samples per unit (>= 1)")
+    synthesize.add_argument("--categories", default=None, metavar="NAME=VALUE,...",
+                            help="categories asked for in turn ({category} in the prompt) and their outcome values")
+    synthesize.add_argument("--annotate-prompt", default=None, metavar="TEMPLATE",
+                            help="annotation template for each generated text ({text}), or @FILE")
+    synthesize.set_defaults(handler=_synthesize)
+
+
 # -- parser and entry point ------------------------------------------------------------------
 
 
@@ -484,6 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--plots", type=_list_of(str, ("png", "svg", "pdf")), default=None,
                           metavar="FMT,...", help="draw coverage and relative-MSE plots (png, svg, pdf)")
     simulate.set_defaults(handler=_simulate)
+    _add_llm_commands(commands)
     return parser
 
 

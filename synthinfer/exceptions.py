@@ -15,6 +15,10 @@ __all__ = [
     "SpecificationError",
     "SynthInferWarning",
     "NearSingularWeightWarning",
+    "PromptLeakError",
+    "LLMError",
+    "LLMConnectionError",
+    "LLMUnitsFailedError",
     "describe_units",
 ]
 
@@ -41,6 +45,43 @@ class SynthInferWarning(UserWarning):
 
 class NearSingularWeightWarning(SynthInferWarning):
     """The moment covariance S is close to singular; the weight matrix is unstable."""
+
+
+class PromptLeakError(SpecificationError):
+    """A prompt template or the units given to an LLM function carry the human label (outcome)."""
+
+
+class LLMError(RuntimeError):
+    """Base class of the failures of the LLM step (``synthinfer.llm``)."""
+
+
+class LLMConnectionError(LLMError):
+    """The endpoint cannot be used at all: unreachable, wrong API key, unknown model.
+
+    Raised as soon as it is known (the first requests of a run are sent one at a
+    time), so that nothing else is sent.
+    """
+
+
+class LLMUnitsFailedError(LLMError):
+    """Some units still failed after every retry and re-ask.
+
+    Everything else was answered and is in the cache, so a re-run with the same
+    cache sends only the failed units' requests again.
+
+    Attributes
+    ----------
+    failures : dict
+        Unit id -> the reason its last attempt failed (for ``synthesize``, the
+        key is ``(unit id, sample index)``).
+    partial : DataFrame or None
+        The frame of every unit (or sample) that did succeed, with its provenance.
+    """
+
+    def __init__(self, message: str, failures: dict, partial: object = None) -> None:
+        super().__init__(message)
+        self.failures = dict(failures)
+        self.partial = partial
 
 
 def describe_units(units: Iterable[object], limit: int = 10) -> str:

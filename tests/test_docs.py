@@ -48,6 +48,9 @@ PAGES = {
     "reference/exceptions/index.html": "SpecificationError",
     "estimands/index.html": "AIPW",
     "architecture/index.html": "Where to add what",
+    "llm/index.html": "It runs against a fake LLM",
+    "notebooks/llm_politeness/index.html": "The LLM in this notebook is a fake",
+    "reference/llm/index.html": "Annotate every unit with an LLM",
 }
 
 

@@ -1,0 +1,134 @@
+"""How far the human label is expected to be from the LLM's: ``e_i = E[(y_i - f_i)^2 | data]``.
+
+The variance-optimal labeling probability of a unit is proportional to
+``sqrt(e_i)`` times the size of its influence direction. ``e_i`` is modelled
+from what is known before labeling:
+
+- ``"pilot"``: a regression of the pilot's squared disagreement ``(y - f)^2``
+  on the LLM's outcome, its confidence (and its square, and their
+  interactions), the formula's covariates and, with synthetic data, the mean
+  synthetic outcome of the unit and its distance to ``f``. Binary outcomes get a
+  logistic regression (``(y - f)^2`` is the disagreement indicator), others a
+  log-linear (quasi-Poisson) one. A small ridge penalty keeps it defined on
+  small pilots (a pilot where the LLM is never wrong in some cell).
+- ``"confidence"``: the documented default without a pilot, for a binary label
+  with the LLM's confidence ``c_i`` in it: ``P(human != LLM) = 1 - c_i``, which
+  is exact when the confidence is calibrated.
+- ``"constant"``: ``e_i = 1``: the design follows the influence directions only
+  (a covariate design; optimal when the LLM's errors are the same everywhere).
+- an array or Series by unit id of ``e_i >= 0`` the user computed beforehand.
+
+A floor of ``EFLOOR`` times the mean keeps a unit the model deems certain from
+depending on the uniform mixture alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import DesignError, describe_units
+
+__all__ = ["EFLOOR", "RIDGE", "disagreement_features", "fit_disagreement", "user_uncertainty"]
+
+#: relative floor of the modelled squared disagreement
+EFLOOR = 0.02
+#: ridge penalty per unit of the pilot (on standardized, non-constant features)
+RIDGE = 1e-2
+
+
+def disagreement_features(
+    f: np.ndarray, X: np.ndarray, confidence: np.ndarray | None, synth_mean: np.ndarray | None,
+    binary: bool,
+) -> np.ndarray:
+    """The design of the disagreement model for every unit (no constant column)."""
+    columns = [X[:, j] for j in range(X.shape[1]) if np.ptp(X[:, j]) > 0]
+    columns.append(f)
+    if confidence is not None:
+        columns += [confidence, confidence**2]
+        if binary:
+            columns += [f * confidence, f * confidence**2]
+    if synth_mean is not None:
+        columns += [synth_mean, np.abs(synth_mean - f)]
+    return np.column_stack(columns)
+
+
+def _ridge_glm(Z: np.ndarray, target: np.ndarray, link: str, penalty: float) -> np.ndarray:
+    """Newton for a ridge-penalised logistic or log-linear regression; returns coefficients."""
+    n, k = Z.shape
+    beta = np.zeros(k)
+    mean = target.mean()
+    beta[0] = np.log(mean / (1 - mean)) if link == "logit" else np.log(mean)
+    penal = np.full(k, penalty * n)
+    penal[0] = 0.0
+    for _ in range(100):
+        lin = np.clip(Z @ beta, -30, 30)
+        if link == "logit":
+            mu = 1.0 / (1.0 + np.exp(-lin))
+            w = mu * (1.0 - mu)
+        else:
+            mu = np.exp(lin)
+            w = mu
+        gradient = Z.T @ (target - mu) - penal * beta
+        hessian = (Z * w[:, None]).T @ Z + np.diag(penal)
+        step = np.linalg.solve(hessian + 1e-12 * np.eye(k), gradient)
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-9 * (1 + np.max(np.abs(beta))):
+            break
+    return beta
+
+
+def fit_disagreement(
+    features: np.ndarray, pilot_pos: np.ndarray, squared_gap: np.ndarray, binary: bool
+) -> np.ndarray:
+    """Fit the pilot's squared disagreement on the features; predict it for every unit."""
+    if len(pilot_pos) < 2 or not np.any(squared_gap > 0):
+        # nothing to learn from (no disagreement observed): every unit alike
+        return np.ones(len(features))
+    center = features[pilot_pos].mean(axis=0)
+    spread = features[pilot_pos].std(axis=0)
+    keep = spread > 0
+    Z = (features[:, keep] - center[keep]) / spread[keep]
+    Z = np.column_stack([np.ones(len(Z)), Z])
+    link = "logit" if binary else "log"
+    if binary and np.all(squared_gap > 0):
+        return np.ones(len(features))
+    beta = _ridge_glm(Z[pilot_pos], squared_gap, link, RIDGE)
+    lin = np.clip(Z @ beta, -30, 30)
+    predicted = 1.0 / (1.0 + np.exp(-lin)) if binary else np.exp(lin)
+    return _floored(predicted)
+
+
+def _floored(e: np.ndarray) -> np.ndarray:
+    return np.maximum(e, EFLOOR * e.mean())
+
+
+def confidence_uncertainty(confidence: np.ndarray) -> np.ndarray:
+    """``1 - c``: the probability of a wrong binary label at calibrated confidence c."""
+    return _floored(np.clip(1.0 - confidence, 0.0, 1.0))
+
+
+def user_uncertainty(values: Any, units: pd.Index) -> np.ndarray:
+    """A user's ``e_i`` (array in unit order, or Series by unit id), validated."""
+    if isinstance(values, pd.Series):
+        missing = units.difference(values.index)
+        if len(missing) or not values.index.is_unique:
+            raise DesignError(
+                f"uncertainty must have one value per unit (a unique index covering every "
+                f"unit); missing for units {describe_units(missing)}"
+            )
+        values = values.reindex(units).to_numpy()
+    e = np.asarray(values, dtype=float).ravel()
+    if len(e) != len(units):
+        raise DesignError(
+            f"uncertainty as an array must have one value per unit ({len(units)}), got {len(e)}"
+        )
+    bad = ~np.isfinite(e) | (e < 0)
+    if bad.any():
+        raise DesignError(
+            f"uncertainty (expected squared disagreement) must be finite and >= 0, but is not "
+            f"for unit(s) {describe_units(units[bad])}"
+        )
+    return e

@@ -57,14 +57,15 @@ def fit_family(family: Family, X: np.ndarray, y: np.ndarray, frame: str,
         raise DesignError(f"{frame}: a poisson outcome must be a non-negative count")
     import warnings
 
-    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning
+    from statsmodels.tools.sm_exceptions import PerfectSeparationWarning, SingularMatrixWarning
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", PerfectSeparationWarning)
+            warnings.simplefilter("error", SingularMatrixWarning)
             warnings.simplefilter("ignore", RuntimeWarning)
             fit = sm.GLM(y, X, family=glm_family, var_weights=weights).fit(tol=1e-10)
-    except (PerfectSeparationWarning, np.linalg.LinAlgError, ValueError) as exc:
+    except (PerfectSeparationWarning, SingularMatrixWarning, np.linalg.LinAlgError, ValueError) as exc:
         raise DesignError(
             f"{frame}: the {family.label} fit that the design's influence directions need "
             f"failed ({type(exc).__name__}: {exc})"

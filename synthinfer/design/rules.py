@@ -27,12 +27,13 @@ from ..exceptions import DesignError, describe_units
 from ..families import Family
 from ..formula import FormulaSpec, capture_namespace
 from .allocation import mixed_allocation
-from .influence import Influence, design_family, influence_direction
+from .influence import Influence, design_family, fit_family, influence_direction
 from .sampling import draw_mask
 from .uncertainty import (
     confidence_uncertainty,
     disagreement_features,
     fit_disagreement,
+    pilot_residual,
     user_uncertainty,
 )
 
@@ -343,6 +344,19 @@ def _through_formula(
     return _Frames(units, X, f, list(spec.param_names), pilot_y, pilot_X, pilot_pos, synth_mean, spec)
 
 
+def _pilot_residual(family: Family, frames: _Frames, influence: Influence) -> np.ndarray:
+    """The pilot's human residual net of the LLM's (see `synthinfer.design.uncertainty`)."""
+    pos = frames.pilot_pos
+    llm_mean = family.mean(frames.X[pos] @ influence.params)
+    try:
+        theta = fit_family(family, frames.pilot_X, frames.pilot_y, "pilot")
+        human_mean = family.mean(frames.pilot_X @ theta)
+    except DesignError:
+        # a small pilot can be separated: use the LLM's fit for the human mean
+        human_mean = llm_mean
+    return pilot_residual(frames.pilot_y, human_mean, frames.f[pos], llm_mean)
+
+
 def _targets(target: Any, names: list[str]) -> list[int]:
     if target is None:
         chosen = [n for n in names if n != "Intercept"] or list(names)
@@ -534,8 +548,7 @@ def optimal_design(
             if pilot is None or not len(pilot):
                 raise DesignError('uncertainty="pilot" needs a pilot of labeled units (pilot=)')
             features = disagreement_features(frames.f, frames.X, conf, frames.synth_mean, binary)
-            gap = (frames.pilot_y - frames.f[frames.pilot_pos]) ** 2
-            e = fit_disagreement(features, frames.pilot_pos, gap, binary)
+            e = fit_disagreement(features, frames.pilot_pos, _pilot_residual(family, frames, influence) ** 2)
         elif how == "confidence":
             if conf is None:
                 raise DesignError('uncertainty="confidence" needs the column of the LLM\'s confidence (confidence=)')

@@ -4,13 +4,19 @@ The variance-optimal labeling probability of a unit is proportional to
 ``sqrt(e_i)`` times the size of its influence direction. ``e_i`` is modelled
 from what is known before labeling:
 
-- ``"pilot"``: a regression of the pilot's squared disagreement ``(y - f)^2``
-  on the LLM's outcome, its confidence (and its square, and their
-  interactions), the formula's covariates and, with synthetic data, the mean
-  synthetic outcome of the unit and its distance to ``f``. Binary outcomes get a
-  logistic regression (``(y - f)^2`` is the disagreement indicator), others a
-  log-linear (quasi-Poisson) one. A small ridge penalty keeps it defined on
-  small pilots (a pilot where the LLM is never wrong in some cell).
+- ``"pilot"``: what remains of the human residual once the LLM's residual
+  has been used as a control variate, as the estimators that combine them do:
+  on the pilot, ``r_i = (y_i - mu(x_i'theta)) - b (f_i - mu(x_i'eta))`` with
+  theta the family fitted to the pilot's human labels, eta to the LLM's
+  outcome on every unit and b the pilot's least-squares slope of the first
+  residual on the second (b = 1 and theta = eta give the plain disagreement
+  ``y - f``; a useless LLM gives b = 0 and the human residual, so the design
+  falls back to the optimal design for the human-only fit). ``r_i^2`` is
+  regressed log-linearly (quasi-Poisson) on the LLM's outcome, its
+  confidence (and its square, and their interactions with a binary outcome),
+  the formula's covariates and, with synthetic data, the unit's mean
+  synthetic outcome and its distance to ``f``. A small ridge penalty keeps
+  the fit defined on small pilots.
 - ``"confidence"``: the documented default without a pilot, for a binary label
   with the LLM's confidence ``c_i`` in it: ``P(human != LLM) = 1 - c_i``, which
   is exact when the confidence is calibrated.
@@ -31,7 +37,9 @@ import pandas as pd
 
 from ..exceptions import DesignError, describe_units
 
-__all__ = ["EFLOOR", "RIDGE", "disagreement_features", "fit_disagreement", "user_uncertainty"]
+__all__ = [
+    "EFLOOR", "RIDGE", "disagreement_features", "fit_disagreement", "pilot_residual", "user_uncertainty",
+]
 
 #: relative floor of the modelled squared disagreement
 EFLOOR = 0.02
@@ -80,25 +88,26 @@ def _ridge_glm(Z: np.ndarray, target: np.ndarray, link: str, penalty: float) -> 
     return beta
 
 
-def fit_disagreement(
-    features: np.ndarray, pilot_pos: np.ndarray, squared_gap: np.ndarray, binary: bool
-) -> np.ndarray:
-    """Fit the pilot's squared disagreement on the features; predict it for every unit."""
-    if len(pilot_pos) < 2 or not np.any(squared_gap > 0):
-        # nothing to learn from (no disagreement observed): every unit alike
+def fit_disagreement(features: np.ndarray, pilot_pos: np.ndarray, squared: np.ndarray) -> np.ndarray:
+    """Fit the pilot's squared residuals on the features (log-linear); predict every unit's."""
+    if len(pilot_pos) < 2 or not np.any(squared > 0):
+        # nothing to learn from (no residual observed): every unit alike
         return np.ones(len(features))
     center = features[pilot_pos].mean(axis=0)
     spread = features[pilot_pos].std(axis=0)
     keep = spread > 0
     Z = (features[:, keep] - center[keep]) / spread[keep]
     Z = np.column_stack([np.ones(len(Z)), Z])
-    link = "logit" if binary else "log"
-    if binary and np.all(squared_gap > 0):
-        return np.ones(len(features))
-    beta = _ridge_glm(Z[pilot_pos], squared_gap, link, RIDGE)
-    lin = np.clip(Z @ beta, -30, 30)
-    predicted = 1.0 / (1.0 + np.exp(-lin)) if binary else np.exp(lin)
-    return _floored(predicted)
+    beta = _ridge_glm(Z[pilot_pos], squared, "log", RIDGE)
+    return _floored(np.exp(np.clip(Z @ beta, -30, 30)))
+
+
+def pilot_residual(y: np.ndarray, human_mean: np.ndarray, f: np.ndarray, llm_mean: np.ndarray) -> np.ndarray:
+    """The human residual net of its least-squares prediction from the LLM's residual."""
+    human, llm = y - human_mean, f - llm_mean
+    denominator = float(llm @ llm)
+    b = float(human @ llm) / denominator if denominator > 0 else 0.0
+    return human - b * llm
 
 
 def _floored(e: np.ndarray) -> np.ndarray:

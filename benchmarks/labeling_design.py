@@ -293,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few repetitions (the tests' check)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args(argv)
-    reps, sim_reps = (4, 3) if args.quick else (args.reps, args.sim_reps)
+    reps, sim_reps = (1, 1) if args.quick else (args.reps, args.sim_reps)
     budget = 500
     designs = ["uniform", "optimal (hedging)", "optimal (first_person_plural)", "optimal (both)",
                "sequential (first_person_plural)"]

@@ -292,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="a few repetitions (the tests' check)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument("--part", choices=["all", "politeness", "simulation", "summary"], default="all",
+                        help="run one study only (the summary then covers the files present)")
     args = parser.parse_args(argv)
     reps, sim_reps = (1, 1) if args.quick else (args.reps, args.sim_reps)
     budget = 500
@@ -304,14 +306,22 @@ def main(argv: list[str] | None = None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # counted via the results, not printed per trial
         parallel = Parallel(n_jobs=args.jobs)
-        pol = parallel(delayed(politeness_trial)(r, budget, designs) for r in range(reps))
-        sim = parallel(delayed(simulation_trial)(r, m, llm, n, 2000, sim_designs)
-                       for (m, llm, n) in cells for r in range(sim_reps))
+        if args.part in ("all", "politeness"):
+            pol = parallel(delayed(politeness_trial)(r, budget, designs) for r in range(reps))
+            pd.DataFrame([row for rows in pol for row in rows]).to_csv(args.output / "politeness.csv", index=False)
+        if args.part in ("all", "simulation"):
+            sim = parallel(delayed(simulation_trial)(r, m, llm, n, 2000, sim_designs)
+                           for (m, llm, n) in cells for r in range(sim_reps))
+            pd.DataFrame([row for rows in sim for row in rows]).to_csv(args.output / "simulation.csv", index=False)
     elapsed = time.perf_counter() - start
-    pol_frame = pd.DataFrame([row for rows in pol for row in rows])
-    sim_frame = pd.DataFrame([row for rows in sim for row in rows])
-    pol_frame.to_csv(args.output / "politeness.csv", index=False)
-    sim_frame.to_csv(args.output / "simulation.csv", index=False)
+    if args.part != "summary":
+        (args.output / f"timing_{args.part}.txt").write_text(f"{elapsed:.0f} s on {args.jobs} processes\n")
+    missing = [f for f in ("politeness.csv", "simulation.csv") if not (args.output / f).exists()]
+    if missing:
+        print(f"wrote {args.output}; no summary until {missing} exist", file=sys.stderr)
+        return 0
+    pol_frame = pd.read_csv(args.output / "politeness.csv")
+    sim_frame = pd.read_csv(args.output / "simulation.csv")
     truth, v_full, n_units = politeness_truth()
     pol_table = summarise_politeness(pol_frame, v_full, n_units, budget)
     sim_table = summarise_simulation(sim_frame)
@@ -320,8 +330,9 @@ def main(argv: list[str] | None = None) -> int:
     text = [
         "# Labeling designs: committed run",
         "",
-        f"`python benchmarks/labeling_design.py{' --quick' if args.quick else ''}`: {reps} politeness "
-        f"repetitions, {sim_reps} per simulation cell, {elapsed:.0f} s on {args.jobs} processes.",
+        f"`python benchmarks/labeling_design.py{' --quick' if args.quick else ''}`: "
+        f"{pol_frame['rep'].nunique()} politeness repetitions, "
+        f"{sim_frame.groupby(['model', 'llm', 'n'])['rep'].nunique().min()} per simulation cell.",
         "",
         f"## Politeness (logit {load_politeness().formula}, {budget} expected labels, N = {n_units})",
         "",

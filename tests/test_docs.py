@@ -46,6 +46,9 @@ PAGES = {
     "reference/experiments/index.html": "Repeated-sampling experiments on simulated studies",
     "simulation-results/index.html": "Monte Carlo standard error",
     "reference/exceptions/index.html": "SpecificationError",
+    "labeling-design/index.html": "Why inference stays valid",
+    "reference/design/index.html": "variance-optimal labeling probabilities",
+    "notebooks/labeling_design/index.html": "optimal_design",
 }
 
 

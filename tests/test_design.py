@@ -343,6 +343,7 @@ def test_planner_answers_how_many_labels() -> None:
     ("kwds", "error", "match"),
     [
         (dict(budget=0.5), DesignError, "at least 1"),
+        (dict(budget=None), DesignError, "give the budget"),
         (dict(budget=2000), DesignError, "more than the number of units"),
         (dict(budget="many"), DesignError, "finite number"),
         (dict(budget=50, uniform_mix=1.5), DesignError, "uniform_mix"),

@@ -17,7 +17,10 @@ the efficient (GMM) choice of B; ``B = 0`` is the human-only fit. Under simple
 random sampling (pi = n/N) it is exactly `synthinfer.power`'s formula
 ``(a - b)/n + b/N``. H uses every unit's covariates (known before labeling);
 the sums over units are estimated from the pilot, weighting each pilot unit
-by the inverse of its own labeling probability.
+by the inverse of its own labeling probability. With clusters the planner
+uses each unit's cluster probability and treats the units' residuals as
+independent within clusters (an approximation: positively correlated
+residuals make the clustered variance larger than predicted).
 """
 
 from __future__ import annotations

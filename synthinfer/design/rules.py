@@ -441,7 +441,7 @@ def optimal_design(
     proxy: pd.DataFrame | Mapping[str, pd.DataFrame],
     synth: pd.DataFrame | Mapping[str, pd.DataFrame] | None = None,
     model: str | Family = "ols",
-    budget: float = 100,
+    budget: float | None = None,
     pilot: pd.DataFrame | None = None,
     target: str | Sequence[str] | None = None,
     uniform_mix: float = 0.1,
@@ -520,6 +520,8 @@ def optimal_design(
     UnsupportedFamilyError
         The model family has no influence function for the design.
     """
+    if budget is None:
+        raise DesignError("give the budget: the expected number of new labels (or their cost with cost=)")
     family = design_family(model)
     namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
     proxy_name, proxy_frame = _proxy_frame(proxy, source)

@@ -79,7 +79,7 @@ class SequentialDesign:
         proxy: Any,
         synth: Any = None,
         model: str = "ols",
-        budget: float = 100,
+        budget: float = 100.0,
         rounds: int = 4,
         pilot: pd.DataFrame | None = None,
         seed: int = 0,
@@ -104,7 +104,8 @@ class SequentialDesign:
         if len(unknown):
             raise DesignError(f"pilot units {describe_units(unknown)} are not units of the proxy frame")
         rest = units[~units.isin(pilot_ids)]
-        if budget > len(rest) or budget < 1:
+        if isinstance(budget, bool) or not isinstance(budget, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(budget) or budget > len(rest) or budget < 1:
             raise DesignError(
                 f"budget must be between 1 and the {len(rest)} units to draw from, got {budget!r}"
             )

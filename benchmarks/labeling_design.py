@@ -22,8 +22,10 @@ Two studies, seeded and run over ``--jobs`` processes (joblib):
    design's probabilities. Per term: the relative effective sample size as in
    the CDI tables (the human-only variance of uniform labeling with the same
    budget, ``V_full / 500``, over the estimator's reported variance, averaged
-   over repetitions) and from the Monte Carlo error (``V_full (1/500 - 1/N)``
-   over the mean squared error around the full-data fit), and the 90% and 95%
+   over repetitions), the same with the Monte Carlo variance (the mean squared
+   error around the full-data fit plus ``V_full / N``, that fit's own
+   variance) and its finite-population version (``V_full (1/500 - 1/N)`` over
+   the mean squared error around the full-data fit), and the 90% and 95%
    coverage of the full-data value, plain and with the finite-population
    correction (the reported variance minus the estimated variance of the
    full-data fit itself, ``V_hat / N``: the intervals are for the
@@ -36,9 +38,11 @@ Two studies, seeded and run over ``--jobs`` processes (joblib):
    (independent of everything). Designs ``uniform``, ``optimal`` (pilot of 50 +
    one-shot design) and ``sequential`` (pilot of 50 + 3 rounds).
 
-Writes ``politeness.csv``, ``simulation.csv`` (one row per repetition, design,
-estimator and term) and ``summary.md`` to ``--output`` (default
-``docs/results/labeling_design``).
+Writes ``politeness.csv.gz``, ``simulation.csv.gz`` (one row per repetition,
+design, estimator and term), ``politeness_summary.csv``,
+``simulation_summary.csv`` and ``summary.md`` to ``--output`` (default
+``docs/results/labeling_design``). ``--part politeness`` / ``simulation`` runs
+one study; ``--part summary`` rebuilds the summaries from the files.
 """
 
 from __future__ import annotations
@@ -237,8 +241,14 @@ def summarise_politeness(frame: pd.DataFrame, v_full: pd.Series, n_units: int, b
         mse = float(((g["estimate"] - g["truth"]) ** 2).mean())
         row = {
             "design": design, "estimator": estimator, "term": term, "reps": reps,
+            # as the CDI tables: V_full / n over the reported variance, averaged
             "rel. ESS (reported se)": float((v / budget / g["se"] ** 2).mean()),
-            "rel. ESS (Monte Carlo)": v * (1 / budget - 1 / n_units) / mse,
+            # the same with the Monte Carlo variance around the superpopulation value: the
+            # error around the full-data fit plus that fit's own variance V_full / N (the two
+            # are uncorrelated for a design-unbiased estimator)
+            "rel. ESS (Monte Carlo)": v / budget / (mse + v / n_units),
+            # finite-population version: both variances around the full-data fit
+            "rel. ESS (MC, finite pop.)": v * (1 / budget - 1 / n_units) / mse,
             "mean labels": float(g["n_labeled"].mean()),
         }
         for col in ("cover90", "cover95", "cover90_fpc", "cover95_fpc"):
@@ -308,20 +318,20 @@ def main(argv: list[str] | None = None) -> int:
         parallel = Parallel(n_jobs=args.jobs)
         if args.part in ("all", "politeness"):
             pol = parallel(delayed(politeness_trial)(r, budget, designs) for r in range(reps))
-            pd.DataFrame([row for rows in pol for row in rows]).to_csv(args.output / "politeness.csv", index=False)
+            pd.DataFrame([row for rows in pol for row in rows]).to_csv(args.output / "politeness.csv.gz", index=False)
         if args.part in ("all", "simulation"):
             sim = parallel(delayed(simulation_trial)(r, m, llm, n, 2000, sim_designs)
                            for (m, llm, n) in cells for r in range(sim_reps))
-            pd.DataFrame([row for rows in sim for row in rows]).to_csv(args.output / "simulation.csv", index=False)
+            pd.DataFrame([row for rows in sim for row in rows]).to_csv(args.output / "simulation.csv.gz", index=False)
     elapsed = time.perf_counter() - start
     if args.part != "summary":
         (args.output / f"timing_{args.part}.txt").write_text(f"{elapsed:.0f} s on {args.jobs} processes\n")
-    missing = [f for f in ("politeness.csv", "simulation.csv") if not (args.output / f).exists()]
+    missing = [f for f in ("politeness.csv.gz", "simulation.csv.gz") if not (args.output / f).exists()]
     if missing:
         print(f"wrote {args.output}; no summary until {missing} exist", file=sys.stderr)
         return 0
-    pol_frame = pd.read_csv(args.output / "politeness.csv")
-    sim_frame = pd.read_csv(args.output / "simulation.csv")
+    pol_frame = pd.read_csv(args.output / "politeness.csv.gz")
+    sim_frame = pd.read_csv(args.output / "simulation.csv.gz")
     truth, v_full, n_units = politeness_truth()
     pol_table = summarise_politeness(pol_frame, v_full, n_units, budget)
     sim_table = summarise_simulation(sim_frame)

@@ -15,8 +15,12 @@ from what is known before labeling:
   regressed log-linearly (quasi-Poisson) on the LLM's outcome, its
   confidence (and its square, and their interactions with a binary outcome),
   the formula's covariates and, with synthetic data, the unit's mean
-  synthetic outcome and its distance to ``f``. A small ridge penalty keeps
-  the fit defined on small pilots.
+  synthetic outcome and its distance to ``f``. Its ridge penalty is chosen
+  by 5-fold cross-validation on the pilot (one-standard-error rule), and "no
+  model" (every unit alike) competes: when the features do not clearly predict
+  held-out pilot residuals better than their mean (a useless LLM, or a pilot too small to learn from), the
+  design uses the influence directions alone instead of adding noise to the
+  weights.
 - ``"confidence"``: the documented default without a pilot, for a binary label
   with the LLM's confidence ``c_i`` in it: ``P(human != LLM) = 1 - c_i``, which
   is exact when the confidence is calibrated.
@@ -38,13 +42,13 @@ import pandas as pd
 from ..exceptions import DesignError, describe_units
 
 __all__ = [
-    "EFLOOR", "RIDGE", "disagreement_features", "fit_disagreement", "pilot_residual", "user_uncertainty",
+    "EFLOOR", "PENALTIES", "disagreement_features", "fit_disagreement", "pilot_residual", "user_uncertainty",
 ]
 
 #: relative floor of the modelled squared disagreement
 EFLOOR = 0.02
-#: ridge penalty per unit of the pilot (on standardized, non-constant features)
-RIDGE = 1e-2
+#: ridge penalties per pilot unit (standardized features) that cross-validation chooses from
+PENALTIES = (1e-3, 1e-2, 1e-1, 1.0)
 
 
 def disagreement_features(
@@ -88,8 +92,51 @@ def _ridge_glm(Z: np.ndarray, target: np.ndarray, link: str, penalty: float) -> 
     return beta
 
 
+def _poisson_deviance(target: np.ndarray, mean: np.ndarray) -> float:
+    ratio = np.where(target > 0, target / mean, 1.0)
+    return float(2 * np.sum(np.where(target > 0, target * np.log(ratio), 0.0) - (target - mean)))
+
+
+def _cv_penalty(Z: np.ndarray, target: np.ndarray) -> float | None:
+    """The ridge penalty (per pilot unit) with the least 5-fold cross-validated deviance.
+
+    ``None`` (an infinite penalty: every unit alike) competes too, and the
+    simplest candidate within one standard error of the best is taken (the
+    one-standard-error rule), so a model that does not clearly predict
+    held-out pilot units better than their mean is not used: a noisy
+    disagreement model only adds variance to the weights.
+    """
+    n = len(target)
+    if n < 10:
+        return None
+    folds = np.random.default_rng(0).permutation(n) % 5  # deterministic: same pilot, same design
+    # from the simplest (no model) to the most flexible
+    candidates: list[float | None] = [None, *sorted(PENALTIES, reverse=True)]
+    per_fold = np.zeros((len(candidates), 5))
+    for c, penalty in enumerate(candidates):
+        for k in range(5):
+            train, test = folds != k, folds == k
+            if penalty is None or not np.any(target[train] > 0):
+                mean = np.full(test.sum(), max(target[train].mean(), 1e-12))
+            else:
+                beta = _ridge_glm(Z[train], target[train], "log", penalty)
+                mean = np.exp(np.clip(Z[test] @ beta, -30, 30))
+            per_fold[c, k] = _poisson_deviance(target[test], mean)
+    totals = per_fold.sum(axis=1)
+    best = int(np.argmin(totals))
+    # the one-standard-error rule: the simplest candidate within one standard error
+    # of the best (the error of the best's total over the folds)
+    se = float(np.sqrt(5 * per_fold[best].var(ddof=1)))
+    chosen = next(c for c in range(len(candidates)) if totals[c] <= totals[best] + se)
+    return candidates[chosen]
+
+
 def fit_disagreement(features: np.ndarray, pilot_pos: np.ndarray, squared: np.ndarray) -> np.ndarray:
-    """Fit the pilot's squared residuals on the features (log-linear); predict every unit's."""
+    """Fit the pilot's squared residuals on the features (log-linear); predict every unit's.
+
+    The ridge penalty is chosen by 5-fold cross-validation on the pilot among
+    `PENALTIES` and "no model" (every unit alike); see `_cv_penalty`.
+    """
     if len(pilot_pos) < 2 or not np.any(squared > 0):
         # nothing to learn from (no residual observed): every unit alike
         return np.ones(len(features))
@@ -98,7 +145,10 @@ def fit_disagreement(features: np.ndarray, pilot_pos: np.ndarray, squared: np.nd
     keep = spread > 0
     Z = (features[:, keep] - center[keep]) / spread[keep]
     Z = np.column_stack([np.ones(len(Z)), Z])
-    beta = _ridge_glm(Z[pilot_pos], squared, "log", RIDGE)
+    penalty = _cv_penalty(Z[pilot_pos], squared)
+    if penalty is None:
+        return np.ones(len(features))
+    beta = _ridge_glm(Z[pilot_pos], squared, "log", penalty)
     return _floored(np.exp(np.clip(Z @ beta, -30, 30)))
 
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 __all__ = [
     "ConvergenceError",
+    "DesignError",
+    "UnsupportedFamilyError",
     "PerfectSeparationError",
     "SingularDesignError",
     "SpecificationError",
@@ -33,6 +35,14 @@ class SingularDesignError(SpecificationError):
 
 class PerfectSeparationError(SpecificationError):
     """A logit outcome is perfectly predicted: the estimate does not exist."""
+
+
+class DesignError(SpecificationError):
+    """A labeling design cannot be built or drawn as asked (budget, pilot, pool, probabilities)."""
+
+
+class UnsupportedFamilyError(DesignError):
+    """The model family has no influence function the labeling design can use."""
 
 
 class ConvergenceError(RuntimeError):

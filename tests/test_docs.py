@@ -51,6 +51,9 @@ PAGES = {
     "llm/index.html": "It runs against a fake LLM",
     "notebooks/llm_politeness/index.html": "The LLM in this notebook is a fake",
     "reference/llm/index.html": "Annotate every unit with an LLM",
+    "labeling-design/index.html": "Why inference stays valid",
+    "reference/design/index.html": "variance-optimal labeling probabilities",
+    "notebooks/labeling_design/index.html": "optimal_design",
 }
 
 

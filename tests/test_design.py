@@ -352,7 +352,7 @@ def test_planner_answers_how_many_labels() -> None:
         (dict(budget=50, uncertainty="confidence"), DesignError, "confidence="),
         (dict(budget=50, target="x9"), DesignError, "not among the formula's terms"),
         (dict(budget=50, confidence="y2"), DesignError, "not a column"),
-        (dict(budget=50, model="probit"), UnsupportedFamilyError, "no labeling design"),
+        (dict(budget=50, model="probit"), UnsupportedFamilyError, "no influence function for the labeling design"),
         (dict(budget=50, clusters="nope"), DesignError, "clusters column"),
     ],
 )

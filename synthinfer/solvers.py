@@ -127,9 +127,11 @@ def newton_root(
         gradient = evaluation.sums(w)
         for iteration in range(maxiter):
             jacobian = evaluation.jacobian(w)
-            if iteration == 0 and check_rank:
-                # a log-likelihood's -J is X' diag(positive) X: X's null space, no extra pass
-                check_full_rank(X, names, frame, gram=-jacobian if has_objective else X.T @ X)
+            if iteration == 0 and check_rank and family.rank_checks_design:
+                # a log-likelihood's -J over the design's coefficients is X' diag(positive) X:
+                # X's null space, without another pass over the rows
+                square = has_objective and jacobian.shape[0] == X.shape[1]
+                check_full_rank(X, names, frame, gram=-jacobian if square else X.T @ X)
             try:
                 step = _newton_step(-jacobian, gradient, has_objective)
             except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ValueError):

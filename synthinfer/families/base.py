@@ -105,6 +105,9 @@ class EstimatingFunction(ABC):
     smooth: ClassVar[bool] = True
     #: :meth:`objective` exists (a log-likelihood whose -Jacobian is positive definite)
     has_objective: ClassVar[bool] = False
+    #: the parameters are coefficients of the design's columns, so a rank-deficient
+    #: design leaves some unidentified (False for user moments, which read columns freely)
+    rank_checks_design: ClassVar[bool] = True
 
     def n_params(self, n_columns: int) -> int:
         """k, the parameters per source, for a design with ``n_columns`` columns."""

@@ -148,6 +148,8 @@ class EstimatingEquation(EstimatingFunction):
 
     name = "custom"
     has_objective = False
+    # the design's columns need not map to the parameters
+    rank_checks_design = False
 
     def __init__(
         self,
@@ -219,13 +221,6 @@ class EstimatingEquation(EstimatingFunction):
     def evaluate(self, X: np.ndarray, y: np.ndarray, params: np.ndarray) -> _DenseEvaluation:
         design = Design(y, X, self.columns or [f"x{j}" for j in range(X.shape[1])])
         return _DenseEvaluation(self, design, np.asarray(params, dtype=float), self.call(params, design))
-
-    def solve(self, X, y, weights, *, names, frame, start=None, maxiter=100, tol=1e-7, check_rank=True):  # type: ignore[override]
-        from ..solvers import newton_root
-
-        # the design's columns need not map to the parameters: no rank check of X
-        return newton_root(self, X, y, weights, names=names, frame=frame, start=start,
-                           maxiter=maxiter, tol=tol, check_rank=False)
 
     def __repr__(self) -> str:
         return f"EstimatingEquation({self._names}, jacobian={self.jacobian_kind})"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..exceptions import SpecificationError, describe_units
 from ..rowblocks import weighted_gram
-from .base import EstimatingFunction, Evaluation, Solution, _select
+from .base import EstimatingFunction, Evaluation, _select
 
 __all__ = ["MNLogit"]
 
@@ -170,14 +170,6 @@ class MNLogit(EstimatingFunction):
         log_norm = top[:, 0] + np.log(np.exp(lin - top).sum(axis=1))
         chosen = lin[np.arange(len(X)), y.astype(int)]
         return float(w @ (log_norm - chosen))
-
-    def solve(self, X, y, weights, *, names, frame, start=None, maxiter=100, tol=1e-7, check_rank=True) -> Solution:  # type: ignore[override]
-        from ..solvers import check_full_rank, newton_root
-
-        if check_rank:
-            check_full_rank(X, names, frame, gram=X.T @ X)
-        return newton_root(self, X, y, weights, names=self.param_names(names), frame=frame,
-                           start=start, maxiter=maxiter, tol=tol, check_rank=False)
 
     def explain_nonexistence(self, X, params, displacement, names, frame) -> None:  # type: ignore[override]
         from ..exceptions import PerfectSeparationError

@@ -168,7 +168,6 @@ def plan_labels(results: Any) -> LabelBudget:
     n = data.n_labeled
     # H = (1/n) X' diag(mu') X on the labeled units (the target block of G, rescaled);
     # the sign of H cancels in the sandwich
-    theta = np.asarray(results.params_full)[:p]
     bread = np.linalg.inv(-model.scores_at(np.asarray(results.params_full)).target.jacobian() / n)
     if labeled:
         h_labeled = np.hstack(labeled)

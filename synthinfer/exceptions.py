@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 __all__ = [
+    "BootstrapFailureError",
     "ConvergenceError",
     "DesignError",
     "UnsupportedFamilyError",
@@ -16,6 +17,7 @@ __all__ = [
     "SingularDesignError",
     "SpecificationError",
     "SynthInferWarning",
+    "SparseCovariateWarning",
     "NearSingularWeightWarning",
     "PromptLeakError",
     "LLMError",
@@ -49,8 +51,16 @@ class ConvergenceError(RuntimeError):
     """An estimating equation could not be solved."""
 
 
+class BootstrapFailureError(RuntimeError):
+    """Too many bootstrap replicates failed for an interval from the rest to be valid."""
+
+
 class SynthInferWarning(UserWarning):
     """Base class of the package's warnings."""
+
+
+class SparseCovariateWarning(SynthInferWarning):
+    """A coefficient is identified by very few labeled units (a rare binary covariate)."""
 
 
 class NearSingularWeightWarning(SynthInferWarning):

@@ -27,15 +27,46 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .covariance import get_covariance
 from .data import FrameArg, ModelData
-from .exceptions import NearSingularWeightWarning, SpecificationError
+from .exceptions import NearSingularWeightWarning, SparseCovariateWarning, SpecificationError
 from .families import Evaluation, Family
 from .formula import capture_namespace
 from .inference.protocol import ScoresAt, SourceScores
+from .inference.small_sample import CORRECTIONS
 from .model import ModelBase
 from .moments import MomentBlocks
 from .results import GMMSynthResultsWrapper
+from .weighting import ShrunkWeight
 
-__all__ = ["GMMSynth", "GMMProxy", "SolverInfo"]
+__all__ = ["GMMSynth", "GMMProxy", "SolverInfo", "warn_sparse_columns"]
+
+#: a 0/1 design column whose rarer value occurs on at most this many labeled
+#: units identifies its coefficient from those units alone
+SPARSE_COLUMN_UNITS = 2
+
+
+def warn_sparse_columns(X: np.ndarray, names: list[str], frame: str = "real") -> None:
+    """Warn about 0/1 design columns whose rarer value occurs on very few labeled rows.
+
+    Their coefficient (and its standard error) rests on those few units: the
+    intervals are not trustworthy, and a resample that misses them has no
+    estimate (the bootstrap then reports failed replicates).
+    """
+    for j, name in enumerate(names):
+        column = X[:, j]
+        values = np.unique(column)
+        if len(values) != 2 or not np.array_equal(values, [0.0, 1.0]):
+            continue
+        rare = int(min(column.sum(), len(column) - column.sum()))
+        if rare <= SPARSE_COLUMN_UNITS:
+            warnings.warn(
+                f"design column {name!r} takes its rarer value on only {rare} of the "
+                f"{len(column)} labeled units in frame {frame!r}: its coefficient is identified "
+                f"by those units alone, and its standard error and interval are not reliable. "
+                f"Label more units with {name!r} = {int(column.sum() <= len(column) / 2)} "
+                f"or merge the level",
+                SparseCovariateWarning,
+                stacklevel=4,
+            )
 
 
 @dataclass(frozen=True)
@@ -201,6 +232,8 @@ class GMMSynth(ModelBase, GMM):
         """
         data, names = self.model_data, self.model_data.param_names
         check_rank = not self._ranks_checked
+        if check_rank:
+            warn_sparse_columns(data.X, names)
         theta = self.family.solve(
             data.X, data.y, self._labeled_weight, names=names, frame="real", check_rank=check_rank,
         ).params
@@ -435,7 +468,8 @@ class GMMSynth(ModelBase, GMM):
         *,
         weight_type: str = "HC0",
         weight_kwds: Mapping[str, Any] | None = None,
-        correction: str | None = None,
+        correction: str | None = "small-sample",
+        shrinkage: str | None = "stein",
         maxiter: int = 100,
         tol: float = 1e-8,
     ):
@@ -461,10 +495,23 @@ class GMMSynth(ModelBase, GMM):
         weight_kwds : dict, optional
             As ``cov_kwds``, for ``weight_type``; defaults to ``cov_kwds`` when
             ``weight_type == cov_type``.
-        correction : {None, "windmeijer"}
-            ``"windmeijer"``: Windmeijer's (2005) finite-sample correction of the
-            covariance for the estimated weight matrix, with either cov_type;
-            helps when few units are labeled. See `synthinfer.inference.windmeijer`.
+        correction : {"small-sample", "windmeijer", None}
+            ``"small-sample"`` (default): Windmeijer's (2005) correction for the
+            estimated weight matrix, the target's covariance scaled by
+            ``n / (n - p - s d_aux)`` (labeled units over what remains after the
+            target's p parameters and the s-shrunk d_aux auxiliary coefficients)
+            and Student's t inference with that many degrees of freedom (with
+            clusters: statsmodels' cluster factor and G - 1); with no source it is
+            HC1 with t. ``"windmeijer"``: Windmeijer's correction alone, normal
+            inference. None: the plain two-step covariance, normal inference.
+            See `synthinfer.inference.small_sample` and docs/small-samples.md.
+        shrinkage : {"stein", None}
+            ``"stein"`` (default): the weight matrix's target-auxiliary covariance
+            is shrunk by a positive-part Stein factor s in [0, 1], so sources that
+            do not predict the human moments cost (almost) nothing: s = 0 is the
+            human-only estimate, s = 1 the efficient two-step one, and s tends to
+            1 as n grows when the sources are informative. None: the efficient
+            weight matrix ``S^-1``. See `synthinfer.weighting`.
         maxiter, tol : int, float
             Gauss-Newton limit and tolerance (largest step, in standard errors).
 
@@ -472,14 +519,22 @@ class GMMSynth(ModelBase, GMM):
         -------
         GMMSynthResults
         """
-        if correction not in (None, "windmeijer"):
-            raise ValueError(f"correction must be None or 'windmeijer', got {correction!r}")
+        if correction == "none":
+            correction = None
+        if correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
         covariance = get_covariance(cov_type, cov_kwds, self.model_data)
         if weight_kwds is None and str(weight_type).lower() == str(cov_type).lower():
             weight_kwds = cov_kwds
         weighting = get_covariance(weight_type, weight_kwds, self.model_data)
         if weighting.same_as(covariance):
             weighting = covariance  # one estimator: the efficient formulas apply
+        if shrinkage == "none":
+            shrinkage = None
+        if shrinkage not in (None, "stein"):
+            raise ValueError(f"shrinkage must be 'stein' or None, got {shrinkage!r}")
+        if shrinkage == "stein" and self.model_data.sources:
+            weighting = ShrunkWeight(weighting, self.layout, self._independent_labeled(weighting))
         start, newton_blocks = self._step_one()
         block_names = self.layout.block_names
         weights = weight_matrix(weighting.s(self.moment_blocks(start)), block_names)
@@ -515,12 +570,22 @@ class GMMSynth(ModelBase, GMM):
             solver_info=info,
             jacobian=jacobian,
             correction=correction,
+            shrinkage=shrinkage if self.model_data.sources else None,
             wargs={},
             options_other={"weights_method": weighting.cov_type, "has_optimal_weights": weighting is covariance, "optim_method": "gauss-newton"},
             optim_args={"maxiter": maxiter, "tol": tol},
         )
         self._evaluations.clear()  # per-row arrays are not kept past the fit
         return GMMSynthResultsWrapper(results)
+
+    def _independent_labeled(self, covariance: Any) -> int:
+        """Independent labeled observations under ``covariance``: labeled units, or
+        the clusters that hold labeled units."""
+        groups = covariance.groups
+        if groups is None:
+            return self.model_data.n_labeled
+        codes, _ = groups
+        return len(np.unique(codes[self.model_data.labeled_pos]))
 
     @property
     def estimator_label(self) -> str:

@@ -21,6 +21,7 @@ from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 from .inference.bootstrap import BootstrapResults, bootstrap
 from .inference.diagnostics import Diagnostics, diagnose
 from .inference.power import LabelBudget, plan_labels
+from .inference.small_sample import SmallSampleCorrection
 from .inference.windmeijer import windmeijer_covariance
 
 __all__ = ["ReportingMixin", "GMMSynthResults", "GMMSynthResultsWrapper", "ResultsWrapper"]
@@ -69,7 +70,7 @@ class ReportingMixin:
             self, gleft=left, gright=right, yname=yname, xname=xname,
             title=title or f"{self.estimator} {model.family.label} Regression Results",
         )
-        smry.add_table_params(self, yname=yname, xname=xname, alpha=alpha, use_t=False)
+        smry.add_table_params(self, yname=yname, xname=xname, alpha=alpha, use_t=bool(getattr(self, "use_t", False)))
         rows = [["real", "human labels", f"{self.n_labeled}", f"{self.n_labeled}"]]
         for source in model.model_data.sources:
             rows.append([source.name, source.kind, f"{source.n_rows}", f"{source.n_units}"])
@@ -136,6 +137,16 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         self.n_labeled = self.model.n_labeled
         self.converged = self.solver_info.converged
         self.iterations = self.solver_info.iterations
+        if self.small_sample is not None:
+            self.use_t = True
+            self.df_resid = self.small_sample.df
+
+    @cached_property
+    def small_sample(self) -> SmallSampleCorrection | None:
+        """The small-sample correction in force (None for the plain covariance)."""
+        if self.correction != "small-sample":
+            return None
+        return SmallSampleCorrection.for_fit(self)
 
     def _cov_params(self, **kwds: Any) -> np.ndarray:
         p = self.model.k_target
@@ -143,8 +154,17 @@ class GMMSynthResults(ReportingMixin, GMMResults):
 
     @cached_property
     def _cov_full(self) -> np.ndarray:
+        cov = self._cov_two_step
+        if self.small_sample is not None:
+            # the small-sample factor replaces a cluster estimator's own factor
+            return self.small_sample.scale(cov / self.covariance.scale, self.model.k_target)
+        return cov
+
+    @cached_property
+    def _cov_two_step(self) -> np.ndarray:
+        """The two-step covariance, Windmeijer-corrected when asked, before any df factor."""
         model = self.model
-        if self.correction == "windmeijer" and model.source_names:
+        if self.correction in ("windmeijer", "small-sample") and model.source_names:
             return windmeijer_covariance(self)
         G = self.jacobian  # the exact G at the estimate, from the solver
         s = self.moment_covariance
@@ -172,28 +192,41 @@ class GMMSynthResults(ReportingMixin, GMMResults):
             cache[per_source] = diagnose(self, per_source=per_source)
         return cache[per_source]
 
-    def bootstrap(self, n_boot: int = 999, seed: Any = None, jobs: int = 1, progress: bool = False) -> BootstrapResults:
-        """Unit-level bootstrap: resample units (labeled and unlabeled together) and refit
-        the whole two-step estimator ``n_boot`` times. A fit with
-        ``cov_type="cluster"`` resamples whole clusters instead.
+    def bootstrap(
+        self, n_boot: int = 999, seed: Any = None, jobs: int = 1, progress: bool = False,
+        method: str = "fast",
+    ) -> BootstrapResults:
+        """Unit-level bootstrap: resample units (labeled and unlabeled together) and
+        recompute the whole two-step estimator (with its shrinkage) ``n_boot`` times.
+        A fit with ``cov_type="cluster"`` resamples whole clusters instead.
 
         Parameters
         ----------
         n_boot : int
-            Number of resamples.
+            Number of resamples (at least 2).
         seed : int or Generator, optional
             Makes the draws reproducible.
         jobs : int
-            Parallel workers (joblib); 1 runs serially.
+            Parallel workers (joblib) for ``method="refit"``; 1 runs serially.
         progress : bool
             Show a progress bar (tqdm).
+        method : {"fast", "replicate", "refit"}
+            ``"fast"`` (default): every replicate is the two-step estimator (with
+            its shrinkage) reached by Newton steps from the estimate (Andrews'
+            k-step bootstrap with k = 2), all replicates at once from the labeled
+            units' moments and the unlabeled units' contributions, at a cost that
+            depends on n, not N. ``"replicate"``: the same resamples with each
+            replicate's two-step estimate iterated to convergence (slower, for
+            checks). Both also give bootstrap-t intervals (see
+            `synthinfer.inference.replicate`). ``"refit"``: the reference, a full
+            refit of every resample.
 
         Returns
         -------
         synthinfer.inference.BootstrapResults
-            ``bse``, ``cov_params()``, ``conf_int(alpha, method="percentile" | "normal")``.
+            ``bse``, ``cov_params()``, ``conf_int(alpha, method="percentile" | "t" | "normal")``.
         """
-        return bootstrap(self, n_boot=n_boot, seed=seed, jobs=jobs, progress=progress)
+        return bootstrap(self, n_boot=n_boot, seed=seed, jobs=jobs, progress=progress, method=method)
 
     def label_budget(self) -> LabelBudget:
         """Predicted standard errors for other numbers of labels, with and without each
@@ -280,7 +313,15 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         return [], right
 
     def _summary_notes(self) -> list[str]:
-        notes = [f"Standard errors: {self.covariance.description}; inference is normal (z)."]
+        if self.small_sample is not None:
+            corrected = "Windmeijer's correction for the estimated weight matrix and a " if self.model.source_names else "a "
+            notes = [
+                f"Standard errors: {self.covariance.description}, with {corrected}"
+                f"{self.small_sample.description}; fit(correction=None) gives the plain "
+                f"two-step covariance with normal inference."
+            ]
+        else:
+            notes = [f"Standard errors: {self.covariance.description}; inference is normal (z)."]
         if self.weighting is not self.covariance and self.model.source_names:
             notes.append(
                 f"Weight matrix: {self.weighting.description}; the covariance is the GMM "
@@ -299,7 +340,8 @@ class GMMSynthResults(ReportingMixin, GMMResults):
             notes.append(
                 f"Human-only fit: no auxiliary source was given. This equals "
                 f"{self.model.family.label} on the labeled units"
-                f"{' weighted by 1/pi' if weighted else ''} with HC0 covariance."
+                f"{' weighted by 1/pi' if weighted else ''} with "
+                f"{'HC1 covariance and t inference' if self.small_sample is not None else 'HC0 covariance'}."
             )
         else:
             notes.append(

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import synthinfer.api as smf
+from synthinfer.exceptions import BootstrapFailureError
 from synthinfer.inference.bootstrap import _cluster_draws, resample_units
 from synthinfer.gmm import GMMSynth
 from synthinfer.simulate import make_study
@@ -25,12 +26,14 @@ def fitted():
 
 def test_drawing_every_unit_once_or_twice_is_exact(fitted) -> None:
     _, res = fitted
+    # no df factor and no shrinkage: both depend on the number of units
+    res = res.model.fit(correction=None, shrinkage=None)
     data = res.model.model_data
-    once = GMMSynth(resample_units(data, np.random.default_rng(0).permutation(data.n_units)), res.model.family).fit()
+    once = GMMSynth(resample_units(data, np.random.default_rng(0).permutation(data.n_units)), res.model.family).fit(correction=None, shrinkage=None)
     np.testing.assert_allclose(once.params, res.params, rtol=1e-9)
     np.testing.assert_allclose(once.bse, res.bse, rtol=1e-8)
     # every unit twice: the same estimate, twice the information
-    twice = GMMSynth(resample_units(data, np.tile(np.arange(data.n_units), 2)), res.model.family).fit()
+    twice = GMMSynth(resample_units(data, np.tile(np.arange(data.n_units), 2)), res.model.family).fit(correction=None, shrinkage=None)
     assert twice.nobs == 2 * data.n_units and twice.n_labeled == 2 * data.n_labeled
     np.testing.assert_allclose(twice.params, res.params, rtol=1e-8)
     np.testing.assert_allclose(twice.bse, res.bse / np.sqrt(2), rtol=1e-6)
@@ -67,9 +70,14 @@ def test_failed_refits_are_counted_and_warned() -> None:
     res = smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, model="logit").fit()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        boot = res.bootstrap(60, seed=2)
+        boot = res.bootstrap(60, seed=2, method="refit")
     assert boot.n_failed > 0 and len(boot.draws) == 60 - boot.n_failed
-    assert any(f"{boot.n_failed} of 60 bootstrap refits failed" in str(w.message) for w in caught)
+    assert any(f"{boot.n_failed} of 60 bootstrap replicates failed" in str(w.message) for w in caught)
+    assert f"{boot.n_failed} of 60 failed" in repr(boot)
+    # more than 5% failed: an interval from the rest would be biased, so it is refused
+    assert boot.n_failed > 3
+    with pytest.raises(BootstrapFailureError, match=f"{boot.n_failed} of 60 bootstrap replicates failed"):
+        boot.conf_int()
 
 
 def _clustered_study(seed: int, n_clusters: int = 600, size: int = 5, n_labeled: int = 600):

@@ -54,7 +54,7 @@ def _frames(kind: str, n_units: int = 1500, n_labeled: int = 300, k: int = 2, se
 # -- human-only fits equal statsmodels -------------------------------------------------
 def test_probit_human_only_equals_statsmodels_probit_hc0() -> None:
     real, _, _ = _frames("probit")
-    ours = smf.classical("y ~ x1 + x2", real=real, model="probit").fit()
+    ours = smf.classical("y ~ x1 + x2", real=real, model="probit").fit(correction=None)
     theirs = sm.Probit(real["y"], sm.add_constant(real[["x1", "x2"]])).fit(disp=0, cov_type="HC0", tol=1e-12)
     np.testing.assert_allclose(ours.params.to_numpy(), theirs.params.to_numpy(), rtol=1e-6)
     np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse.to_numpy(), rtol=1e-6)
@@ -63,7 +63,7 @@ def test_probit_human_only_equals_statsmodels_probit_hc0() -> None:
 def test_fractional_logit_human_only_equals_glm_binomial_hc0() -> None:
     real, _, _ = _frames("fractional")
     assert ((real["y"] > 0) & (real["y"] < 1)).all()
-    ours = smf.classical("y ~ x1 + x2", real=real, model="fractional_logit").fit()
+    ours = smf.classical("y ~ x1 + x2", real=real, model="fractional_logit").fit(correction=None)
     theirs = sm.GLM(real["y"], sm.add_constant(real[["x1", "x2"]]), family=sm.families.Binomial()).fit(
         cov_type="HC0", tol=1e-12
     )
@@ -73,7 +73,7 @@ def test_fractional_logit_human_only_equals_glm_binomial_hc0() -> None:
 
 def test_mean_human_only_is_the_sample_mean_with_its_standard_error() -> None:
     real, _, _ = _frames("ols")
-    res = smf.classical("y ~ 1", real=real, model="mean").fit()
+    res = smf.classical("y ~ 1", real=real, model="mean").fit(correction=None)
     y = real["y"].to_numpy()
     np.testing.assert_allclose(res.params["Intercept"], y.mean(), rtol=1e-12)
     np.testing.assert_allclose(res.bse["Intercept"], y.std(ddof=0) / np.sqrt(len(y)), rtol=1e-10)
@@ -86,14 +86,14 @@ def test_quantile_human_only_point_estimate_equals_quantreg(q: float) -> None:
     real, _, _ = _frames("ols", n_labeled=400)
     # continuous covariates only: the solution is unique (with a binary x2 the
     # median of a group can be any point between its two middle outcomes)
-    ours = smf.classical("y ~ x1", real=real, model=Quantile(q)).fit()
+    ours = smf.classical("y ~ x1", real=real, model=Quantile(q)).fit(correction=None)
     theirs = QuantReg(real["y"], sm.add_constant(real[["x1"]])).fit(q=q, p_tol=1e-12, max_iter=5000)
     # QuantReg's IRLS stops about 1e-7 from the vertex the LP finds exactly
     np.testing.assert_allclose(ours.params.to_numpy(), theirs.params.to_numpy(), rtol=1e-6, atol=1e-6)
     # with x2: the LP reaches the exact check-loss minimum, no worse than QuantReg's IRLS
     family = get_family(Quantile(q))
     X, y = sm.add_constant(real[["x1", "x2"]]).to_numpy(), real["y"].to_numpy()
-    ours = smf.classical("y ~ x1 + x2", real=real, model=Quantile(q)).fit()
+    ours = smf.classical("y ~ x1 + x2", real=real, model=Quantile(q)).fit(correction=None)
     theirs = QuantReg(real["y"], X).fit(q=q, p_tol=1e-12, max_iter=5000)
     best = family.check_loss(y - X @ ours.params.to_numpy())
     assert best <= family.check_loss(y - X @ theirs.params.to_numpy()) + 1e-9
@@ -105,7 +105,7 @@ def test_quantile_human_only_point_estimate_equals_quantreg(q: float) -> None:
 
 def test_plain_quantile_is_a_sample_quantile() -> None:
     real, _, _ = _frames("ols", n_labeled=301)
-    res = smf.classical("y ~ 1", real=real, model=Quantile(0.5)).fit()
+    res = smf.classical("y ~ 1", real=real, model=Quantile(0.5)).fit(correction=None)
     np.testing.assert_allclose(res.params["Intercept"], np.median(real["y"]), rtol=1e-9)
 
 
@@ -116,7 +116,7 @@ def test_quantile_kernel_sandwich_is_close_to_statsmodels_robust_in_a_large_iid_
     n = 5000
     x = rng.normal(size=n)
     frame = pd.DataFrame({"x": x, "y": 1 + 0.5 * x + rng.normal(size=n)}, index=pd.RangeIndex(n, name="id"))
-    ours = smf.classical("y ~ x", real=frame, model=Quantile(0.5)).fit()
+    ours = smf.classical("y ~ x", real=frame, model=Quantile(0.5)).fit(correction=None)
     theirs = QuantReg(frame["y"], sm.add_constant(frame[["x"]])).fit(q=0.5, vcov="robust")
     np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse.to_numpy(), rtol=0.05)
     # and both are near the truth sqrt(pi/2)/sqrt(n) for the intercept of a median with N(0,1) errors
@@ -243,7 +243,7 @@ def _stance_frames(n_units: int = 1500, n_labeled: int = 400, seed: int = 2):
 def test_mnlogit_human_only_equals_statsmodels_mnlogit_hc0() -> None:
     real, _ = _stance_frames()
     before = real.copy()
-    ours = smf.classical("stance ~ x1 + x2", real=real, model="mnlogit").fit()
+    ours = smf.classical("stance ~ x1 + x2", real=real, model="mnlogit").fit(correction=None)
     codes = real["stance"].map({"against": 0, "favour": 1, "neutral": 2})
     theirs = sm.MNLogit(codes, sm.add_constant(real[["x1", "x2"]])).fit(disp=0, cov_type="HC0", method="newton", tol=1e-12)
     # statsmodels: a (p, K-1) table; ours: class by class
@@ -288,7 +288,7 @@ def test_negbin_human_only_equals_statsmodels_negativebinomial() -> None:
     mu = np.exp(0.5 + 0.4 * x1)
     y = rng.negative_binomial(1 / 0.7, 1 / (1 + 0.7 * mu))
     real = pd.DataFrame({"x1": x1, "y": y.astype(float)}, index=pd.RangeIndex(n, name="id"))
-    ours = smf.classical("y ~ x1", real=real, model="negbin").fit()
+    ours = smf.classical("y ~ x1", real=real, model="negbin").fit(correction=None)
     theirs = sm.NegativeBinomial(real["y"], sm.add_constant(real[["x1"]]), loglike_method="nb2").fit(
         disp=0, method="newton", tol=1e-12, maxiter=200
     )
@@ -351,7 +351,7 @@ def test_quantile_above_the_exact_size_is_solved_by_irls_to_quantreg_precision()
     n = quantile.EXACT_MAX_ROWS + 2000
     x = rng.normal(size=n)
     frame = pd.DataFrame({"x": x, "y": 1 + 0.5 * x + rng.standard_t(4, n)}, index=pd.RangeIndex(n, name="id"))
-    ours = smf.classical("y ~ x", real=frame, model=Quantile(0.75)).fit()
+    ours = smf.classical("y ~ x", real=frame, model=Quantile(0.75)).fit(correction=None)
     theirs = QuantReg(frame["y"], sm.add_constant(frame[["x"]])).fit(q=0.75)
     np.testing.assert_allclose(ours.params.to_numpy(), theirs.params.to_numpy(), atol=1e-4)
     # the same objective value to the precision both stop at

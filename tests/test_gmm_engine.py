@@ -26,7 +26,7 @@ def fitted(request):
     keep[len(study.proxy) :: 7] = False
     synth = synth[keep]
     mod = smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, synth=synth, model=model)
-    return model, study, synth, mod, mod.fit()
+    return model, study, synth, mod, mod.fit(correction=None, shrinkage=None)
 
 
 def _brute_force_moments(model, study, synth, params):

@@ -37,11 +37,22 @@ def test_pandas_outputs_named_by_design_column(res) -> None:
     assert list(res.cov_params().index) == NAMES and list(res.cov_params().columns) == NAMES
     ci = res.conf_int(alpha=0.1)
     assert list(ci.index) == NAMES
-    z = scipy.stats.norm.ppf(0.95)
-    np.testing.assert_allclose(ci[1] - ci[0], 2 * z * res.bse, rtol=1e-10)
+    # the default's small-sample correction: t with n - p - s d_aux degrees of freedom
+    df = res.df_resid
+    assert res.use_t and 250 - 5 - 2 * 5 < df < 250 - 5
+    t = scipy.stats.t.ppf(0.95, df)
+    np.testing.assert_allclose(ci[1] - ci[0], 2 * t * res.bse, rtol=1e-10)
     np.testing.assert_allclose(res.tvalues, res.params / res.bse, rtol=1e-12)
-    np.testing.assert_allclose(res.pvalues, 2 * scipy.stats.norm.sf(np.abs(res.tvalues)), rtol=1e-10)
+    np.testing.assert_allclose(res.pvalues, 2 * scipy.stats.t.sf(np.abs(res.tvalues), df), rtol=1e-10)
     assert res.nobs == 1200 and res.n_labeled == 250
+    # the plain two-step: normal inference
+    plain = res.model.fit(correction=None)
+    assert not plain.use_t
+    np.testing.assert_allclose(
+        plain.conf_int(alpha=0.1)[1] - plain.conf_int(alpha=0.1)[0], 2 * scipy.stats.norm.ppf(0.95) * plain.bse, rtol=1e-10
+    )
+    np.testing.assert_allclose(plain.pvalues, 2 * scipy.stats.norm.sf(np.abs(plain.tvalues)), rtol=1e-10)
+    np.testing.assert_allclose(plain.params, res.params, rtol=1e-12)
 
 
 def test_hypothesis_tests_with_string_constraints(res) -> None:
@@ -49,15 +60,21 @@ def test_hypothesis_tests_with_string_constraints(res) -> None:
     wald = res.wald_test("x1 = 0, C(group)[T.b] = 0", scalar=True)
     sub = ["x1", "C(group)[T.b]"]
     expected = res.params[sub] @ np.linalg.solve(cov.loc[sub, sub], res.params[sub])
-    np.testing.assert_allclose(wald.statistic, expected, rtol=1e-8)
-    np.testing.assert_allclose(wald.pvalue, scipy.stats.chi2.sf(expected, 2), rtol=1e-8)
+    # with t inference the Wald test is an F test on (2, df) degrees of freedom
+    np.testing.assert_allclose(wald.statistic, expected / 2, rtol=1e-8)
+    np.testing.assert_allclose(wald.pvalue, scipy.stats.f.sf(expected / 2, 2, res.df_resid), rtol=1e-8)
+    plain = res.model.fit(correction=None)
+    chi2 = plain.wald_test("x1 = 0, C(group)[T.b] = 0", scalar=True)
+    plain_cov = plain.cov_params().loc[sub, sub]
+    np.testing.assert_allclose(chi2.statistic, plain.params[sub] @ np.linalg.solve(plain_cov, plain.params[sub]), rtol=1e-8)
+    np.testing.assert_allclose(chi2.pvalue, scipy.stats.chi2.sf(chi2.statistic, 2), rtol=1e-8)
     t = res.t_test("x1 - x2 = 0")
     diff = res.params["x1"] - res.params["x2"]
     se = np.sqrt(cov.loc["x1", "x1"] + cov.loc["x2", "x2"] - 2 * cov.loc["x1", "x2"])
     np.testing.assert_allclose(t.effect, diff, rtol=1e-10)
     np.testing.assert_allclose(t.sd, se, rtol=1e-10)
     f = res.f_test("x1 = 0, x2 = 0")
-    np.testing.assert_allclose(f.fvalue, res.wald_test("x1 = 0, x2 = 0", scalar=True).statistic / 2, rtol=1e-8)
+    np.testing.assert_allclose(f.fvalue, res.wald_test("x1 = 0, x2 = 0", scalar=True).statistic, rtol=1e-8)
 
 
 def test_jtest_and_nuisance(res) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.stats
 import pandas as pd
 import pytest
 import statsmodels.api as sm
@@ -36,7 +37,7 @@ def _statsmodels_fit(model: str, real: pd.DataFrame, **fit_kwds):
 @pytest.mark.parametrize("model", ["ols", "logit", "poisson"])
 def test_human_only_equals_statsmodels_hc0(model: str, engine: str) -> None:
     real = _labeled_frame(model)
-    res = smf.gmm_synth("y ~ x1 + x2 + C(group)", real=real, model=model, engine=engine).fit()
+    res = smf.gmm_synth("y ~ x1 + x2 + C(group)", real=real, model=model, engine=engine).fit(correction=None)
     ref = _statsmodels_fit(model, real, cov_type="HC0")
     assert res.nobs == res.n_labeled == len(real)
     params, bse = res.params, res.bse
@@ -51,6 +52,37 @@ def test_human_only_equals_statsmodels_hc0(model: str, engine: str) -> None:
 
 
 @pytest.mark.parametrize("model", ["ols", "logit", "poisson"])
+def test_human_only_default_is_statsmodels_hc1_with_t(model: str) -> None:
+    real = _labeled_frame(model)
+    res = smf.gmm_synth("y ~ x1 + x2 + C(group)", real=real, model=model).fit()
+    # statsmodels' "HC1" is HC0 for its nonlinear models (no factor): the factor
+    # n / (n - p) is applied here by hand, and checked against HC1 for OLS
+    ref = _statsmodels_fit(model, real, cov_type="HC0", use_t=True)
+    names = ref.params.index
+    n, p = len(real), len(names)
+    bse = ref.bse * np.sqrt(n / (n - p))
+    np.testing.assert_allclose(res.bse[names], bse, rtol=1e-6)
+    if model == "ols":
+        np.testing.assert_allclose(bse, _statsmodels_fit(model, real, cov_type="HC1").bse, rtol=1e-10)
+    t = scipy.stats.t.ppf(0.975, n - p)
+    np.testing.assert_allclose(res.conf_int().loc[names, 0], ref.params - t * bse, rtol=1e-6)
+    np.testing.assert_allclose(res.pvalues[names], 2 * scipy.stats.t.sf(np.abs(ref.params / bse), n - p), rtol=1e-6, atol=1e-300)
+    assert res.df_resid == ref.df_resid == n - p
+    assert "HC1 covariance and t inference" in str(res.summary())
+    # clustered: statsmodels' corrected cluster covariance with t(G - 1), and the
+    # cluster option's own factor is not applied twice
+    groups = real["cluster"]
+    ref = _statsmodels_fit(model, real, cov_type="cluster", cov_kwds={"groups": groups}, use_t=True)
+    for use_correction in (False, True):
+        res = smf.gmm_synth("y ~ x1 + x2 + C(group)", real=real, model=model).fit(
+            cov_type="cluster", cov_kwds={"groups": "cluster", "use_correction": use_correction}
+        )
+        np.testing.assert_allclose(res.bse[names], ref.bse, rtol=1e-6)
+        np.testing.assert_allclose(res.conf_int().loc[names], ref.conf_int(), rtol=1e-6)
+        assert res.df_resid == groups.nunique() - 1
+
+
+@pytest.mark.parametrize("model", ["ols", "logit", "poisson"])
 def test_cluster_equals_statsmodels_cluster(model: str) -> None:
     real = _labeled_frame(model)
     formula = "y ~ x1 + x2 + C(group)"
@@ -58,7 +90,7 @@ def test_cluster_equals_statsmodels_cluster(model: str) -> None:
         model, real, cov_type="cluster", cov_kwds={"groups": real["cluster"], "use_correction": False}
     )
     res = smf.gmm_synth(formula, real=real, model=model).fit(
-        cov_type="cluster", cov_kwds={"groups": "cluster"}
+        cov_type="cluster", cov_kwds={"groups": "cluster"}, correction=None
     )
     np.testing.assert_allclose(res.bse[ref.params.index], ref.bse, rtol=1e-6)
     # statsmodels' default small-sample factor, on request
@@ -66,7 +98,7 @@ def test_cluster_equals_statsmodels_cluster(model: str) -> None:
         model, real, cov_type="cluster", cov_kwds={"groups": real["cluster"]}
     )
     corrected = smf.gmm_synth(formula, real=real, model=model).fit(
-        cov_type="cluster", cov_kwds={"groups": real["cluster"], "use_correction": True}
+        cov_type="cluster", cov_kwds={"groups": real["cluster"], "use_correction": True}, correction=None
     )
     np.testing.assert_allclose(corrected.bse[ref.params.index], ref_corrected.bse, rtol=1e-6)
     assert corrected.cov_type == "cluster"

@@ -24,7 +24,7 @@ import scipy.sparse
 from scipy import stats
 
 from ..data import ModelData, Source
-from ..exceptions import SpecificationError, SynthInferWarning
+from ..exceptions import BootstrapFailureError, SpecificationError, SynthInferWarning
 from .protocol import MomentModel
 
 __all__ = ["BootstrapResults", "resample_units", "bootstrap"]
@@ -88,6 +88,10 @@ def resample_units(data: ModelData, draw: np.ndarray) -> ModelData:
     )
 
 
+#: above this share of failed replicates the bootstrap intervals are refused
+MAX_FAILED_SHARE = 0.05
+
+
 @dataclass(frozen=True)
 class BootstrapResults:
     """Bootstrap distribution of the target coefficients.
@@ -97,16 +101,73 @@ class BootstrapResults:
     params : Series
         The original estimate.
     draws : DataFrame
-        One row per successful bootstrap refit.
+        One row per successful replicate.
     n_failed : int
-        Refits that failed (e.g. perfect separation in a resample); they are
-        counted here and warned about, not silently dropped.
+        Replicates whose estimate does not exist (e.g. perfect separation in a
+        resample). They are not part of ``draws``: leaving them out biases the
+        intervals when many fail (the resamples that fail are not a random
+        subset), so above `MAX_FAILED_SHARE` of ``n_boot`` the intervals are
+        refused (`BootstrapFailureError`) and below it a warning gives the
+        count; ``summary`` reports it.
+    n_boot : int
+        Replicates asked for.
+    method : str
+        ``"replicate"`` (the fast bootstrap) or ``"refit"``.
+    studentized : DataFrame or None
+        Per successful replicate, ``(estimate - params) / se`` with the
+        replicate's own plain two-step standard errors (bootstrap-t).
+    studentizing_se : Series or None
+        The same standard errors at the original data.
+    failures : tuple of str
+        Why each failed replicate failed (the first few distinct reasons are in
+        the warning and the error).
     """
 
     params: pd.Series
     draws: pd.DataFrame
     n_failed: int
     seed: Any
+    n_boot: int = 0
+    method: str = "refit"
+    studentized: pd.DataFrame | None = None
+    studentizing_se: pd.Series | None = None
+    failures: tuple[str, ...] = ()
+
+    @classmethod
+    def collect(
+        cls, results: Any, names: list[str], estimates: list[np.ndarray], errors: list[np.ndarray] | None,
+        failures: list[str], n_boot: int, seed: Any, method: str,
+        studentizing_se: np.ndarray | None = None, replicate_of_estimate: np.ndarray | None = None,
+    ) -> BootstrapResults:
+        """Assemble the results; warn about failures, refuse when every replicate failed."""
+        n_failed = len(failures)
+        reasons = "; ".join(sorted(set(failures))[:3])
+        if len(estimates) < 2:
+            raise BootstrapFailureError(
+                f"{n_failed} of {n_boot} bootstrap replicates failed, fewer than two succeeded "
+                f"({reasons}); the bootstrap cannot be computed for this fit"
+            )
+        if n_failed:
+            refused = n_failed > MAX_FAILED_SHARE * n_boot
+            warnings.warn(
+                f"{n_failed} of {n_boot} bootstrap replicates failed ({reasons}) and are not "
+                f"in the bootstrap distribution"
+                + (f"; above {MAX_FAILED_SHARE:.0%} the intervals are refused" if refused else ""),
+                SynthInferWarning,
+                stacklevel=3,
+            )
+        params = pd.Series(np.asarray(results.params, dtype=float), index=names)
+        draws = pd.DataFrame(np.vstack(estimates), columns=names)
+        studentized = se = None
+        if errors is not None and studentizing_se is not None:
+            center = params.to_numpy() if replicate_of_estimate is None else replicate_of_estimate
+            with np.errstate(divide="ignore", invalid="ignore"):
+                studentized = pd.DataFrame((np.vstack(estimates) - center) / np.vstack(errors), columns=names)
+            se = pd.Series(studentizing_se, index=names)
+        return cls(
+            params=params, draws=draws, n_failed=n_failed, seed=seed, n_boot=n_boot, method=method,
+            studentized=studentized, studentizing_se=se, failures=tuple(failures),
+        )
 
     @property
     def bse(self) -> pd.Series:
@@ -117,29 +178,59 @@ class BootstrapResults:
         return self.draws.cov(ddof=1)
 
     def conf_int(self, alpha: float = 0.05, method: str = "percentile") -> pd.DataFrame:
-        """Intervals: ``"percentile"`` (quantiles of the draws) or ``"normal"`` (estimate +- z bse)."""
+        """Intervals: ``"percentile"`` (quantiles of the draws), ``"t"`` (bootstrap-t:
+        the estimate minus the quantiles of the studentized draws times the
+        estimate's standard error; fast bootstrap only) or ``"normal"``
+        (estimate +- z bse).
+
+        Raises `BootstrapFailureError` when more than `MAX_FAILED_SHARE` of the
+        replicates failed.
+        """
+        n_boot = self.n_boot or (len(self.draws) + self.n_failed)
+        if self.n_failed > MAX_FAILED_SHARE * n_boot:
+            raise BootstrapFailureError(
+                f"{self.n_failed} of {n_boot} bootstrap replicates failed "
+                f"({'; '.join(sorted(set(self.failures))[:3]) or 'see the warning'}): more than "
+                f"{MAX_FAILED_SHARE:.0%}, so an interval from the rest would be biased (the "
+                f"resamples that fail are not a random subset). Simplify the model (a rare "
+                f"level or covariate is the usual cause) or label more units"
+            )
         if method == "percentile":
             lower = self.draws.quantile(alpha / 2)
             upper = self.draws.quantile(1 - alpha / 2)
         elif method == "normal":
             z = stats.norm.ppf(1 - alpha / 2)
             lower, upper = self.params - z * self.bse, self.params + z * self.bse
+        elif method == "t":
+            if self.studentized is None or self.studentizing_se is None:
+                raise ValueError("bootstrap-t needs the fast bootstrap: res.bootstrap(method='replicate')")
+            t = self.studentized.replace([np.inf, -np.inf], np.nan)
+            lower = self.params - t.quantile(1 - alpha / 2) * self.studentizing_se
+            upper = self.params - t.quantile(alpha / 2) * self.studentizing_se
         else:
-            raise ValueError(f"method must be 'percentile' or 'normal', got {method!r}")
+            raise ValueError(f"method must be 'percentile', 't' or 'normal', got {method!r}")
         return pd.DataFrame({0: lower, 1: upper})
 
+    def summary(self, alpha: float = 0.05, method: str = "percentile") -> pd.DataFrame:
+        """Estimate, bootstrap SE and interval per term, with the replicate counts in ``attrs``."""
+        ci = self.conf_int(alpha, method)
+        table = pd.DataFrame({"estimate": self.params, "bootstrap_se": self.bse, "conf_low": ci[0], "conf_high": ci[1]})
+        table.attrs.update(n_boot=self.n_boot, n_failed=self.n_failed, method=self.method, interval=method)
+        return table
+
     def __repr__(self) -> str:
-        return f"<BootstrapResults: {len(self.draws)} draws, {self.n_failed} failed>"
+        return f"<BootstrapResults ({self.method}): {len(self.draws)} draws, {self.n_failed} of {self.n_boot or len(self.draws) + self.n_failed} failed>"
 
 
-def _refit(model: MomentModel, data: ModelData, draw: np.ndarray, fit_kwds: dict[str, Any]) -> np.ndarray | None:
+def _refit(model: MomentModel, data: ModelData, draw: np.ndarray, fit_kwds: dict[str, Any]) -> np.ndarray | str:
+    """The refit's target estimate, or why it failed."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = model.refit(resample_units(data, draw), **fit_kwds)
         return np.asarray(res.params, dtype=float)
-    except (ValueError, RuntimeError, np.linalg.LinAlgError):
-        return None
+    except (ValueError, RuntimeError, np.linalg.LinAlgError) as error:
+        return f"{type(error).__name__}: {str(error)[:120]}"
 
 
 def _cluster_draws(
@@ -155,14 +246,8 @@ def _cluster_draws(
     return draws
 
 
-def bootstrap(results: Any, n_boot: int = 999, seed: Any = None, jobs: int = 1, progress: bool = False) -> BootstrapResults:
-    """Resample units (or clusters) and refit; see :meth:`GMMSynthResults.bootstrap`."""
-    if n_boot < 2:
-        raise ValueError(f"n_boot must be at least 2, got {n_boot}")
-    model = results.model
-    data = model.model_data
-    rng = np.random.default_rng(seed)
-    # the covariance estimator says what is independent, and so what is drawn
+def _check_groups(results: Any) -> tuple[np.ndarray, int] | None:
+    """What the bootstrap draws: the covariance estimator says what is independent."""
     covariance, weighting = results.covariance, results.weighting
     groups = covariance.resampling_groups()
     if weighting is not covariance and weighting.groups is not None and (
@@ -173,6 +258,29 @@ def bootstrap(results: Any, n_boot: int = 999, seed: Any = None, jobs: int = 1, 
             f"independent, but the weight matrix ({weighting.description}) groups the units "
             f"differently; use the same groups for both"
         )
+    return groups
+
+
+def bootstrap(
+    results: Any, n_boot: int = 999, seed: Any = None, jobs: int = 1, progress: bool = False,
+    method: str = "fast",
+) -> BootstrapResults:
+    """Resample units (or clusters) and refit; see :meth:`GMMSynthResults.bootstrap`."""
+    if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise ValueError(f"n_boot must be an integer of at least 2, got {n_boot!r}")
+    if method in ("fast", "replicate"):
+        from .replicate import fast_bootstrap, replicate_bootstrap
+
+        _check_groups(results)
+        run = fast_bootstrap if method == "fast" else replicate_bootstrap
+        return run(results, n_boot=int(n_boot), seed=seed, progress=progress)
+    if method != "refit":
+        raise ValueError(f"method must be 'fast', 'replicate' or 'refit', got {method!r}")
+    model = results.model
+    data = model.model_data
+    rng = np.random.default_rng(seed)
+    covariance, weighting = results.covariance, results.weighting
+    groups = _check_groups(results)
     draws: list[tuple[np.ndarray, np.ndarray | None]]
     if groups is not None:
         draws = _cluster_draws(groups[0], groups[1], n_boot, rng)
@@ -182,7 +290,12 @@ def bootstrap(results: Any, n_boot: int = 999, seed: Any = None, jobs: int = 1, 
     def fit_kwds(new_groups: np.ndarray | None) -> dict[str, Any]:
         cov_type, cov_kwds = covariance.for_resample(new_groups)
         weight_type, weight_kwds = weighting.for_resample(new_groups)
-        return {"cov_type": cov_type, "cov_kwds": cov_kwds, "weight_type": weight_type, "weight_kwds": weight_kwds}
+        # the estimator itself (its shrinkage) is refitted; the covariance correction
+        # does not move the estimate, so the refits skip it
+        return {
+            "cov_type": cov_type, "cov_kwds": cov_kwds, "weight_type": weight_type,
+            "weight_kwds": weight_kwds, "shrinkage": getattr(results, "shrinkage", None), "correction": None,
+        }
 
     iterator: Any = draws
     if progress:
@@ -196,20 +309,6 @@ def bootstrap(results: Any, n_boot: int = 999, seed: Any = None, jobs: int = 1, 
 
         fits = Parallel(n_jobs=jobs)(delayed(_refit)(model, data, draw, fit_kwds(new)) for draw, new in iterator)
     names = list(model.exog_names)
-    good = [f for f in fits if f is not None]
-    n_failed = len(fits) - len(good)
-    if n_failed:
-        warnings.warn(
-            f"{n_failed} of {n_boot} bootstrap refits failed (e.g. separation in a resample) "
-            f"and are left out of the bootstrap distribution",
-            SynthInferWarning,
-            stacklevel=3,
-        )
-    if len(good) < 2:
-        raise RuntimeError("fewer than two bootstrap refits succeeded")
-    return BootstrapResults(
-        params=pd.Series(np.asarray(results.params, dtype=float), index=names),
-        draws=pd.DataFrame(np.vstack(good), columns=names),
-        n_failed=n_failed,
-        seed=seed,
-    )
+    estimates = [f for f in fits if not isinstance(f, str)]
+    failures = [f for f in fits if isinstance(f, str)]
+    return BootstrapResults.collect(results, names, estimates, None, failures, n_boot, seed, "refit")

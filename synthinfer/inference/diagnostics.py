@@ -93,6 +93,7 @@ def _refit(results: Any, sources: tuple) -> Any:
         return model.refit(
             data, cov_type=results.cov_type, cov_kwds=results.cov_kwds,
             weight_type=results.weight_type, weight_kwds=results.weight_kwds,
+            correction=results.correction, shrinkage=results.shrinkage,
         )
 
 

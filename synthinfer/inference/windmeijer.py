@@ -144,7 +144,12 @@ def step_one_sensitivity(results: FittedMoments) -> np.ndarray:
     A = np.linalg.solve(GW @ G, GW)
     v = W @ model.momcond_mean(beta2)
     # W = S_w(beta1)^-1: the derivative is the weight matrix's estimator's
-    return A @ _ds_times_v(model, beta1, v, results.weighting)
+    weighting = results.weighting
+    if hasattr(weighting, "ds_times_v"):
+        # a weight matrix built from a base S (shrunk): its derivative from the base's
+        base = weighting.base
+        return A @ weighting.ds_times_v(lambda u: _ds_times_v(model, beta1, u, base), v)
+    return A @ _ds_times_v(model, beta1, v, weighting)
 
 
 def windmeijer_covariance(results: FittedMoments) -> np.ndarray:

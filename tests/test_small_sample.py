@@ -1,0 +1,234 @@
+"""The default small-sample behaviour: Stein shrinkage of the weight matrix, the
+small-sample correction of the intervals, the sparse-covariate warning, and
+the fast (k-step) bootstrap checked against the exact replicate and the refit."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.stats
+
+import synthinfer.api as smf
+from synthinfer.exceptions import SparseCovariateWarning, SpecificationError
+from synthinfer.inference.replicate import KStepBootstrap, ReplicateBootstrap
+from synthinfer.inference.small_sample import SmallSampleCorrection
+from synthinfer.simulate import make_study
+
+
+def _model(model="ols", n_units=1000, n_labeled=100, aux="useful", seed=0, **kwds):
+    study = make_study(model, n_units=n_units, n_labeled=n_labeled, aux=aux, seed=seed)
+    return study, smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, synth=study.synth, model=model, **kwds)
+
+
+# -- Stein shrinkage -------------------------------------------------------------
+def test_shrunk_estimate_is_the_convex_combination_of_human_only_and_two_step() -> None:
+    # OLS: eta does not depend on the shrinkage and theta is linear in it, exactly
+    for seed in range(20):
+        study, model = _model("ols", n_labeled=60, aux="noise", seed=seed)
+        shrunk = model.fit()
+        factor = shrunk.weighting.factor
+        if 0.05 < factor < 0.95:
+            break
+    else:
+        pytest.fail("no seed with a shrinkage factor strictly inside (0, 1)")
+    two_step = model.fit(shrinkage=None)
+    human = smf.classical(study.formula, real=study.real).fit()
+    np.testing.assert_allclose(shrunk.params, (1 - factor) * human.params + factor * two_step.params, rtol=1e-8)
+    assert f"s = {factor:.3f}" in str(shrunk.summary())
+
+
+def test_factor_zero_gives_the_human_only_fit_and_its_intervals() -> None:
+    for seed in range(20):
+        study, model = _model("logit", n_labeled=80, aux="noise", seed=seed)
+        res = model.fit()
+        if res.weighting.factor == 0.0:
+            break
+    else:
+        pytest.fail("no seed whose Stein statistic is below its degrees of freedom")
+    human = smf.classical(study.formula, real=study.real, model="logit").fit()
+    np.testing.assert_allclose(res.params, human.params, rtol=1e-7)
+    # no auxiliary coefficient is counted and Windmeijer's term vanishes for theta
+    np.testing.assert_allclose(res.bse, human.bse, rtol=1e-6)
+    np.testing.assert_allclose(res.conf_int(), human.conf_int(), rtol=1e-6)
+    assert res.df_resid == human.df_resid == 80 - 3
+
+
+def test_informative_sources_are_not_shrunk_in_large_samples() -> None:
+    _, model = _model("logit", n_units=4000, n_labeled=1000)
+    res = model.fit()
+    assert res.weighting.factor > 0.97
+    plain = model.fit(correction=None, shrinkage=None)
+    # the correction vanishes: within 2% of the plain two-step width
+    ratio = res.bse / plain.bse
+    assert (ratio >= 1.0).all() and (ratio < 1.02).all()
+
+
+def test_bad_shrinkage_and_correction_names() -> None:
+    _, model = _model()
+    with pytest.raises(ValueError, match="shrinkage"):
+        model.fit(shrinkage="ridge")
+    with pytest.raises(ValueError, match="correction"):
+        model.fit(correction="hc3")
+    # "none" is accepted for both, as None
+    res = model.fit(correction="none", shrinkage="none")
+    assert res.small_sample is None and not res.use_t
+
+
+# -- the small-sample correction ------------------------------------------------------
+def test_correction_counts_and_t_reference() -> None:
+    _, model = _model("ols", n_labeled=100)
+    res = model.fit()
+    s = res.weighting.factor
+    correction = res.small_sample
+    # p = 3 target parameters; q M = 3 x 2 auxiliary labeled moments, shrunk by s
+    assert correction.auxiliary_coefficients == pytest.approx(6 * s)
+    assert correction.df == pytest.approx(100 - 3 - 6 * s)
+    assert correction.factor == pytest.approx(100 / (100 - 3 - 6 * s))
+    windmeijer = model.fit(correction="windmeijer")
+    np.testing.assert_allclose(res.params, windmeijer.params, rtol=1e-12)
+    np.testing.assert_allclose(res.bse, windmeijer.bse * np.sqrt(correction.factor), rtol=1e-10)
+    t = scipy.stats.t.ppf(0.975, correction.df)
+    np.testing.assert_allclose(res.conf_int()[1] - res.params, t * res.bse, rtol=1e-10)
+    text = str(res.summary())
+    assert "small-sample correction" in text and "P>|t|" in text
+
+
+def test_correction_needs_more_labeled_units_than_coefficients() -> None:
+    with pytest.raises(SpecificationError, match="more labeled units than estimated coefficients"):
+        SmallSampleCorrection.of(8, None, 3, 6.0)
+    clustered = SmallSampleCorrection.of(100, 30, 3, 0.0)
+    assert clustered.df == 29
+    assert clustered.factor == pytest.approx(30 / 29 * 99 / 97)
+
+
+def test_sparse_binary_covariate_is_named() -> None:
+    study = make_study("ols", n_units=500, n_labeled=60, seed=3)
+    rare = pd.Series(0.0, index=study.proxy.index)
+    rare[study.real.index[:2]] = 1.0
+    rare[study.proxy.index.difference(study.real.index)[:40]] = 1.0
+    real, proxy = study.real.assign(d=rare[study.real.index]), study.proxy.assign(d=rare)
+    with pytest.warns(SparseCovariateWarning, match="'d' takes its rarer value on only 2 of the 60 labeled units"):
+        smf.gmm_proxy("y ~ x1 + d", real=real, proxy=proxy).fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SparseCovariateWarning)
+        smf.gmm_proxy("y ~ x1 + x2", real=real, proxy=proxy).fit()
+
+
+# -- the fast bootstrap --------------------------------------------------------------
+@pytest.mark.parametrize("shrinkage", ["stein", None])
+@pytest.mark.parametrize("family", ["ols", "logit"])
+def test_identity_draw_reproduces_the_fit(family, shrinkage) -> None:
+    _, model = _model(family, n_labeled=150)
+    res = model.fit(shrinkage=shrinkage)
+    plain = model.fit(shrinkage=shrinkage, correction=None)
+    theta, se = ReplicateBootstrap(res).replicate(ReplicateBootstrap(res).identity_draw())
+    np.testing.assert_allclose(theta, res.params, rtol=1e-4, atol=1e-4 * plain.bse.max())
+    np.testing.assert_allclose(se, plain.bse, rtol=1e-3)
+    engine = KStepBootstrap(res)
+    theta, se, failures = engine.run([engine.identity_draw()])
+    np.testing.assert_allclose(theta[0], res.params, atol=1e-3 * plain.bse.max())
+    np.testing.assert_allclose(se[0], plain.bse, rtol=1e-4)
+    assert not failures
+
+
+@pytest.mark.parametrize("family", ["ols", "logit"])
+def test_fast_replicates_are_close_to_the_exact_two_step_on_the_same_draws(family) -> None:
+    _, model = _model(family, n_labeled=300, n_units=1500)
+    res = model.fit()
+    exact = res.bootstrap(60, seed=4, method="replicate")
+    fast = res.bootstrap(60, seed=4, method="fast")
+    gap = np.abs(fast.draws - exact.draws) / res.bse
+    # two Newton steps from the estimate: measured at most 0.03 SE (logit, n = 300)
+    assert gap.to_numpy().max() < 0.08
+
+
+def test_fast_bootstrap_matches_the_refit_bootstrap_within_monte_carlo_error() -> None:
+    _, model = _model("ols", n_labeled=200)
+    res = model.fit()
+    refit = res.bootstrap(300, seed=1, method="refit")
+    fast = res.bootstrap(2000, seed=1)
+    # endpoints of the percentile interval: MC SE about 0.1 SE with B = 300
+    gap = (fast.conf_int() - refit.conf_int()).abs().to_numpy() / res.bse.to_numpy()[:, None]
+    assert gap.max() < 0.35
+    np.testing.assert_allclose(fast.bse, refit.bse, rtol=0.15)
+    assert fast.method == "fast" and fast.n_boot == 2000 and fast.n_failed == 0
+
+
+def test_bootstrap_t_and_percentile_intervals() -> None:
+    _, model = _model("logit", n_labeled=200)
+    res = model.fit()
+    boot = res.bootstrap(499, seed=3)
+    t_ci, p_ci = boot.conf_int(method="t"), boot.conf_int()
+    assert (t_ci[0] < res.params).all() and (res.params < t_ci[1]).all()
+    assert (p_ci[0] < p_ci[1]).all()
+    # bootstrap-t from the studentized draws and the plain standard error
+    t = boot.studentized.quantile(0.975)
+    np.testing.assert_allclose(t_ci[0], res.params - t * boot.studentizing_se, rtol=1e-10)
+    table = boot.summary(method="t")
+    assert table.attrs["n_boot"] == 499 and list(table.columns) == ["estimate", "bootstrap_se", "conf_low", "conf_high"]
+    refit = res.bootstrap(5, seed=3, method="refit")
+    with pytest.raises(ValueError, match="fast bootstrap"):
+        refit.conf_int(method="t")
+
+
+def test_fast_bootstrap_clusters_and_labeling_probabilities() -> None:
+    study = make_study("ols", n_units=3000, n_labeled=600, seed=9)
+    rng = np.random.default_rng(0)
+    cluster = pd.Series(rng.integers(0, 150, size=3000), index=study.proxy.index)
+    proxy = study.proxy.assign(cluster=cluster)
+    model = smf.gmm_synth(study.formula, real=study.real, proxy=proxy, synth=study.synth)
+    res = model.fit(cov_type="cluster", cov_kwds={"groups": "cluster"})
+    boot = res.bootstrap(400, seed=2)
+    np.testing.assert_allclose(boot.bse, res.bse, rtol=0.2)
+    prob = np.clip(rng.uniform(0.1, 0.5, size=600), 0, 1)
+    weighted = smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, synth=study.synth, labeling_prob=prob).fit()
+    boot = weighted.bootstrap(400, seed=2)
+    np.testing.assert_allclose(boot.bse, weighted.bse, rtol=0.2)
+
+
+@pytest.mark.parametrize("family", ["probit", "poisson", "mnlogit", "quantile"])
+def test_fast_bootstrap_runs_for_other_families(family) -> None:
+    from synthinfer.families import Quantile
+
+    rng = np.random.default_rng(1)
+    N, n = 2000, 400
+    x = rng.normal(size=N)
+    index = pd.Index([f"u{i}" for i in range(N)], name="unit")
+    if family == "mnlogit":
+        y = np.array(["a", "b", "c"])[np.clip(np.round(x + rng.normal(size=N)).astype(int) + 1, 0, 2)]
+    elif family == "poisson":
+        y = rng.poisson(np.exp(0.3 + 0.5 * x)).astype(float)
+    elif family == "probit":
+        y = (0.2 + x + rng.normal(size=N) > 0).astype(float)
+    else:
+        y = 1 + x + rng.standard_t(5, size=N)
+    frame = pd.DataFrame({"y": y, "x": x}, index=index)
+    proxy = frame.copy()
+    flip = rng.random(N) < 0.15
+    if family == "mnlogit":
+        proxy.loc[flip, "y"] = "a"
+    elif family in ("probit",):
+        proxy.loc[flip, "y"] = 1 - proxy.loc[flip, "y"]
+    else:
+        proxy["y"] = proxy["y"] + rng.normal(scale=0.5, size=N) * (family != "poisson")
+        if family == "poisson":
+            proxy["y"] = rng.poisson(np.exp(0.3 + 0.5 * x)).astype(float)
+    real = frame.iloc[:n]
+    spec = Quantile(0.5) if family == "quantile" else family
+    res = smf.gmm_proxy("y ~ x", real=real, proxy=proxy, model=spec).fit()
+    boot = res.bootstrap(300, seed=1)
+    assert boot.n_failed == 0 and np.isfinite(boot.draws.to_numpy()).all()
+    np.testing.assert_allclose(boot.bse, res.bse, rtol=0.35)
+
+
+def test_bootstrap_argument_errors() -> None:
+    _, model = _model()
+    res = model.fit()
+    for bad in (1, 0, 2.5):
+        with pytest.raises(ValueError, match="at least 2"):
+            res.bootstrap(bad)
+    with pytest.raises(ValueError, match="method must be"):
+        res.bootstrap(10, method="jackknife")

@@ -8,11 +8,15 @@ For each model (OLS, logit) and labeled n (50, 100) it draws seeded studies
 two synthetic samples per unit) and records whether the nominal 95% interval
 of each coefficient covers the truth, for:
 
-- ``plain``: the two-step GMM interval, ``fit()``;
-- ``windmeijer``: ``fit(correction="windmeijer")``;
-- ``bootstrap percentile`` / ``bootstrap normal``: ``res.bootstrap(B, seed=i)``
-  (on the first ``--boot-studies`` studies: each costs B refits);
-- ``human only``: the classical fit on the labeled units.
+- ``plain``: the two-step GMM interval, ``fit(correction=None, shrinkage=None)``;
+- ``windmeijer``: ``fit(correction="windmeijer", shrinkage=None)``;
+- ``bootstrap percentile`` / ``bootstrap normal``: ``res.bootstrap(B, seed=i,
+  method="refit")`` of the plain fit (on the first ``--boot-studies`` studies:
+  each costs B refits);
+- ``human only``: the classical fit on the labeled units, HC0 (``correction=None``).
+
+These were the package's options before the small-sample default; the study
+of the default is ``benchmarks/small_sample_study.py``.
 
 A fit that fails (e.g. perfect separation in a small logit sample) is
 counted per method, never dropped silently. Writes ``coverage.csv`` and
@@ -49,17 +53,17 @@ def one_study(model: str, n_labeled: int, seed: int, n_boot: int) -> dict[str, n
         warnings.simplefilter("ignore")
         fitted = smf.gmm_synth(study.formula, real=study.real, proxy=study.proxy, synth=study.synth, model=model)
         try:
-            res = fitted.fit()
+            res = fitted.fit(correction=None, shrinkage=None)
             hits["plain"] = _covers(res.conf_int(), study.truth)
-            hits["windmeijer"] = _covers(fitted.fit(correction="windmeijer").conf_int(), study.truth)
+            hits["windmeijer"] = _covers(fitted.fit(correction="windmeijer", shrinkage=None).conf_int(), study.truth)
             if n_boot:
-                boot = res.bootstrap(n_boot, seed=seed)
+                boot = res.bootstrap(n_boot, seed=seed, method="refit")
                 hits["bootstrap percentile"] = _covers(boot.conf_int(), study.truth)
                 hits["bootstrap normal"] = _covers(boot.conf_int(method="normal"), study.truth)
         except (ValueError, RuntimeError, np.linalg.LinAlgError):
             pass
         try:
-            human = smf.classical(study.formula, real=study.real, model=model).fit()
+            human = smf.classical(study.formula, real=study.real, model=model).fit(correction=None)
             hits["human only"] = _covers(human.conf_int(), study.truth)
         except (ValueError, RuntimeError, np.linalg.LinAlgError):
             pass

@@ -278,12 +278,31 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         A rejection says the auxiliary moments do not have the same mean on the
         labeled units as on all units: the auxiliary data was not generated the
         same way for labeled and unlabeled units, or the labeled units are not a
-        random subset.
+        random subset. With the small-sample correction (the default) the
+        p-value is Hotelling's F on (df, n - df) degrees of freedom (n labeled
+        units, or G clusters), else chi-square with df.
         """
         df = self.model.nmoms - self.model.k_params
         if df == 0:
             return 0.0, np.nan, 0
-        return self.jval, float(stats.chi2.sf(self.jval, df)), df
+        return self.jval, self._j_pvalue(self.jval, df), df
+
+    def _j_pvalue(self, jval: float, df: int) -> float:
+        """chi-square p-value; with the small-sample correction, Hotelling's F.
+
+        J compares the auxiliary moments' mean on the labeled units with their
+        mean on all units, with a covariance estimated from the n labeled units
+        (or G clusters): Hotelling's T^2 of dimension df, for which
+        ``(m - df) / ((m - 1) df) T^2`` is F(df, m - df) with m = n (or G). The
+        chi-square reference over-rejects at small m; the F does not and tends
+        to it as m grows.
+        """
+        correction = self.small_sample
+        if correction is not None:
+            m = correction.n_clusters if correction.n_clusters is not None else correction.n_labeled
+            if m - df >= 1:
+                return float(stats.f.sf(jval * (m - df) / ((m - 1.0) * df), df, m - df))
+        return float(stats.chi2.sf(jval, df))
 
     @cached_property
     def _generalized_j(self) -> float:

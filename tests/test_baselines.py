@@ -58,7 +58,7 @@ def test_ppi_matches_ppi_python(ppi_py, model, lam) -> None:
     arrays = _ppi_arrays(study)
     ci_function, point_function = _reference_functions(ppi_py, model)
     # ppi-python's convention: score variances with ddof=1 (np.cov); alpha=0.1 by default
-    res = smf.ppi(study.formula, real=study.real, proxy=study.proxy, model=model, lam=lam).fit(ddof=1)
+    res = smf.ppi(study.formula, real=study.real, proxy=study.proxy, model=model, lam=lam).fit(ddof=1, correction=None)
     lower, upper = ci_function(*arrays, alpha=0.1, lam=None if lam == "auto" else lam)
     ours = res.conf_int(alpha=0.1).to_numpy()
     np.testing.assert_allclose(ours[:, 0], lower, rtol=1e-6)
@@ -90,13 +90,13 @@ def test_ppi_with_labeling_probabilities_matches_ppi_python_weights(ppi_py, mode
     res = smf.ppi(
         study.formula, real=study.real, proxy=study.proxy.assign(pi=prob), model=model, lam=lam,
         labeling_prob="pi",
-    ).fit(ddof=1)
+    ).fit(ddof=1, correction=None)
     lower, upper = ci_function(*arrays, alpha=0.1, lam=None if lam == "auto" else lam, **weights)
     ours = res.conf_int(alpha=0.1).to_numpy()
     np.testing.assert_allclose(ours[:, 0], lower, rtol=1e-6)
     np.testing.assert_allclose(ours[:, 1], upper, rtol=1e-6)
     # the weights matter here: the unweighted interval is elsewhere
-    plain = smf.ppi(study.formula, real=study.real, proxy=study.proxy, model=model, lam=lam).fit(ddof=1)
+    plain = smf.ppi(study.formula, real=study.real, proxy=study.proxy, model=model, lam=lam).fit(ddof=1, correction=None)
     assert np.max(np.abs(plain.conf_int(alpha=0.1).to_numpy()[:, 0] - lower)) > 1e-3
 
 
@@ -136,10 +136,16 @@ def test_ppi_bad_labeling_probabilities_are_errors(prob, match) -> None:
 @pytest.mark.parametrize("model", MODELS)
 def test_lam_zero_is_classical_and_classical_is_statsmodels(model) -> None:
     study = make_study(model, n_units=1500, n_labeled=250, seed=9)
-    ppi0 = smf.ppi(study.formula, real=study.real, proxy=study.proxy, model=model, lam=0).fit()
+    ppi0 = smf.ppi(study.formula, real=study.real, proxy=study.proxy, model=model, lam=0).fit(correction=None)
     classical = smf.classical(study.formula, real=study.real, model=model).fit(correction=None)
     np.testing.assert_allclose(ppi0.params, classical.params, rtol=1e-10)
     np.testing.assert_allclose(ppi0.bse, classical.bse, rtol=1e-10)
+    # and the defaults (small-sample correction: HC1 with t(n - p)) agree too
+    ppi0_default = smf.ppi(study.formula, real=study.real, proxy=study.proxy, model=model, lam=0).fit()
+    classical_default = smf.classical(study.formula, real=study.real, model=model).fit()
+    np.testing.assert_allclose(ppi0_default.bse, classical_default.bse, rtol=1e-10)
+    np.testing.assert_allclose(ppi0_default.conf_int(), classical_default.conf_int(), rtol=1e-10)
+    np.testing.assert_allclose(ppi0_default.bse, ppi0.bse * np.sqrt(250 / 247), rtol=1e-12)
     X = sm.add_constant(study.real[["x1", "x2"]]).rename(columns={"const": "Intercept"})
     family = {"ols": sm.OLS, "logit": sm.Logit, "poisson": sm.Poisson}[model]
     kwds = {} if model == "ols" else {"disp": 0}

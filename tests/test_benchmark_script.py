@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -64,3 +66,38 @@ def test_small_sample_coverage_quick_run(tmp_path) -> None:
     assert (boot["studies"] + boot["failed"] == 2).all()  # bootstrapped studies only
     assert ((table.studies + table.failed)[~table.method.str.startswith("bootstrap")] == 4).all()
     assert "| plain |" in (tmp_path / "coverage.md").read_text()
+
+
+STUDY_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "small_sample_study.py"
+BOOTSTRAP_SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_bootstrap.py"
+
+
+def _load(path: Path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_small_sample_study_quick_run(tmp_path) -> None:
+    module = _load(STUDY_SCRIPT)
+    assert module.main(["--quick", "--output", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "cells.csv")
+    assert set(module.METHODS) <= set(table["method"])
+    assert table["coverage"].dropna().between(0, 1).all()
+    fits = table[table.method.isin(module.FIT_METHODS)]
+    assert ((fits.studies + fits.failed) == 6).all()
+    boot = table[table.method.isin(module.BOOT_METHODS)]
+    assert ((boot.studies + boot.failed) == 2).all()  # bootstrapped studies only
+    # the human-only fit is its own MSE reference
+    assert np.allclose(table[table.method == "human HC0"].rel_mse, 1.0)
+    assert "| ols n=50 useful |" in (tmp_path / "summary.md").read_text()
+
+
+def test_bootstrap_benchmark_quick_run(tmp_path) -> None:
+    module = _load(BOOTSTRAP_SCRIPT)
+    assert module.main(["--quick", "--output", str(tmp_path)]) == 0
+    table = pd.read_csv(tmp_path / "results.csv")
+    assert list(table.method) == ["fast"] and (table.ratio_to_one_fit > 0).all()
+    assert "bootstrap / one fit" in (tmp_path / "results.md").read_text()

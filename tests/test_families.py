@@ -312,7 +312,7 @@ def test_ppi_mean_equals_ppi_python_ppi_mean_ci(lam) -> None:
     from ppi_py import ppi_mean_ci, ppi_mean_pointestimate
 
     real, proxy, _ = _frames("ols", n_units=3000, n_labeled=250, seed=8)
-    res = smf.ppi("y ~ 1", real=real, proxy=proxy, model="mean", lam=lam).fit()
+    res = smf.ppi("y ~ 1", real=real, proxy=proxy, model="mean", lam=lam).fit(correction=None)
     Y = real["y"].to_numpy()
     Yhat = proxy.loc[real.index, "y"].to_numpy()
     Yhat_unlabeled = proxy.drop(real.index)["y"].to_numpy()

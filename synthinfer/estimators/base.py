@@ -55,14 +55,24 @@ class BaselineResults(ReportingMixin, LikelihoodModelResults):
         self.use_t = False
         self.cov_type = "HC0"
         self.cov_kwds: dict[str, Any] = {}
-        self.__dict__.update(attrs)
+        self.small_sample_df: float | None = None
+        # setattr, not __dict__.update: statsmodels' use_t is a property
+        for name, value in attrs.items():
+            setattr(self, name, value)
 
     def _summary_top(self) -> tuple[list, list]:
         right: list = [("Covariance Type:", [self.cov_type])]
         return [], right + self.model.summary_rows(self)
 
     def _summary_notes(self) -> list[str]:
-        notes = ["Standard errors are robust (sandwich); inference is normal (z)."]
+        if self.small_sample_df is not None:
+            notes = [
+                f"Standard errors are robust (sandwich) with the small-sample correction: "
+                f"covariance x n/(n - p - tuned lambda) = {self.small_sample_factor:.3f} and a "
+                f"t({self.small_sample_df:.4g}) reference; fit(correction=None) gives normal inference."
+            ]
+        else:
+            notes = ["Standard errors are robust (sandwich); inference is normal (z)."]
         if self.model.family.jacobian_note:
             notes.append(self.model.family.jacobian_note)
         return notes + self.model.summary_notes(self)

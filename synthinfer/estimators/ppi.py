@@ -292,7 +292,7 @@ class PPI(BaselineModel):
         inv_hessian = np.linalg.inv(self._hessian(params, lam))
         return inv_hessian @ (n / n_unl * var_unl + var) @ inv_hessian / n
 
-    def fit(self, ddof: int = 0) -> BaselineResultsWrapper:  # type: ignore[override]
+    def fit(self, ddof: int = 0, correction: str | None = "small-sample") -> BaselineResultsWrapper:  # type: ignore[override]
         """PPI++ estimate and covariance.
 
         Parameters
@@ -300,7 +300,18 @@ class PPI(BaselineModel):
         ddof : int
             Degrees of freedom of the score variances. 0 (default) makes
             ``lam=0`` exactly the classical HC0 fit; ppi-python uses 1.
+        correction : {"small-sample", None}
+            ``"small-sample"`` (default): the covariance times ``n / (n - p - t)``
+            and Student's t inference with ``n - p - t`` degrees of freedom (p
+            parameters, t = 1 when lambda is tuned on the same labels, else 0),
+            as the GMM estimators' default; with ``lam=0`` it is the classical
+            default (HC1 with t). None: the sandwich with normal inference, as
+            ppi-python.
         """
+        if correction == "none":
+            correction = None
+        if correction not in ("small-sample", None):
+            raise ValueError(f"correction must be 'small-sample' or None, got {correction!r}")
         start = None
         if self.lam == "auto":
             try:
@@ -325,7 +336,19 @@ class PPI(BaselineModel):
         params = self._point_estimate(lam, start)
         cov = self._covariance(params, lam, ddof)
         cov_type = "HC0" if ddof == 0 else f"HC0, ddof={ddof}"
-        return self._results(params, cov, lam=lam, lam_tuned=tuned, ddof=ddof, cov_type=cov_type)
+        extra: dict = {}
+        if correction == "small-sample":
+            n, p = self.model_data.n_labeled, len(params)
+            df = n - p - (1 if tuned else 0)
+            if df < 1:
+                raise SpecificationError(
+                    f"the small-sample correction needs more labeled units than estimated "
+                    f"coefficients: n = {n}, p = {p}{' and a tuned lambda' if tuned else ''}; "
+                    f"fit(correction=None) for the plain sandwich"
+                )
+            cov = cov * n / df
+            extra = {"use_t": True, "df_resid": float(df), "small_sample_df": float(df), "small_sample_factor": n / df}
+        return self._results(params, cov, lam=lam, lam_tuned=tuned, ddof=ddof, cov_type=cov_type, **extra)
 
     def summary_rows(self, results: BaselineResults) -> list:
         how = "power-tuned" if results.lam_tuned else "fixed"

@@ -265,7 +265,7 @@ def bootstrap(
     results: Any, n_boot: int = 999, seed: Any = None, jobs: int = 1, progress: bool = False,
     method: str = "fast",
 ) -> BootstrapResults:
-    """Resample units (or clusters) and refit; see :meth:`GMMSynthResults.bootstrap`."""
+    """Resample units (or clusters) and refit; see `GMMSynthResults.bootstrap`."""
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer of at least 2, got {n_boot!r}")
     if method in ("fast", "replicate"):

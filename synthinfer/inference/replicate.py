@@ -312,7 +312,7 @@ class ReplicateBootstrap:
 
 
 def replicate_bootstrap(results: Any, n_boot: int, seed: Any = None, progress: bool = False) -> Any:
-    """Draw ``n_boot`` replicates; see :meth:`GMMSynthResults.bootstrap` (``method="replicate"``)."""
+    """Draw ``n_boot`` replicates; see `GMMSynthResults.bootstrap` (``method="replicate"``)."""
     from .bootstrap import BootstrapResults
 
     engine = ReplicateBootstrap(results)
@@ -556,7 +556,7 @@ class KStepBootstrap(ReplicateBootstrap):
 
 
 def fast_bootstrap(results: Any, n_boot: int, seed: Any = None, progress: bool = False, chunk: int = 128) -> Any:
-    """The batched k-step bootstrap; see :meth:`GMMSynthResults.bootstrap` (``method="fast"``)."""
+    """The batched k-step bootstrap; see `GMMSynthResults.bootstrap` (``method="fast"``)."""
     from .bootstrap import BootstrapResults
 
     engine = KStepBootstrap(results)

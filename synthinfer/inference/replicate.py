@@ -475,7 +475,7 @@ class KStepBootstrap(ReplicateBootstrap):
         def sums(g: np.ndarray, J: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             """Replicate moment sums at ``at`` (B, P) from unit terms at their own point, and G sums."""
             total = counts @ g + pool_vec + share[:, None] * ((at - self.params) @ self.J_pool.T)
-            G = np.einsum("bn,nkp->bkp", counts, J) + share[:, None, None] * self.J_pool
+            G = (counts @ J.reshape(len(J), -1)).reshape(len(counts), *J.shape[1:]) + share[:, None, None] * self.J_pool
             return total, G
 
         # step 1: one Newton step from the fit's step-1 values
@@ -497,8 +497,9 @@ class KStepBootstrap(ReplicateBootstrap):
         del just
         # S at the step-1 values: the labeled units' moments expanded around the fit's
         delta = step_one - self.start
-        g1 = self.g_one[None] + np.einsum("nkp,bp->bnk", self.J_one, delta)
-        total1 = np.einsum("bn,bnk->bk", counts, g1) + pool_vec + share[:, None] * ((step_one - self.params) @ self.J_pool.T)
+        n, K1, P1 = self.J_one.shape
+        g1 = self.g_one[None] + (self.J_one.reshape(n * K1, P1) @ delta.T).T.reshape(B, n, K1)
+        total1 = np.matmul(counts[:, None, :], g1)[:, 0] + pool_vec + share[:, None] * ((step_one - self.params) @ self.J_pool.T)
         s1 = self._batch_s(g1, total1 / n_units[:, None], counts, group_counts, D, n_units)
         W = self._batch_weights(s1, independent)
         # step 2: Gauss-Newton steps from the estimate; the first with the unit
@@ -510,9 +511,9 @@ class KStepBootstrap(ReplicateBootstrap):
         bad = failed.copy()
         for step in range(self.steps):
             if step:
-                g_units, J_units = self._replicate_terms(at, bad)
-                total = np.einsum("bn,bnk->bk", counts, g_units) + pool_vec + share[:, None] * ((at - self.params) @ self.J_pool.T)
-                G = np.einsum("bn,bnkp->bkp", counts, J_units) + share[:, None, None] * self.J_pool
+                g_units, G_labeled = self._replicate_terms(at, counts, bad)
+                total = np.matmul(counts[:, None, :], g_units)[:, 0] + pool_vec + share[:, None] * ((at - self.params) @ self.J_pool.T)
+                G = G_labeled + share[:, None, None] * self.J_pool
             gbar, G_mean = total / n_units[:, None], G / n_units[:, None, None]
             GW = np.matmul(np.swapaxes(G_mean, 1, 2), W)
             hessian = np.matmul(GW, G_mean)
@@ -542,17 +543,33 @@ class KStepBootstrap(ReplicateBootstrap):
         estimates[bad] = np.nan
         return estimates[:, :p], se, reasons
 
-    def _replicate_terms(self, at: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each replicate's unit terms at its own iterate, (B, n, K) and (B, n, K, P)."""
+    def _replicate_terms(self, at: np.ndarray, counts: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each replicate's labeled unit moments at its own iterate, (B, n, K), and
+        the count-weighted sum of their Jacobians, (B, K, P)."""
+        layout, data = self.layout, self.data
         B = len(at)
         g = np.empty((B, *self.g_hat.shape))
-        J = np.empty((B, *self.J_hat.shape))
+        G = np.zeros((B, layout.n_moments, layout.n_params))
+        w = self.w
         for b in range(B):
             if bad[b]:
-                g[b], J[b] = self.g_hat, self.J_hat
+                g[b] = self.g_hat
                 continue
-            g[b], J[b] = self._unit_terms(at[b])
-        return g, J
+            theta, *etas = layout.split_params(at[b])
+            c = counts[b]
+            target = self.family.evaluate(data.X, data.y, theta)
+            g[b, :, layout.moment_block(0)] = target.values() * w[:, None]
+            G[b, layout.moment_block(0), layout.param_block(0)] = target.jacobian(c * w)
+            for m, (rows, eta) in enumerate(zip(self.sources, etas)):
+                evaluation = self.family.evaluate(rows.X, rows.y, eta)
+                per_unit = np.asarray(rows.aggregate @ evaluation.values())
+                g[b, :, layout.labeled_block(m)] = per_unit * w[:, None]
+                g[b, :, layout.all_units_block(m)] = per_unit
+                row_counts = c[rows.labeled_of_row] * rows.row_weight
+                cols = layout.param_block(1 + m)
+                G[b, layout.labeled_block(m), cols] = evaluation.jacobian(row_counts * w[rows.labeled_of_row])
+                G[b, layout.all_units_block(m), cols] = evaluation.jacobian(row_counts)
+        return g, G
 
 
 def fast_bootstrap(results: Any, n_boot: int, seed: Any = None, progress: bool = False, chunk: int = 128) -> Any:

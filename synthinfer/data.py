@@ -29,6 +29,7 @@ import scipy.sparse
 from .exceptions import SpecificationError, describe_units
 from .families import Family
 from .formula import FormulaSpec
+from .singular import exact_fit
 
 __all__ = ["Source", "ModelData", "build_model_data"]
 
@@ -148,10 +149,17 @@ class ModelData:
         return aligned.to_numpy()
 
     def _unit_column(self, column: str, what: str) -> np.ndarray:
-        # The first frame holding the column and every unit defines it.
+        # The first frame holding the column and every unit defines it; every other
+        # frame holding it must agree, unit by unit.
+        found: dict[str, pd.Series] = {}
         for name, frame in self.frames.items():
             if column not in frame.columns:
                 continue
+            if (frame.columns == column).sum() > 1:
+                raise SpecificationError(
+                    f"{what}: frame {name!r} has several columns named {column!r}; rename or "
+                    f"drop the duplicates"
+                )
             values = frame[column]
             per_unit = values.groupby(level=0, sort=False).nunique(dropna=False)
             varying = per_unit.index[per_unit.to_numpy() > 1]
@@ -160,9 +168,24 @@ class ModelData:
                     f"{what} column {column!r} of frame {name!r} differs between rows of the "
                     f"same unit(s) {describe_units(varying)}"
                 )
-            first = values[~values.index.duplicated()]
-            if self.unit_ids.difference(first.index).empty:
-                return self.unit_values(first, what)
+            found[name] = values[~values.index.duplicated()]
+        defining = next(
+            (name for name, first in found.items() if self.unit_ids.difference(first.index).empty),
+            None,
+        )
+        if defining is not None:
+            reference = found[defining]
+            for name, other in found.items():
+                mine = reference.reindex(other.index)
+                same = (mine.to_numpy() == other.to_numpy()) | (mine.isna() & other.isna()).to_numpy()
+                if not same.all():
+                    units = other.index[~same]
+                    raise SpecificationError(
+                        f"{what} column {column!r} disagrees between frames {defining!r} and "
+                        f"{name!r} for {len(units)} unit(s) {describe_units(units)} (e.g. "
+                        f"{mine[units[0]]!r} against {other[units[0]]!r}); a unit has one value"
+                    )
+            return self.unit_values(reference, what)
         raise SpecificationError(
             f"{what} column {column!r} was not found in a frame that covers all "
             f"{self.n_units} units (frames searched: {list(self.frames)})"
@@ -205,6 +228,35 @@ def _named_frames(arg: FrameArg, default: str, role: str) -> dict[str, pd.DataFr
     raise SpecificationError(
         f"{role} must be a DataFrame or a dict of DataFrames, got {type(arg).__name__}"
     )
+
+
+def _check_ids(frame: pd.DataFrame, name: str) -> None:
+    """Unit ids must be known: a missing id (NaN, None, NaT) would be matched as an ordinary id."""
+    missing = np.asarray(frame.index.isna())
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise SpecificationError(
+            f"frame {name!r}: {int(missing.sum())} row(s) have a missing unit id (index value "
+            f"{frame.index[rows[0]]!r}; row position(s) {rows[:10].tolist()}); every row must "
+            f"name its unit"
+        )
+
+
+def _check_default_index(real: pd.DataFrame, units: pd.Index, role: str) -> None:
+    """``real`` with pandas' default RangeIndex is almost surely a forgotten ``set_index``.
+
+    Its rows would be matched to the auxiliary units 0..n-1 as if those were
+    their ids: a silent mismatch. A named index (``real.index.name = "unit"``)
+    says the integers are meant as ids.
+    """
+    index = real.index
+    if isinstance(index, pd.RangeIndex) and index.name is None and index.start == 0 and index.step == 1:
+        raise SpecificationError(
+            f"real has pandas' default RangeIndex 0..{len(index) - 1}, so its rows would be "
+            f"matched by position-like ids to units {describe_units(units[units.isin(index)], 5)} "
+            f"of the {role}; you probably forgot real.set_index(<unit id column>). If these "
+            f"integers really are the unit ids, name the index (real.index.name = 'unit')"
+        )
 
 
 def _check_unique(frame: pd.DataFrame, name: str) -> None:
@@ -265,10 +317,15 @@ def build_model_data(
         raise SpecificationError(
             f"source names must be unique and not 'real'; clashing names {sorted(clash) or ['real']}"
         )
+    for name, frame in {"real": real, **proxies, **synths}.items():
+        _check_ids(frame, name)
     _check_unique(real, "real")
     for name, frame in proxies.items():
         _check_unique(frame, name)
     units = _unit_ids(real, proxies, synths)
+    if proxies or synths:
+        first = next(iter(proxies or synths))
+        _check_default_index(real, units, f"{'proxy' if proxies else 'synthetic'} frame {first!r}")
     if not len(real):
         raise SpecificationError("real has no rows: at least one labeled unit is needed")
 
@@ -288,6 +345,14 @@ def build_model_data(
 
     y, X = spec.apply(real, "real")
     family.check_outcome(y, real.index, "real", spec.outcome_name)
+    if (proxies or synths) and family.name == "ols" and exact_fit(y, X):
+        raise SpecificationError(
+            f"frame 'real': the outcome {spec.outcome_name!r} is fitted exactly by the terms "
+            f"{spec.param_names} (every residual is zero, e.g. a term reproduces the outcome "
+            f"or the outcome is constant); the target then has no sampling variance and the "
+            f"auxiliary moments cannot be weighted against it. Remove the term that reproduces "
+            f"the outcome"
+        )
     labeled_pos = units.get_indexer(real.index)
     is_labeled = np.zeros(len(units), dtype=bool)
     is_labeled[labeled_pos] = True

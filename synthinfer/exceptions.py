@@ -15,8 +15,10 @@ __all__ = [
     "PerfectSeparationError",
     "SingularDesignError",
     "SpecificationError",
+    "SingularMomentsError",
     "SynthInferWarning",
     "NearSingularWeightWarning",
+    "FewLabeledWarning",
     "PromptLeakError",
     "LLMError",
     "LLMConnectionError",
@@ -43,6 +45,10 @@ class DesignError(SpecificationError):
 
 class UnsupportedFamilyError(DesignError):
     """The model family has no influence function the labeling design can use."""
+
+
+class SingularMomentsError(SpecificationError):
+    """The moment covariance S is singular; the message says which cause makes it so."""
 
 
 class ConvergenceError(RuntimeError):
@@ -92,6 +98,10 @@ class LLMUnitsFailedError(LLMError):
         super().__init__(message)
         self.failures = dict(failures)
         self.partial = partial
+
+
+class FewLabeledWarning(SynthInferWarning):
+    """Few labeled units per moment condition: the estimated weight matrix is noisy."""
 
 
 def describe_units(units: Iterable[object], limit: int = 10) -> str:

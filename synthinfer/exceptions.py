@@ -19,6 +19,7 @@ __all__ = [
     "SynthInferWarning",
     "NearSingularWeightWarning",
     "FewLabeledWarning",
+    "OutputDirectoryError",
     "PromptLeakError",
     "LLMError",
     "LLMConnectionError",
@@ -53,6 +54,10 @@ class SingularMomentsError(SpecificationError):
 
 class ConvergenceError(RuntimeError):
     """An estimating equation could not be solved."""
+
+
+class OutputDirectoryError(FileExistsError):
+    """An output directory holds files that are not a previous run of the same study."""
 
 
 class SynthInferWarning(UserWarning):

@@ -7,17 +7,21 @@ parameters theta only, named by design column; the nuisance parameters
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from patsy import PatsyError
 from scipy import stats
 from statsmodels.base import wrapper as wrap
 from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable
 from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 
+from .exceptions import SpecificationError
 from .inference.bootstrap import BootstrapResults, bootstrap
 from .inference.diagnostics import Diagnostics, diagnose
 from .inference.power import LabelBudget, plan_labels
@@ -136,6 +140,25 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         self.n_labeled = self.model.n_labeled
         self.converged = self.solver_info.converged
         self.iterations = self.solver_info.iterations
+
+    def t_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
+        with self._named_constraints(r_matrix):
+            return super().t_test(r_matrix, *args, **kwds)
+
+    def wald_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
+        with self._named_constraints(r_matrix):
+            return super().wald_test(r_matrix, *args, **kwds)
+
+    @contextmanager
+    def _named_constraints(self, r_matrix: Any) -> Iterator[None]:
+        """A constraint naming an unknown term: say so and list the valid names."""
+        try:
+            yield
+        except PatsyError as exc:
+            raise SpecificationError(
+                f"the constraint {r_matrix!r} could not be read ({str(exc).splitlines()[0]}); "
+                f"it may use only the terms {list(self.model.exog_names)}"
+            ) from exc
 
     def _cov_params(self, **kwds: Any) -> np.ndarray:
         p = self.model.k_target

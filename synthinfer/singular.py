@@ -27,9 +27,10 @@ __all__ = ["explain_singular", "warn_if_few_labeled", "exact_fit", "MIN_LABELED_
 # Below this many labeled units per moment condition the summary notes that the
 # weight matrix is noisy (diagnostics.py uses the same bar).
 MIN_LABELED_PER_MOMENT = 5
-# Below this many, fit() also warns: the labeled blocks of S are then estimated
-# from fewer than two units per moment, and intervals under-cover visibly.
-FEW_LABELED_PER_MOMENT = 2
+# Below this many, fit() also warns: fewer labeled units than moment conditions,
+# where the labeled blocks of S rest on less than one unit per moment (the
+# summary's note starts earlier, at MIN_LABELED_PER_MOMENT).
+FEW_LABELED_PER_MOMENT = 1
 
 # a design whose columns, scaled to unit length, have a condition number above
 # this is numerically collinear for the purposes of S

@@ -24,7 +24,7 @@ import scipy.sparse
 from scipy import stats
 
 from ..data import ModelData, Source
-from ..exceptions import SpecificationError, SynthInferWarning
+from ..exceptions import ConvergenceError, SpecificationError, SynthInferWarning
 from .protocol import MomentModel
 
 __all__ = ["BootstrapResults", "resample_units", "bootstrap"]
@@ -198,15 +198,31 @@ def bootstrap(results: Any, n_boot: int = 999, seed: Any = None, jobs: int = 1, 
     names = list(model.exog_names)
     good = [f for f in fits if f is not None]
     n_failed = len(fits) - len(good)
+    cause = "e.g. separation in a resample"
+    if n_failed and weighting.groups is not None:
+        # copies of a cluster add no rank to a clustered S: a resample with at most
+        # K distinct clusters cannot be refitted, whatever the data
+        codes, n_groups = weighting.groups
+        k_moms = model.nmoms
+        distinct = [len(np.unique(codes[units])) for (units, _), fit in zip(draws, fits) if fit is None]
+        too_few = sum(d - 1 < k_moms for d in distinct)
+        if too_few:
+            cause = (
+                f"{too_few} of them drew at most {k_moms} distinct clusters: the fit has only "
+                f"{n_groups} clusters for {k_moms} moment conditions, and a clustered S from a "
+                f"resample needs more than {k_moms} distinct clusters. Use more clusters, fewer "
+                f"terms or sources, or weight_type='HC0' and cov_type='HC0' if units are "
+                f"independent"
+            )
     if n_failed:
         warnings.warn(
-            f"{n_failed} of {n_boot} bootstrap refits failed (e.g. separation in a resample) "
+            f"{n_failed} of {n_boot} bootstrap refits failed ({cause}) "
             f"and are left out of the bootstrap distribution",
             SynthInferWarning,
             stacklevel=3,
         )
     if len(good) < 2:
-        raise RuntimeError("fewer than two bootstrap refits succeeded")
+        raise ConvergenceError(f"fewer than two bootstrap refits succeeded ({cause})")
     return BootstrapResults(
         params=pd.Series(np.asarray(results.params, dtype=float), index=names),
         draws=pd.DataFrame(np.vstack(good), columns=names),

@@ -141,7 +141,7 @@ class FormulaSpec:
         self.variables: list[str] = []
         for frame in frames.values():
             self.variables += [
-                c for c in frame.columns
+                c for c in dict.fromkeys(frame.columns)
                 if isinstance(c, str) and c in self._names and c not in self.variables
             ]
         outcome = formula.split("~", 1)[0].strip()

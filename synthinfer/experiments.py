@@ -331,7 +331,7 @@ def check_output_dir(out_dir: Path, mode: str) -> None:
             f"this study: it holds {foreign}, which would be overwritten or mixed with the "
             f"results. Choose a new or empty directory"
         )
-    if trials.stat().st_size > 0:
+    if trials.is_file() and trials.stat().st_size > 0:
         modes = set(pd.read_csv(trials, usecols=lambda c: c == "mode", dtype=str).get("mode", []))
         if modes and modes != {mode}:
             raise OutputDirectoryError(

@@ -405,6 +405,16 @@ def _make_source(
         frame = frame.iloc[frame.index.get_indexer(units)]
         unit_pos = np.arange(len(units))
     y, X = spec.apply(frame, name)
+    if family.rank_checks_design and len(y) and np.ptp(y) == 0:
+        # an LLM that always gives the same answer: for OLS its residuals vanish
+        # (S is singular), for logit and Poisson its estimate does not exist
+        # (user moments read the columns freely and are left to the engine)
+        raise SpecificationError(
+            f"{kind} source {name!r}: the outcome {spec.outcome_name!r} is constant (every "
+            f"value {y[0]:g}), so the source carries no information about the human labels "
+            f"and its moments cannot be weighted. Drop the source; without it the fit is the "
+            f"human-only fit, which is all a constant source could give"
+        )
     family.check_outcome(y, frame.index, name, spec.outcome_name, auxiliary=True)
     row_weight = 1.0 / counts[unit_pos]
     aggregator = None

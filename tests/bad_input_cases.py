@@ -220,6 +220,11 @@ def _constant_proxy(ctx):
     _fit(ctx, real=real, proxy=proxy.assign(y=0.0))
 
 
+def _constant_poisson_proxy(ctx):
+    real, proxy, _ = ctx.study("poisson")
+    _fit(ctx, real=real, proxy=proxy.assign(y=2.0), model="poisson")
+
+
 def _near_collinear(ctx):
     real, proxy, _ = ctx.study()
     real["x3"] = real["x1"] + 1e-9 * real["x2"]
@@ -339,10 +344,14 @@ CASES: list[Case] = [
     Case("singular-all-labeled", "API", "every unit labeled (n = N) with a proxy",
          "`SingularMomentsError`: every unit is labeled, use the human-only fit", SingularMomentsError,
          ("every unit is labeled", "n = N = 120"), _every_unit_labeled),
-    Case("singular-constant-proxy", "API", "a proxy whose outcome is always 0",
-         "`SingularMomentsError`: the source's outcome is constant; refused (its moments have no "
-         "variance; without it the fit is the human-only fit)", SingularMomentsError,
-         ("source 'proxy'", "constant", "every value 0"), _constant_proxy),
+    Case("constant-proxy", "API", "a proxy whose outcome is always 0 (OLS, logit or Poisson)",
+         "`SpecificationError`: the source's outcome is constant, so it is refused (no information; "
+         "for OLS S would be singular, for logit and Poisson its estimate does not exist); without "
+         "it the fit is the human-only fit", SpecificationError,
+         ("proxy source 'proxy'", "constant", "every value 0", "human-only"), _constant_proxy),
+    Case("constant-proxy-poisson", "API", "a Poisson proxy whose outcome is always 2",
+         "the same `SpecificationError` (it was numpy's `LinAlgError`)", SpecificationError,
+         ("proxy source 'proxy'", "constant", "every value 2"), _constant_poisson_proxy),
     Case("singular-collinear", "API", "two covariates equal up to 1e-9",
          "`SingularMomentsError`: the design is nearly collinear, with the condition number and the columns",
          SingularMomentsError, ("nearly collinear", "['x1', 'x3']"), _near_collinear),

@@ -170,27 +170,29 @@ def _read_csv(path: Path, unit_col: str | None, where: str) -> pd.DataFrame:
         found = [d for d in _OTHER_DELIMITERS if d in header_line]
         if found:
             sep = found[0]  # a semicolon-separated (European) or tab-separated file
-    names = pd.read_csv(path, header=None, nrows=1, sep=sep, dtype=str, keep_default_na=False)
-    names = [str(v) for v in names.iloc[0]] if names.size else []
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    raw = pd.read_csv(path, header=None, nrows=1, sep=sep, dtype=str, keep_default_na=False)
+    raw_names = [str(v) for v in raw.iloc[0]] if raw.size else []
+    # (empty names become "Unnamed: k", which is no silent merge)
+    repeated = sorted({n for n in raw_names if n and raw_names.count(n) > 1})
     if repeated:
         raise CLIError(
             f"{where}: the header repeats column name(s) {repeated}; each column needs its "
             f"own name (pandas would rename the copies to {[f'{n}.1' for n in repeated]} and "
             f"the first would be used silently)"
         )
-    if len(names) == 1:
+    if len(raw_names) == 1:
         raise CLIError(
-            f"{where} has a single column {names[0]!r}: the unit ids and the data need "
+            f"{where} has a single column {raw_names[0]!r}: the unit ids and the data need "
             f"columns of their own; was the file written with a delimiter other than commas, "
             f"semicolons, tabs or '|'?"
         )
     # a semicolon-separated file is the European convention: decimal commas
     decimal = "," if sep == ";" else "."
-    id_column = unit_col if unit_col is not None else (names[0] if names else None)
-    if id_column not in names:
+    columns = list(pd.read_csv(path, nrows=0, sep=sep).columns)
+    id_column = unit_col if unit_col is not None else (columns[0] if columns else None)
+    if id_column not in columns:
         return pd.read_csv(path, sep=sep, decimal=decimal)
-    na_values = {n: sorted(_NA_VALUES) for n in names if n != id_column}
+    na_values = {c: sorted(_NA_VALUES) for c in columns if c != id_column}
     return pd.read_csv(path, sep=sep, decimal=decimal, dtype={id_column: str},
                        keep_default_na=False, na_values=na_values)
 

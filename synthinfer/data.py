@@ -242,7 +242,7 @@ def _check_ids(frame: pd.DataFrame, name: str) -> None:
         )
 
 
-def _check_default_index(real: pd.DataFrame, units: pd.Index, role: str) -> None:
+def _check_default_index(real: pd.DataFrame, aux: dict[str, pd.DataFrame]) -> None:
     """``real`` with pandas' default RangeIndex is almost surely a forgotten ``set_index``.
 
     Its rows would be matched to the auxiliary units 0..n-1 as if those were
@@ -250,13 +250,20 @@ def _check_default_index(real: pd.DataFrame, units: pd.Index, role: str) -> None
     says the integers are meant as ids.
     """
     index = real.index
-    if isinstance(index, pd.RangeIndex) and index.name is None and index.start == 0 and index.step == 1:
-        raise SpecificationError(
-            f"real has pandas' default RangeIndex 0..{len(index) - 1}, so its rows would be "
-            f"matched by position-like ids to units {describe_units(units[units.isin(index)], 5)} "
-            f"of the {role}; you probably forgot real.set_index(<unit id column>). If these "
-            f"integers really are the unit ids, name the index (real.index.name = 'unit')"
-        )
+    if not (isinstance(index, pd.RangeIndex) and index.name is None and index.start == 0 and index.step == 1):
+        return
+    name, first = next(iter(aux.items()))
+    matched = first.index[first.index.isin(index)].unique()
+    consequence = (
+        f"its rows would be matched by these position-like ids to units "
+        f"{describe_units(matched, 5)} of frame {name!r}" if len(matched)
+        else f"none of them is a unit id of frame {name!r}"
+    )
+    raise SpecificationError(
+        f"real has pandas' default RangeIndex 0..{len(index) - 1} (row positions, not unit "
+        f"ids): {consequence}. You probably forgot real.set_index(<unit id column>). If "
+        f"these integers really are the unit ids, name the index (real.index.name = 'unit')"
+    )
 
 
 def _check_unique(frame: pd.DataFrame, name: str) -> None:
@@ -322,10 +329,9 @@ def build_model_data(
     _check_unique(real, "real")
     for name, frame in proxies.items():
         _check_unique(frame, name)
-    units = _unit_ids(real, proxies, synths)
     if proxies or synths:
-        first = next(iter(proxies or synths))
-        _check_default_index(real, units, f"{'proxy' if proxies else 'synthetic'} frame {first!r}")
+        _check_default_index(real, {**proxies, **synths})
+    units = _unit_ids(real, proxies, synths)
     if not len(real):
         raise SpecificationError("real has no rows: at least one labeled unit is needed")
 

@@ -87,12 +87,20 @@ def numbers_as_text(values: pd.Series) -> str:
     """What a text column holds if every value reads as a number: "numbers stored as text",
     "numbers with decimal commas stored as text (e.g. '0,5')", or "" if some value is no number."""
     as_text = values.astype(object)
-    if pd.to_numeric(as_text, errors="coerce").notna().all():
+    numeric = pd.to_numeric(as_text, errors="coerce").notna()
+    if numeric.all():
         return "numbers stored as text"
     text = as_text.astype(str).str.strip()
     has_comma = text.str.contains(",", regex=False)
     if has_comma.any() and text.str.fullmatch(_DECIMAL_COMMA).all():
         return f"numbers with decimal commas stored as text (e.g. {text[has_comma].iloc[0]!r})"
+    if numeric.mean() >= 0.5:
+        # a numeric column with a few stray markers ('n.a.', '?') reads as text
+        strays = list(dict.fromkeys(text[~numeric.to_numpy()]))
+        return (
+            f"mostly numbers stored as text ({numeric.mean():.0%} of the values; the others: "
+            f"{strays[:5]})"
+        )
     return ""
 
 

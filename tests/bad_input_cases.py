@@ -109,6 +109,14 @@ def _pyarrow_text_numbers(ctx):
     _fit(ctx, real=real, proxy=proxy)
 
 
+def _stray_marker(ctx):
+    real, proxy, _ = ctx.study()
+    for frame in (real, proxy):
+        frame["x1"] = frame["x1"].round(3).astype(str)
+        frame.iloc[2, frame.columns.get_loc("x1")] = "n.a."
+    _fit(ctx, real=real, proxy=proxy)
+
+
 def _decimal_commas(ctx):
     real, proxy, _ = ctx.study()
     for frame in (real, proxy):
@@ -125,6 +133,11 @@ def _cli_decimal_commas(ctx):
 def _default_range_index(ctx):
     real, proxy, _ = ctx.study()
     _fit(ctx, real=real.reset_index(drop=True), proxy=proxy.reset_index(drop=True))
+
+
+def _range_index_text_ids(ctx):
+    real, proxy, _ = ctx.study()
+    _fit(ctx, real=real.reset_index(drop=True), proxy=proxy)
 
 
 def _clusters_disagree(ctx):
@@ -294,6 +307,9 @@ CASES: list[Case] = [
     Case("pyarrow-text-numbers", "API", "the same with a `string[pyarrow]` column",
          "the same `SpecificationError`", SpecificationError,
          ("frame 'real'", "'x1'", "numbers stored as text"), _pyarrow_text_numbers),
+    Case("stray-marker", "API", "numbers as text with a stray marker ('1.5', 'n.a.', '2.25')",
+         "`SpecificationError`: mostly numbers stored as text, with the values that are not numbers",
+         SpecificationError, ("frame 'real'", "'x1'", "mostly numbers", "'n.a.'"), _stray_marker),
     Case("decimal-commas", "API", "numbers with decimal commas ('0,5') as text",
          "`SpecificationError`: numbers with decimal commas stored as text, with an example value",
          SpecificationError, ("frame 'real'", "'x1'", "decimal commas"), _decimal_commas),
@@ -303,7 +319,10 @@ CASES: list[Case] = [
     Case("default-range-index", "API", "`real` (and `proxy`) with pandas' default RangeIndex: `set_index` forgotten",
          "`SpecificationError` naming the units 0, 1, 2, ... it would have matched; a named index "
          "says the integers are ids", SpecificationError,
-         ("RangeIndex", "set_index", "[0, 1, 2", "proxy frame 'proxy'"), _default_range_index),
+         ("RangeIndex", "set_index", "[0, 1, 2", "frame 'proxy'"), _default_range_index),
+    Case("default-range-index-text-ids", "API", "`real` with the default RangeIndex, `proxy` indexed by text ids",
+         "the same `SpecificationError` (not a list of missing units)", SpecificationError,
+         ("RangeIndex", "set_index", "none of them is a unit id of frame 'proxy'"), _range_index_text_ids),
     Case("clusters-disagree", "API", "a cluster column whose value for a unit differs between `real` and `proxy`",
          "`SpecificationError` naming the frames, the units and both values", SpecificationError,
          ("cluster groups", "'g'", "'proxy'", "'real'", "'g_other'"), _clusters_disagree),

@@ -138,6 +138,15 @@ def explain_singular(data: ModelData, covariance: Any, s: np.ndarray) -> str:
             f"has rank at most {n_clusters - 1}. Use weight_type='HC0' and cov_type='HC0' if "
             f"units are independent, coarser models (fewer terms or sources), or more clusters"
         )
+    codes = getattr(covariance, "codes", None)
+    if codes is not None and n_sources:
+        labeled_clusters = len(np.unique(codes[data.labeled_pos]))
+        if labeled_clusters <= labeled_moms and n_clusters - 1 >= k_moms:
+            causes.append(
+                f"the labeled units lie in only {labeled_clusters} clusters, for the "
+                f"{labeled_moms} moments that live on the labeled units: their clustered "
+                f"covariance has rank at most {labeled_clusters}. Label units in more clusters"
+            )
     for name, y, X in _frames(data):
         frame = f"frame {name!r}" if name == "real" else f"source {name!r}"
         if np.ptp(y) == 0:

@@ -251,6 +251,14 @@ def _few_clusters(ctx):
     _fit(ctx, real=real, proxy=proxy, cov_type="cluster", cov_kwds={"groups": "g"})
 
 
+def _labeled_in_few_clusters(ctx):
+    real, proxy, _ = ctx.study()
+    proxy["g"] = [f"c{i % 30}" for i in range(len(proxy))]
+    labeled = proxy.index[proxy["g"].isin(["c0", "c1", "c2", "c3"])]
+    real = proxy.loc[labeled].assign(y=lambda f: f["y"] + 0.3).drop(columns="g")
+    _fit(ctx, real=real, proxy=proxy, cov_type="cluster", cov_kwds={"groups": "g"})
+
+
 def _few_units_for_synthetic(ctx):
     real, _, synth = ctx.study()
     units = real.index[:6]
@@ -377,6 +385,9 @@ CASES: list[Case] = [
     Case("singular-few-clusters", "API", "`cov_type='cluster'` with 4 clusters for 9 moments",
          "`SingularMomentsError`: 4 clusters for 9 moment conditions", SingularMomentsError,
          ("only 4 clusters", "9 moment conditions"), _few_clusters),
+    Case("singular-labeled-in-few-clusters", "API", "30 clusters, but the labeled units all in 4 of them",
+         "`SingularMomentsError`: the labeled units lie in only 4 clusters for 6 labeled moments",
+         SingularMomentsError, ("only 4 clusters", "6 moments"), _labeled_in_few_clusters),
     Case("singular-few-units", "API", "a synthetic source naming 6 units (5 labeled) for 9 moments",
          "`SingularMomentsError`: 6 units for 9 moment conditions (and 5 labeled units for 6 labeled moments)",
          SingularMomentsError, ("only 6 units", "9 moment conditions", "only 5 labeled units"),

@@ -117,6 +117,13 @@ def _stray_marker(ctx):
     _fit(ctx, real=real, proxy=proxy)
 
 
+def _cli_stray_marker(ctx):
+    real, proxy, _ = ctx.study()
+    real["x1"] = real["x1"].round(3).astype(object)
+    real.iloc[4, real.columns.get_loc("x1")] = "n.a."
+    _cli("fit", FORMULA, "--real", ctx.frame_csv("real.csv", real), "--proxy", ctx.frame_csv("proxy.csv", proxy))
+
+
 def _decimal_commas(ctx):
     real, proxy, _ = ctx.study()
     for frame in (real, proxy):
@@ -318,6 +325,9 @@ CASES: list[Case] = [
     Case("stray-marker", "API", "numbers as text with a stray marker ('1.5', 'n.a.', '2.25')",
          "`SpecificationError`: mostly numbers stored as text, with the values that are not numbers",
          SpecificationError, ("frame 'real'", "'x1'", "mostly numbers", "'n.a.'"), _stray_marker),
+    Case("cli-stray-marker", "CLI", "a CSV column of numbers with one 'n.a.' (not one of pandas' NA markers)",
+         "pandas reads the column as text: the same `SpecificationError` for frame 'real', naming 'n.a.'",
+         SpecificationError, ("frame 'real'", "'x1'", "mostly numbers", "'n.a.'"), _cli_stray_marker),
     Case("decimal-commas", "API", "numbers with decimal commas ('0,5') as text",
          "`SpecificationError`: numbers with decimal commas stored as text, with an example value",
          SpecificationError, ("frame 'real'", "'x1'", "decimal commas"), _decimal_commas),

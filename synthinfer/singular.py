@@ -138,9 +138,8 @@ def explain_singular(data: ModelData, covariance: Any, s: np.ndarray) -> str:
             f"has rank at most {n_clusters - 1}. Use weight_type='HC0' and cov_type='HC0' if "
             f"units are independent, coarser models (fewer terms or sources), or more clusters"
         )
-    codes = getattr(covariance, "codes", None)
-    if codes is not None and n_sources:
-        labeled_clusters = len(np.unique(codes[data.labeled_pos]))
+    if groups is not None and n_clusters is not None and n_sources:
+        labeled_clusters = len(np.unique(groups[0][data.labeled_pos]))
         if labeled_clusters <= labeled_moms and n_clusters - 1 >= k_moms:
             causes.append(
                 f"the labeled units lie in only {labeled_clusters} clusters, for the "

@@ -255,7 +255,7 @@ def _near_collinear(ctx):
 def _few_clusters(ctx):
     real, proxy, _ = ctx.study()
     proxy["g"] = np.arange(len(proxy)) % 4
-    _fit(ctx, real=real, proxy=proxy, cov_type="cluster", cov_kwds={"groups": "g"})
+    _fit(ctx, real=real, proxy=proxy, cov_type="cluster", cov_kwds={"groups": "g"}, weight_type="cluster")
 
 
 def _labeled_in_few_clusters(ctx):
@@ -263,7 +263,7 @@ def _labeled_in_few_clusters(ctx):
     proxy["g"] = [f"c{i % 30}" for i in range(len(proxy))]
     labeled = proxy.index[proxy["g"].isin(["c0", "c1", "c2", "c3"])]
     real = proxy.loc[labeled].assign(y=lambda f: f["y"] + 0.3).drop(columns="g")
-    _fit(ctx, real=real, proxy=proxy, cov_type="cluster", cov_kwds={"groups": "g"})
+    _fit(ctx, real=real, proxy=proxy, cov_type="cluster", cov_kwds={"groups": "g"}, weight_type="cluster")
 
 
 def _few_units_for_synthetic(ctx):
@@ -287,7 +287,7 @@ def _repeated_source(ctx):
 def _bootstrap_few_clusters(ctx):
     real, proxy, _ = ctx.study(n_units=240, n_labeled=120)
     proxy["g"] = np.arange(len(proxy)) % 12
-    res = _fit(ctx, real=real, proxy=proxy, cov_type="cluster", cov_kwds={"groups": "g"})
+    res = _fit(ctx, real=real, proxy=proxy, cov_type="cluster", cov_kwds={"groups": "g"}, weight_type="cluster")
     res.bootstrap(n_boot=20, seed=1)
 
 
@@ -392,10 +392,10 @@ CASES: list[Case] = [
     Case("singular-collinear", "API", "two covariates equal up to 1e-9",
          "`SingularMomentsError`: the design is nearly collinear, with the condition number and the columns",
          SingularMomentsError, ("nearly collinear", "['x1', 'x3']"), _near_collinear),
-    Case("singular-few-clusters", "API", "`cov_type='cluster'` with 4 clusters for 9 moments",
+    Case("singular-few-clusters", "API", "`weight_type='cluster'` (a clustered weight matrix) with 4 clusters for 9 moments",
          "`SingularMomentsError`: 4 clusters for 9 moment conditions", SingularMomentsError,
          ("only 4 clusters", "9 moment conditions"), _few_clusters),
-    Case("singular-labeled-in-few-clusters", "API", "30 clusters, but the labeled units all in 4 of them",
+    Case("singular-labeled-in-few-clusters", "API", "`weight_type='cluster'` with 30 clusters, but the labeled units all in 4 of them",
          "`SingularMomentsError`: the labeled units lie in only 4 clusters for 6 labeled moments",
          SingularMomentsError, ("only 4 clusters", "6 moments"), _labeled_in_few_clusters),
     Case("singular-few-units", "API", "a synthetic source naming 6 units (5 labeled) for 9 moments",
@@ -408,7 +408,7 @@ CASES: list[Case] = [
     Case("singular-repeated-source", "API", "the same proxy twice under two names",
          "`SingularMomentsError`: one source repeats the other", SingularMomentsError,
          ("source 'copy' repeats source 'gpt'", "Drop the duplicate source"), _repeated_source),
-    Case("bootstrap-few-clusters", "API", "`res.bootstrap()` of a fit with 12 clusters for 9 moments",
+    Case("bootstrap-few-clusters", "API", "`res.bootstrap()` of a fit with `weight_type='cluster'` and 12 clusters for 9 moments",
          "`ConvergenceError` (after a warning) saying the resamples hold too few distinct clusters, "
          "not separation", ConvergenceError, ("distinct clusters", "12 clusters for 9 moment conditions"),
          _bootstrap_few_clusters),

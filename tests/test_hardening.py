@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 import synthinfer.api as smf
-from synthinfer import diagnostics, experiments
+from synthinfer import experiments
 from synthinfer.cli import _read_frame, main
 from synthinfer.comparison import compare
 from synthinfer.exceptions import FewLabeledWarning, OutputDirectoryError
+from synthinfer.inference import diagnostics
 from synthinfer.simulate import make_study
 
 FORMULA = "y ~ x1 + x2"

@@ -102,6 +102,29 @@ class ReportingMixin:
         )
         return table
 
+    def t_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
+        """statsmodels' ``t_test``; a constraint naming an unknown term is a
+        `SpecificationError` listing the valid terms."""
+        with self._named_constraints(r_matrix):
+            return super().t_test(r_matrix, *args, **kwds)  # type: ignore[misc]
+
+    def wald_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
+        """statsmodels' ``wald_test``; a constraint naming an unknown term is a
+        `SpecificationError` listing the valid terms."""
+        with self._named_constraints(r_matrix):
+            return super().wald_test(r_matrix, *args, **kwds)  # type: ignore[misc]
+
+    @contextmanager
+    def _named_constraints(self, r_matrix: Any) -> Iterator[None]:
+        """A constraint naming an unknown term: say so and list the valid names."""
+        try:
+            yield
+        except PatsyError as exc:
+            raise SpecificationError(
+                f"the constraint {r_matrix!r} could not be read ({str(exc).splitlines()[0]}); "
+                f"it may use only the terms {list(self.model.exog_names)}"
+            ) from exc
+
     def _repr_html_(self) -> str:
         return self.summary().as_html()
 
@@ -140,25 +163,6 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         self.n_labeled = self.model.n_labeled
         self.converged = self.solver_info.converged
         self.iterations = self.solver_info.iterations
-
-    def t_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
-        with self._named_constraints(r_matrix):
-            return super().t_test(r_matrix, *args, **kwds)
-
-    def wald_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
-        with self._named_constraints(r_matrix):
-            return super().wald_test(r_matrix, *args, **kwds)
-
-    @contextmanager
-    def _named_constraints(self, r_matrix: Any) -> Iterator[None]:
-        """A constraint naming an unknown term: say so and list the valid names."""
-        try:
-            yield
-        except PatsyError as exc:
-            raise SpecificationError(
-                f"the constraint {r_matrix!r} could not be read ({str(exc).splitlines()[0]}); "
-                f"it may use only the terms {list(self.model.exog_names)}"
-            ) from exc
 
     def _cov_params(self, **kwds: Any) -> np.ndarray:
         p = self.model.k_target

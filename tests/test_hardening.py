@@ -16,7 +16,7 @@ import synthinfer.api as smf
 from synthinfer import experiments
 from synthinfer.cli import _read_frame, main
 from synthinfer.comparison import compare
-from synthinfer.exceptions import FewLabeledWarning, OutputDirectoryError
+from synthinfer.exceptions import FewLabeledWarning, OutputDirectoryError, SpecificationError
 from synthinfer.inference import diagnostics
 from synthinfer.simulate import make_study
 
@@ -108,6 +108,17 @@ def test_categorical_and_numeric_columns_are_not_flagged_as_text(study) -> None:
     proxy = study.proxy.assign(g=pd.Categorical(np.arange(len(study.proxy)) % 3))
     res = smf.gmm_proxy("y ~ x1 + g", real=real, proxy=proxy).fit()
     assert len(res.params) == 4
+
+
+@pytest.mark.parametrize("estimator", ["classical", "gmm_proxy", "naive", "ppi"])
+@pytest.mark.parametrize("test", ["wald_test", "t_test"])
+def test_every_estimator_names_the_valid_terms_for_an_unknown_constraint(study, estimator, test) -> None:
+    frames = {"real": study.real} if estimator == "classical" else {"real": study.real, "proxy": study.proxy}
+    res = getattr(smf, estimator)(FORMULA, **frames).fit()
+    with pytest.raises(SpecificationError, match=r"'x3 = 0'.*\['Intercept', 'x1', 'x2'\]"):
+        getattr(res, test)("x3 = 0")
+    # a valid constraint is statsmodels' test, unchanged
+    assert np.isfinite(float(np.squeeze(getattr(res, test)("x1 = 0").statistic)))
 
 
 # -- effective n: compare() and diagnostics() agree, and no refit is needed -----------------

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import json
 import math
 import os
@@ -107,13 +108,11 @@ def _read_frame(path_arg: str, unit_col: str | None, role: str) -> pd.DataFrame:
     name = path.name.lower()
     try:
         if name.endswith(_PARQUET_SUFFIXES):
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError:
+            if importlib.util.find_spec("pyarrow") is None:
                 raise CLIError(
                     f"cannot read {where}: reading Parquet files needs pyarrow "
                     f"(python -m pip install pyarrow)"
-                ) from None
+                )
             frame = pd.read_parquet(path, engine="pyarrow")
             if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
                 frame = frame.reset_index()  # a stored index becomes the first column
@@ -433,7 +432,6 @@ def _load_function(spec: str | None, what: str) -> Any:
     if spec is None:
         return None
     import importlib
-    import importlib.util
 
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name:

@@ -36,7 +36,7 @@ import functools
 import hashlib
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -735,7 +735,7 @@ def plot_summary(
             for ax in list(axes.flat)[len(scenarios):]:
                 ax.set_visible(False)
             axes[0, 0].set_ylabel("coverage of 95% CI" if quantity == "coverage" else "MSE / human-only MSE")
-            handles, labels = {}, {}
+            handles: dict = {}
             for ax in axes.flat:
                 for h, lab in zip(*ax.get_legend_handles_labels()):
                     handles.setdefault(lab, h)

@@ -4,6 +4,7 @@ from .exceptions import (
     ConvergenceError,
     PerfectSeparationError,
     SingularDesignError,
+    SingularMomentsError,
     SpecificationError,
 )
 from .estimators import PPI, Classical, Naive
@@ -31,6 +32,7 @@ __all__ = [
     "NegativeBinomial",
     "SpecificationError",
     "SingularDesignError",
+    "SingularMomentsError",
     "PerfectSeparationError",
     "ConvergenceError",
     "datasets",

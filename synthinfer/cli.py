@@ -26,6 +26,8 @@ command.
 from __future__ import annotations
 
 import argparse
+import csv
+import importlib.util
 import json
 import math
 import os
@@ -106,20 +108,16 @@ def _read_frame(path_arg: str, unit_col: str | None, role: str) -> pd.DataFrame:
     name = path.name.lower()
     try:
         if name.endswith(_PARQUET_SUFFIXES):
-            try:
-                import pyarrow  # noqa: F401
-            except ImportError:
+            if importlib.util.find_spec("pyarrow") is None:
                 raise CLIError(
                     f"cannot read {where}: reading Parquet files needs pyarrow "
                     f"(python -m pip install pyarrow)"
-                ) from None
+                )
             frame = pd.read_parquet(path, engine="pyarrow")
             if not isinstance(frame.index, pd.RangeIndex) or frame.index.name is not None:
                 frame = frame.reset_index()  # a stored index becomes the first column
         elif name.endswith(_CSV_SUFFIXES):
-            header = pd.read_csv(path, nrows=0).columns
-            id_column = unit_col if unit_col is not None else (header[0] if len(header) else None)
-            frame = pd.read_csv(path, dtype={id_column: str} if id_column in header else None)
+            frame = _read_csv(path, unit_col, where)
         else:
             raise CLIError(
                 f"cannot read {where}: unknown file type; use .csv (also .csv.gz, .csv.bz2, "
@@ -139,19 +137,85 @@ def _read_frame(path_arg: str, unit_col: str | None, role: str) -> pd.DataFrame:
             f"name the unit id column with --unit-col"
         )
     ids = frame[column]
-    if ids.isna().any():
-        rows = [int(i) + 1 for i in np.flatnonzero(ids.isna().to_numpy())[:10]]
+    empty = ids.isna().to_numpy() | (ids.astype(str).str.strip() == "").to_numpy()
+    if empty.any():
+        rows = [int(i) + 1 for i in np.flatnonzero(empty)[:10]]
         raise CLIError(f"{where}: the unit id column {column!r} is empty in data row(s) {rows}")
     frame = frame.set_index(ids.astype(str).rename(column)).drop(columns=column)
     return frame
 
 
+# pandas' default missing-value markers, applied to every column but the unit ids
+try:
+    from pandas._libs.parsers import STR_NA_VALUES as _NA_VALUES
+except ImportError:  # pragma: no cover - the documented list, should pandas move it
+    _NA_VALUES = {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+                  "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+_OTHER_DELIMITERS = (";", "\t", "|")
+
+
+def _read_csv(path: Path, unit_col: str | None, where: str) -> pd.DataFrame:
+    """Read a CSV file: its delimiter detected, its header checked, its unit ids as text.
+
+    Unit ids are read verbatim: "NA" (Namibia), "None" or "nan" stay strings.
+    A header that repeats a name is an error (pandas would rename the second
+    copy "x1.1" and the formula would silently use the first).
+    """
+    first = pd.read_csv(path, header=None, nrows=1, sep="\x1f", engine="python", dtype=str,
+                        keep_default_na=False, quoting=csv.QUOTE_NONE)
+    header_line = str(first.iloc[0, 0]) if first.size else ""
+    sep = ","
+    if "," not in header_line:
+        found = [d for d in _OTHER_DELIMITERS if d in header_line]
+        if found:
+            sep = found[0]  # a semicolon-separated (European) or tab-separated file
+    raw = pd.read_csv(path, header=None, nrows=1, sep=sep, dtype=str, keep_default_na=False)
+    raw_names = [str(v) for v in raw.iloc[0]] if raw.size else []
+    # (empty names become "Unnamed: k", which is no silent merge)
+    repeated = sorted({n for n in raw_names if n and raw_names.count(n) > 1})
+    if repeated:
+        raise CLIError(
+            f"{where}: the header repeats column name(s) {repeated}; each column needs its "
+            f"own name (pandas would rename the copies to {[f'{n}.1' for n in repeated]} and "
+            f"the first would be used silently)"
+        )
+    if len(raw_names) == 1:
+        raise CLIError(
+            f"{where} has a single column {raw_names[0]!r}: the unit ids and the data need "
+            f"columns of their own; was the file written with a delimiter other than commas, "
+            f"semicolons, tabs or '|'?"
+        )
+    # a semicolon-separated file is the European convention: decimal commas
+    decimal = "," if sep == ";" else "."
+    columns = list(pd.read_csv(path, nrows=0, sep=sep).columns)
+    id_column = unit_col if unit_col is not None else (columns[0] if columns else None)
+    if id_column not in columns:
+        return pd.read_csv(path, sep=sep, decimal=decimal)
+    na_values = {c: sorted(_NA_VALUES) for c in columns if c != id_column}
+    return pd.read_csv(path, sep=sep, decimal=decimal, dtype={id_column: str},
+                       keep_default_na=False, na_values=na_values)
+
+
 def _named_paths(values: Sequence[str], role: str) -> list[tuple[str, str]]:
-    """``[NAME=]PATH`` arguments -> (name, path); unnamed ones are ``role`` or ``role1``, ``role2``."""
+    """``[NAME=]PATH`` arguments -> (name, path); unnamed ones are ``role`` or ``role1``, ``role2``.
+
+    A value that is an existing file is a path even if it contains "=": a file
+    ``run=1.csv`` is never read as NAME=run FILE=1.csv. If both readings name
+    existing files the value is ambiguous and an error.
+    """
     named: list[tuple[str, str]] = []
     for i, value in enumerate(values, 1):
         name, sep, path = value.partition("=")
-        if not sep or not _SOURCE_NAME.match(name) or not path:
+        as_named = bool(sep) and bool(_SOURCE_NAME.match(name)) and bool(path)
+        if as_named and Path(value).exists():
+            if Path(path).exists():
+                raise CLIError(
+                    f"--{role} {value!r} is ambiguous: a file {value!r} exists, and so does "
+                    f"{path!r} (source {name!r}); write ./{value} for the file {value!r}, or "
+                    f"NAME={value} to name it"
+                )
+            as_named = False
+        if not as_named:
             name, path = (role if len(values) == 1 else f"{role}{i}"), value
         if name in [n for n, _ in named]:
             raise CLIError(f"two --{role} sources are named {name!r}; give each a unique NAME=")
@@ -368,7 +432,6 @@ def _load_function(spec: str | None, what: str) -> Any:
     if spec is None:
         return None
     import importlib
-    import importlib.util
 
     target, sep, name = spec.rpartition(":")
     if not sep or not target or not name:

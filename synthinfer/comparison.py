@@ -53,11 +53,16 @@ class ComparisonTable(pd.DataFrame):
 
 
 def _human_only_reference(res: Any) -> Any:
-    """The classical fit on the labeled units of ``res``'s model."""
+    """The classical fit on the labeled units of ``res``'s model, with ``res``'s covariance
+    type (a clustered fit is measured against a clustered human-only fit, as in
+    ``res.diagnostics()``)."""
     from .estimators import Classical
 
     data = res.model.model_data
     human = Classical(data.__class__(**{**data.__dict__, "sources": ()}), res.model.family)
+    cov_type = getattr(res, "cov_type", "HC0")
+    if cov_type == "cluster":
+        return human.fit(cov_type="cluster", cov_kwds=res.cov_kwds)
     return human.fit()
 
 

@@ -29,6 +29,7 @@ import scipy.sparse
 from .exceptions import SpecificationError, describe_units
 from .families import Family
 from .formula import FormulaSpec
+from .singular import exact_fit
 
 __all__ = ["Source", "ModelData", "build_model_data"]
 
@@ -148,10 +149,17 @@ class ModelData:
         return aligned.to_numpy()
 
     def _unit_column(self, column: str, what: str) -> np.ndarray:
-        # The first frame holding the column and every unit defines it.
+        # The first frame holding the column and every unit defines it; every other
+        # frame holding it must agree, unit by unit.
+        found: dict[str, pd.Series] = {}
         for name, frame in self.frames.items():
             if column not in frame.columns:
                 continue
+            if (frame.columns == column).sum() > 1:
+                raise SpecificationError(
+                    f"{what}: frame {name!r} has several columns named {column!r}; rename or "
+                    f"drop the duplicates"
+                )
             values = frame[column]
             per_unit = values.groupby(level=0, sort=False).nunique(dropna=False)
             varying = per_unit.index[per_unit.to_numpy() > 1]
@@ -160,9 +168,24 @@ class ModelData:
                     f"{what} column {column!r} of frame {name!r} differs between rows of the "
                     f"same unit(s) {describe_units(varying)}"
                 )
-            first = values[~values.index.duplicated()]
-            if self.unit_ids.difference(first.index).empty:
-                return self.unit_values(first, what)
+            found[name] = values[~values.index.duplicated()]
+        defining = next(
+            (name for name, first in found.items() if self.unit_ids.difference(first.index).empty),
+            None,
+        )
+        if defining is not None:
+            reference = found[defining]
+            for name, other in found.items():
+                mine = reference.reindex(other.index)
+                same = (mine.to_numpy() == other.to_numpy()) | (mine.isna() & other.isna()).to_numpy()
+                if not same.all():
+                    units = other.index[~same]
+                    raise SpecificationError(
+                        f"{what} column {column!r} disagrees between frames {defining!r} and "
+                        f"{name!r} for {len(units)} unit(s) {describe_units(units)} (e.g. "
+                        f"{mine[units[0]]!r} against {other[units[0]]!r}); a unit has one value"
+                    )
+            return self.unit_values(reference, what)
         raise SpecificationError(
             f"{what} column {column!r} was not found in a frame that covers all "
             f"{self.n_units} units (frames searched: {list(self.frames)})"
@@ -204,6 +227,42 @@ def _named_frames(arg: FrameArg, default: str, role: str) -> dict[str, pd.DataFr
         return {str(name): frame for name, frame in frames.items()}
     raise SpecificationError(
         f"{role} must be a DataFrame or a dict of DataFrames, got {type(arg).__name__}"
+    )
+
+
+def _check_ids(frame: pd.DataFrame, name: str) -> None:
+    """Unit ids must be known: a missing id (NaN, None, NaT) would be matched as an ordinary id."""
+    missing = np.asarray(frame.index.isna())
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise SpecificationError(
+            f"frame {name!r}: {int(missing.sum())} row(s) have a missing unit id (index value "
+            f"{frame.index[rows[0]]!r}; row position(s) {rows[:10].tolist()}); every row must "
+            f"name its unit"
+        )
+
+
+def _check_default_index(real: pd.DataFrame, aux: dict[str, pd.DataFrame]) -> None:
+    """``real`` with pandas' default RangeIndex is almost surely a forgotten ``set_index``.
+
+    Its rows would be matched to the auxiliary units 0..n-1 as if those were
+    their ids: a silent mismatch. A named index (``real.index.name = "unit"``)
+    says the integers are meant as ids.
+    """
+    index = real.index
+    if not (isinstance(index, pd.RangeIndex) and index.name is None and index.start == 0 and index.step == 1):
+        return
+    name, first = next(iter(aux.items()))
+    matched = first.index[first.index.isin(index)].unique()
+    consequence = (
+        f"its rows would be matched by these position-like ids to units "
+        f"{describe_units(matched, 5)} of frame {name!r}" if len(matched)
+        else f"none of them is a unit id of frame {name!r}"
+    )
+    raise SpecificationError(
+        f"real has pandas' default RangeIndex 0..{len(index) - 1} (row positions, not unit "
+        f"ids): {consequence}. You probably forgot real.set_index(<unit id column>). If "
+        f"these integers really are the unit ids, name the index (real.index.name = 'unit')"
     )
 
 
@@ -265,9 +324,13 @@ def build_model_data(
         raise SpecificationError(
             f"source names must be unique and not 'real'; clashing names {sorted(clash) or ['real']}"
         )
+    for name, frame in {"real": real, **proxies, **synths}.items():
+        _check_ids(frame, name)
     _check_unique(real, "real")
     for name, frame in proxies.items():
         _check_unique(frame, name)
+    if proxies or synths:
+        _check_default_index(real, {**proxies, **synths})
     units = _unit_ids(real, proxies, synths)
     if not len(real):
         raise SpecificationError("real has no rows: at least one labeled unit is needed")
@@ -288,6 +351,14 @@ def build_model_data(
 
     y, X = spec.apply(real, "real")
     family.check_outcome(y, real.index, "real", spec.outcome_name)
+    if (proxies or synths) and family.name == "ols" and exact_fit(y, X):
+        raise SpecificationError(
+            f"frame 'real': the outcome {spec.outcome_name!r} is fitted exactly by the terms "
+            f"{spec.param_names} (every residual is zero, e.g. a term reproduces the outcome "
+            f"or the outcome is constant); the target then has no sampling variance and the "
+            f"auxiliary moments cannot be weighted against it. Remove the term that reproduces "
+            f"the outcome"
+        )
     labeled_pos = units.get_indexer(real.index)
     is_labeled = np.zeros(len(units), dtype=bool)
     is_labeled[labeled_pos] = True
@@ -340,6 +411,16 @@ def _make_source(
         frame = frame.iloc[frame.index.get_indexer(units)]
         unit_pos = np.arange(len(units))
     y, X = spec.apply(frame, name)
+    if family.rank_checks_design and len(y) and np.ptp(y) == 0:
+        # an LLM that always gives the same answer: for OLS its residuals vanish
+        # (S is singular), for logit and Poisson its estimate does not exist
+        # (user moments read the columns freely and are left to the engine)
+        raise SpecificationError(
+            f"{kind} source {name!r}: the outcome {spec.outcome_name!r} is constant (every "
+            f"value {y[0]:g}), so the source carries no information about the human labels "
+            f"and its moments cannot be weighted. Drop the source; without it the fit is the "
+            f"human-only fit, which is all a constant source could give"
+        )
     family.check_outcome(y, frame.index, name, spec.outcome_name, auxiliary=True)
     row_weight = 1.0 / counts[unit_pos]
     aggregator = None

@@ -16,9 +16,12 @@ __all__ = [
     "PerfectSeparationError",
     "SingularDesignError",
     "SpecificationError",
+    "SingularMomentsError",
     "SynthInferWarning",
     "SparseCovariateWarning",
     "NearSingularWeightWarning",
+    "FewLabeledWarning",
+    "OutputDirectoryError",
     "PromptLeakError",
     "LLMError",
     "LLMConnectionError",
@@ -47,12 +50,20 @@ class UnsupportedFamilyError(DesignError):
     """The model family has no influence function the labeling design can use."""
 
 
+class SingularMomentsError(SpecificationError):
+    """The moment covariance S is singular; the message says which cause makes it so."""
+
+
 class ConvergenceError(RuntimeError):
     """An estimating equation could not be solved."""
 
 
-class BootstrapFailureError(RuntimeError):
+class BootstrapFailureError(ConvergenceError):
     """Too many bootstrap replicates failed for an interval from the rest to be valid."""
+
+
+class OutputDirectoryError(FileExistsError):
+    """An output directory holds files that are not a previous run of the same study."""
 
 
 class SynthInferWarning(UserWarning):
@@ -102,6 +113,10 @@ class LLMUnitsFailedError(LLMError):
         super().__init__(message)
         self.failures = dict(failures)
         self.partial = partial
+
+
+class FewLabeledWarning(SynthInferWarning):
+    """Few labeled units per moment condition: the estimated weight matrix is noisy."""
 
 
 def describe_units(units: Iterable[object], limit: int = 10) -> str:

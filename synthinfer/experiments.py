@@ -36,7 +36,7 @@ import functools
 import hashlib
 import sys
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from . import api as smf
+from .exceptions import OutputDirectoryError
 from .simulate import simulate_study
 
 __all__ = [
@@ -56,6 +57,7 @@ __all__ = [
     "summarize",
     "plot_summary",
     "trial_seed",
+    "check_output_dir",
 ]
 
 #: Scenarios of :func:`run_simulation`: the :func:`~synthinfer.simulate.simulate_study`
@@ -291,12 +293,61 @@ def _check_positive_ints(name: str, values: Iterable[Any]) -> list[int]:
     return out
 
 
+def _plot_file(name: str, mode: str) -> bool:
+    """Whether ``name`` is a figure `plot_summary` writes for this mode."""
+    stem, _, suffix = name.rpartition(".")
+    return suffix in _NO_STAMP and stem.startswith((f"coverage_{mode}_", f"rel_mse_{mode}_"))
+
+
+def check_output_dir(out_dir: Path, mode: str) -> None:
+    """Refuse a directory that is not empty and not a previous run of this study (mode).
+
+    A previous run holds ``trials.csv`` (of the same mode), perhaps ``summary.csv``
+    and figures, and nothing else (hidden files aside). Links are refused
+    too: appending to ``trials.csv`` or writing ``summary.csv`` through a link
+    would change the file it points to.
+    """
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise OutputDirectoryError(f"the output {str(out_dir)!r} exists and is not a directory")
+    entries = [e for e in out_dir.iterdir() if not e.name.startswith(".")]
+    links = sorted(e.name for e in entries if e.is_symlink())
+    if links:
+        raise OutputDirectoryError(
+            f"the output directory {str(out_dir)!r} holds symbolic link(s) {links}; results are "
+            f"never written through links. Use a directory without them"
+        )
+    foreign = sorted(
+        e.name for e in entries
+        if e.name not in (TRIALS_FILE, SUMMARY_FILE) and not (e.is_file() and _plot_file(e.name, mode))
+    )
+    trials = out_dir / TRIALS_FILE
+    if not foreign and entries and not trials.is_file():
+        foreign = sorted(e.name for e in entries)
+    if foreign:
+        raise OutputDirectoryError(
+            f"the output directory {str(out_dir)!r} is not empty and is not a previous run of "
+            f"this study: it holds {foreign}, which would be overwritten or mixed with the "
+            f"results. Choose a new or empty directory"
+        )
+    if trials.is_file() and trials.stat().st_size > 0:
+        modes = set(pd.read_csv(trials, usecols=lambda c: c == "mode", dtype=str).get("mode", []))
+        if modes and modes != {mode}:
+            raise OutputDirectoryError(
+                f"the output directory {str(out_dir)!r} holds a run of another study (mode "
+                f"{sorted(modes)}, this one is {mode!r}); choose a new or empty directory"
+            )
+
+
 def _run(
     tasks: list[dict], output: str | Path | None, jobs: int, progress: bool, grid_keys: pd.DataFrame
 ) -> ExperimentResult:
     out_dir = None if output is None else Path(output)
     existing = pd.DataFrame(columns=ROW_COLUMNS)
     if out_dir is not None:
+        mode = str(grid_keys["mode"].iloc[0]) if len(grid_keys) else "simulation"
+        check_output_dir(out_dir, mode)
         out_dir.mkdir(parents=True, exist_ok=True)
         path = out_dir / TRIALS_FILE
         if path.exists() and path.stat().st_size > 0:
@@ -684,7 +735,7 @@ def plot_summary(
             for ax in list(axes.flat)[len(scenarios):]:
                 ax.set_visible(False)
             axes[0, 0].set_ylabel("coverage of 95% CI" if quantity == "coverage" else "MSE / human-only MSE")
-            handles, labels = {}, {}
+            handles: dict = {}
             for ax in axes.flat:
                 for h, lab in zip(*ax.get_legend_handles_labels()):
                     handles.setdefault(lab, h)
@@ -696,6 +747,8 @@ def plot_summary(
             stem = f"{quantity}_{mode}_{model}_{tgt}"
             for fmt in formats:
                 path = out_dir / f"{stem}.{fmt}"
+                if path.is_symlink():
+                    raise OutputDirectoryError(f"{str(path)!r} is a symbolic link; figures are never written through links")
                 fig.savefig(path, dpi=110, metadata=_NO_STAMP.get(fmt))
                 written.append(path)
             plt.close(fig)

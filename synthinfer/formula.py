@@ -23,7 +23,7 @@ import pandas as pd
 
 from .exceptions import SpecificationError, describe_units
 
-__all__ = ["FormulaSpec", "resolve_engine", "capture_namespace"]
+__all__ = ["FormulaSpec", "resolve_engine", "capture_namespace", "is_text", "numbers_as_text"]
 
 Engine = Literal["patsy", "formulaic"]
 
@@ -34,6 +34,9 @@ _QUOTED = re.compile(r"Q\(\s*(['\"])(.+?)\1\s*\)")
 _STRING = re.compile(r"'[^']*'|\"[^\"]*\"")
 _LEVEL_IN_PATSY_ERROR = re.compile(r"observation with value (.+?) does not match")
 _LEVELS_IN_FORMULAIC_WARNING = re.compile(r"\{(.*)\}")
+# a European decimal number: optional sign, digits with optional '.' thousands, one ','
+_COMMA_HINT = " after replacing the decimal commas (or read the file with decimal=',')"
+_DECIMAL_COMMA = r"[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?"
 
 
 def resolve_engine(engine: str | None) -> Engine:
@@ -66,6 +69,39 @@ def _formula_names(formula: str) -> set[str]:
     unquoted = _STRING.sub("", _BACKTICK.sub("", formula))
     names.update(_IDENTIFIER.findall(unquoted))
     return names
+
+
+def is_text(dtype: Any) -> bool:
+    """Whether a column of this dtype holds text: object, pandas' str / string, pyarrow strings."""
+    if dtype == object or isinstance(dtype, pd.StringDtype):
+        return True
+    pyarrow_type = getattr(dtype, "pyarrow_dtype", None)
+    if pyarrow_type is not None:
+        import pyarrow
+
+        return bool(pyarrow.types.is_string(pyarrow_type) or pyarrow.types.is_large_string(pyarrow_type))
+    return False
+
+
+def numbers_as_text(values: pd.Series) -> str:
+    """What a text column holds if every value reads as a number: "numbers stored as text",
+    "numbers with decimal commas stored as text (e.g. '0,5')", or "" if some value is no number."""
+    as_text = values.astype(object)
+    numeric = pd.to_numeric(as_text, errors="coerce").notna()
+    if numeric.all():
+        return "numbers stored as text"
+    text = as_text.astype(str).str.strip()
+    has_comma = text.str.contains(",", regex=False)
+    if has_comma.any() and text.str.fullmatch(_DECIMAL_COMMA).all():
+        return f"numbers with decimal commas stored as text (e.g. {text[has_comma].iloc[0]!r})"
+    if numeric.mean() >= 0.5:
+        # a numeric column with a few stray markers ('n.a.', '?') reads as text
+        strays = list(dict.fromkeys(text[~numeric.to_numpy()]))
+        return (
+            f"mostly numbers stored as text ({numeric.mean():.0%} of the values; the others: "
+            f"{strays[:5]})"
+        )
+    return ""
 
 
 def _units_where(frame: pd.DataFrame, mask: np.ndarray) -> str:
@@ -113,10 +149,22 @@ class FormulaSpec:
         self.variables: list[str] = []
         for frame in frames.values():
             self.variables += [
-                c for c in frame.columns
+                c for c in dict.fromkeys(frame.columns)
                 if isinstance(c, str) and c in self._names and c not in self.variables
             ]
         outcome = formula.split("~", 1)[0].strip()
+        for name, frame in frames.items():
+            repeated = [c for c in self.variables if (frame.columns == c).sum() > 1]
+            if repeated:
+                raise SpecificationError(
+                    f"frame {name!r} has several columns named {repeated}; the formula "
+                    f"cannot tell which one to use. Rename or drop the duplicates"
+                )
+        if outcome in self.variables and outcome in _formula_names(formula.split("~", 1)[1]):
+            raise SpecificationError(
+                f"the outcome {outcome!r} of {formula!r} is also on the right-hand side: it "
+                f"would be fitted exactly (zero residuals). Remove it from the terms"
+            )
         for name, frame in frames.items():
             missing = [c for c in self.variables if c not in frame.columns]
             if missing:
@@ -125,6 +173,7 @@ class FormulaSpec:
                     f"must carry the columns the formula uses"
                 )
             self._check_values(name, frame, outcome)
+        self._check_same_kind(frames)
         self._learn(dict(namespace or {}), frames)
 
     # -- learning ---------------------------------------------------------------
@@ -141,12 +190,15 @@ class FormulaSpec:
                     f"frame[{column!r}].astype(int)"
                 )
             declared_categorical = re.search(rf"C\(\s*{re.escape(column)}\b", self.formula)
-            if values.dtype == object and not declared_categorical and values.notna().all():
-                if pd.to_numeric(values, errors="coerce").notna().all():
+            if is_text(values.dtype) and not declared_categorical and values.notna().all():
+                stored = numbers_as_text(values)
+                if stored:
                     raise SpecificationError(
-                        f"frame {name!r}: column {column!r} holds numbers stored as text "
-                        f"(dtype object); convert it with pd.to_numeric, or make it a "
-                        f"category explicitly with C({column})"
+                        f"frame {name!r}: column {column!r} holds {stored} (dtype "
+                        f"{values.dtype}), which would be fitted as a categorical with one "
+                        f"level per value; convert it with pd.to_numeric"
+                        f"{_COMMA_HINT if 'comma' in stored else ''}, or make it a category "
+                        f"explicitly with C({column})"
                     )
             bad = values.isna().to_numpy()
             what = "missing values"
@@ -159,6 +211,29 @@ class FormulaSpec:
                     f"frame {name!r}: column {column!r} has {what} in {int(bad.sum())} "
                     f"unit(s) {_units_where(frame, bad)}; nothing is dropped silently, "
                     f"so remove or impute them before fitting"
+                )
+
+    def _check_same_kind(self, frames: Mapping[str, pd.DataFrame]) -> None:
+        """A column must be numbers in every frame or in none.
+
+        Stacking a numeric column with a text one makes it text: patsy then fails
+        with an unrelated message, formulaic codes 1 and '1' as two levels.
+        """
+        for column in self.variables:
+            kinds: dict[str, list[str]] = {}
+            for name, frame in frames.items():
+                dtype = frame[column].dtype
+                kind = "numeric" if pd.api.types.is_numeric_dtype(dtype) else (
+                    "text" if is_text(dtype) else None
+                )
+                if kind is not None:
+                    kinds.setdefault(kind, []).append(f"{name!r} ({dtype})")
+            if len(kinds) > 1:
+                raise SpecificationError(
+                    f"column {column!r} is numeric in frame(s) {', '.join(kinds['numeric'])} "
+                    f"but text in frame(s) {', '.join(kinds['text'])}; a value 1 and a value "
+                    f"'1' would not be the same level. Give the column one dtype in every "
+                    f"frame (pd.to_numeric, or .astype(str) for a categorical)"
                 )
 
     def _learning_chunks(self, frames: Mapping[str, pd.DataFrame]) -> list[pd.DataFrame]:

@@ -15,7 +15,7 @@ The reported covariance is ``(G' S^-1 G)^-1 / N`` with G and S at the estimate.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .covariance import get_covariance
 from .data import FrameArg, ModelData
-from .exceptions import NearSingularWeightWarning, SparseCovariateWarning, SpecificationError
+from .exceptions import NearSingularWeightWarning, SingularMomentsError, SparseCovariateWarning, SpecificationError
 from .families import Evaluation, Family
 from .formula import capture_namespace
 from .inference.protocol import ScoresAt, SourceScores
@@ -35,6 +35,7 @@ from .inference.small_sample import CORRECTIONS
 from .model import ModelBase
 from .moments import MomentBlocks
 from .results import GMMSynthResultsWrapper
+from .singular import explain_singular, warn_if_few_labeled
 from .weighting import ShrunkWeight
 
 __all__ = ["GMMSynth", "GMMProxy", "SolverInfo", "warn_sparse_columns"]
@@ -84,12 +85,15 @@ SINGULAR_CONDITION = 1e14
 NEAR_SINGULAR_CONDITION = 1e12
 
 
-def weight_matrix(s: np.ndarray, block_names: list[str] | None = None) -> np.ndarray:
+def weight_matrix(
+    s: np.ndarray, block_names: list[str] | None = None, explain: Callable[[], str] | None = None
+) -> np.ndarray:
     """W = S^-1; an error when S is singular, a warning when it is close.
 
     S is scaled to unit diagonal before the condition check so the check does
     not depend on the units of the covariates. ``block_names`` (one name per
-    moment block of equal size) lets the error say which moments collide.
+    moment block of equal size) lets the error say which moments collide;
+    ``explain`` (called only when S is singular) says why, see ``singular.py``.
     """
     scale = np.sqrt(np.clip(np.diag(s), np.finfo(float).tiny, None))
     scaled = s / np.outer(scale, scale)
@@ -102,11 +106,16 @@ def weight_matrix(s: np.ndarray, block_names: list[str] | None = None) -> np.nda
             loadings = np.abs(eigenvectors[:, 0]).reshape(len(block_names), -1).max(axis=1)
             involved = [name for name, load in zip(block_names, loadings) if load >= 0.1 * loadings.max()]
             culprits = f" The collinear moments: {involved}."
-        raise SpecificationError(
+        cause = explain() if explain is not None else ""
+        raise SingularMomentsError(
             f"the moment covariance S is singular (condition number {condition:.3g} after "
-            f"scaling): some auxiliary moments are exact linear combinations of others, as "
-            f"when a source repeats another source's data or its recoding.{culprits} Drop "
-            f"the duplicate source."
+            f"scaling): "
+            + (
+                f"{cause}.{culprits}" if cause else
+                f"some auxiliary moments are exact linear combinations of others, as when a "
+                f"source repeats another source's data or its recoding.{culprits} Drop the "
+                f"duplicate source."
+            )
         )
     if condition > NEAR_SINGULAR_CONDITION:
         warnings.warn(
@@ -537,7 +546,12 @@ class GMMSynth(ModelBase, GMM):
             weighting = ShrunkWeight(weighting, self.layout, self._independent_labeled(weighting))
         start, newton_blocks = self._step_one()
         block_names = self.layout.block_names
-        weights = weight_matrix(weighting.s(self.moment_blocks(start)), block_names)
+        warn_if_few_labeled(self.model_data, self.nmoms)
+        s_weight = weighting.s(self.moment_blocks(start))
+        weights = weight_matrix(
+            s_weight, block_names,
+            explain=lambda: explain_singular(self.model_data, weighting, s_weight),
+        )
         if self.model_data.sources and self.family.smooth:
             params, info, jacobian = self._gauss_newton(
                 start, weights, maxiter=maxiter, tol=tol, all_units_blocks=newton_blocks

@@ -7,17 +7,21 @@ parameters theta only, named by design column; the nuisance parameters
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from patsy import PatsyError
 from scipy import stats
 from statsmodels.base import wrapper as wrap
 from statsmodels.iolib.summary import Summary
 from statsmodels.iolib.table import SimpleTable
 from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 
+from .exceptions import SpecificationError
 from .inference.bootstrap import BootstrapResults, bootstrap
 from .inference.diagnostics import Diagnostics, diagnose
 from .inference.power import LabelBudget, plan_labels
@@ -98,6 +102,29 @@ class ReportingMixin:
             index=pd.Index(list(self.model.exog_names), name="term"),
         )
         return table
+
+    def t_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
+        """statsmodels' ``t_test``; a constraint naming an unknown term is a
+        `SpecificationError` listing the valid terms."""
+        with self._named_constraints(r_matrix):
+            return super().t_test(r_matrix, *args, **kwds)  # type: ignore[misc]
+
+    def wald_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
+        """statsmodels' ``wald_test``; a constraint naming an unknown term is a
+        `SpecificationError` listing the valid terms."""
+        with self._named_constraints(r_matrix):
+            return super().wald_test(r_matrix, *args, **kwds)  # type: ignore[misc]
+
+    @contextmanager
+    def _named_constraints(self, r_matrix: Any) -> Iterator[None]:
+        """A constraint naming an unknown term: say so and list the valid names."""
+        try:
+            yield
+        except PatsyError as exc:
+            raise SpecificationError(
+                f"the constraint {r_matrix!r} could not be read ({str(exc).splitlines()[0]}); "
+                f"it may use only the terms {list(self.model.exog_names)}"
+            ) from exc
 
     def _repr_html_(self) -> str:
         return self.summary().as_html()

@@ -311,4 +311,20 @@ def bootstrap(
     names = list(model.exog_names)
     estimates = [f for f in fits if not isinstance(f, str)]
     failures = [f for f in fits if isinstance(f, str)]
+    if failures and weighting.groups is not None:
+        # copies of a cluster add no rank to a clustered S: a resample with at most
+        # K distinct clusters cannot be refitted, whatever the data
+        codes, n_groups = weighting.groups
+        k_moms = model.nmoms
+        failed_draws = [units for (units, _), fit in zip(draws, fits) if isinstance(fit, str)]
+        too_few = [len(np.unique(codes[units])) - 1 < k_moms for units in failed_draws]
+        if any(too_few):
+            cause = (
+                f"{sum(too_few)} of them drew at most {k_moms} distinct clusters: the fit has only "
+                f"{n_groups} clusters for {k_moms} moment conditions, and a clustered S from a "
+                f"resample needs more than {k_moms} distinct clusters. Use more clusters, fewer "
+                f"terms or sources, or weight_type='HC0' and cov_type='HC0' if units are "
+                f"independent"
+            )
+            failures = [cause if few else reason for few, reason in zip(too_few, failures)]
     return BootstrapResults.collect(results, names, estimates, None, failures, n_boot, seed, "refit")

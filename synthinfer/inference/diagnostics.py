@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import SynthInferWarning
+from ..moments import MomentBlocks
+from ..singular import MIN_LABELED_PER_MOMENT
 
 __all__ = ["Diagnostics", "diagnose"]
-
-# fewer labeled units than this per moment condition makes the weight matrix noisy
-MIN_LABELED_PER_MOMENT = 5
 
 
 @dataclass(frozen=True)
@@ -97,6 +96,33 @@ def _refit(results: Any, sources: tuple) -> Any:
         )
 
 
+def _human_only_variance(results: Any) -> np.ndarray:
+    """Variances of the human-only fit on the same model, from the fit's own quantities.
+
+    The human-only estimate is step 1's theta (``start_params``): it is just
+    identified, so whatever its weight matrix its covariance is
+    ``(G' S_c^-1 G)^-1 / N`` with the target block's G and S there and the fit's
+    covariance estimator; no second fit.
+    """
+    model, data = results.model, results.model.model_data
+    theta = np.asarray(results.start_params)[: model.layout.k]
+    evaluation = model.family.evaluate(data.X, data.y, theta)
+    weight = data.labeled_weight
+    values = evaluation.values()
+    if weight is not None:
+        values = values * weight[:, None]
+    s = results.covariance.s(MomentBlocks((values,), (True,), data.labeled_pos, data.n_units))
+    G = evaluation.jacobian(weight) / data.n_units
+    information = G.T @ np.linalg.solve(s, G)
+    variance = np.diag(np.linalg.inv(information)) / data.n_units
+    correction = getattr(results, "small_sample", None)
+    if correction is not None:
+        # the human-only fit's own small-sample factor (no auxiliary coefficients)
+        human = SmallSampleCorrection.of(correction.n_labeled, correction.n_clusters, correction.n_params, 0.0)
+        return variance * human.factor
+    return variance * results.covariance.scale
+
+
 def diagnose(results: Any, per_source: bool = True) -> Diagnostics:
     """Compute :class:`Diagnostics` for a fitted GMM-Synth result.
 
@@ -106,8 +132,7 @@ def diagnose(results: Any, per_source: bool = True) -> Diagnostics:
     model = results.model
     data = model.model_data
     names = list(model.exog_names)
-    human = _refit(results, ())
-    var_human = np.diag(np.asarray(human.cov_params()))
+    var_human = _human_only_variance(results)
     var = np.diag(np.asarray(results.cov_params()))
     effective_n = pd.Series(data.n_labeled * var_human / var, index=names, name="effective n")
 

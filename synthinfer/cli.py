@@ -258,6 +258,10 @@ def _as_json(res: Any, formula: str) -> str:
         "n_labeled": int(res.n_labeled),
         "jtest": {"statistic": _number(jval), "pvalue": _number(jpval), "df": int(jdf)},
         "cov_type": res.cov_type,
+        "correction": getattr(res, "correction", None),
+        "shrinkage": getattr(res, "shrinkage", None),
+        "inference": "t" if getattr(res, "use_t", False) else "z",
+        "df_resid": _number(res.df_resid) if getattr(res, "use_t", False) else None,
         "converged": bool(res.converged),
         "sources": sources,
     }
@@ -270,7 +274,7 @@ def _as_csv(res: Any) -> str:
         {
             "coef": res.params,
             "std_err": res.bse,
-            "z": res.tvalues,
+            ("t" if getattr(res, "use_t", False) else "z"): res.tvalues,
             "p_value": res.pvalues,
             "ci_lower": ci.iloc[:, 0],
             "ci_upper": ci.iloc[:, 1],
@@ -304,7 +308,10 @@ def _fit(args: argparse.Namespace) -> int:
     )
     cov_kwds = {"groups": args.groups} if args.cov == "cluster" else None
     weight_kwds = {"groups": args.groups} if args.weight == "cluster" else None
-    res = model.fit(cov_type=args.cov, cov_kwds=cov_kwds, weight_type=args.weight, weight_kwds=weight_kwds)
+    res = model.fit(
+        cov_type=args.cov, cov_kwds=cov_kwds, weight_type=args.weight, weight_kwds=weight_kwds,
+        correction=args.correction, shrinkage=args.shrinkage,
+    )
     if args.output == "json":
         print(_as_json(res, args.formula))
     elif args.output == "csv":
@@ -705,6 +712,12 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--weight", choices=sorted(COVARIANCES), default="HC0",
                      help="S of the step-2 weight matrix (HC0, default; cluster: efficient with "
                           "dependent clusters, with --groups); --cov alone does not change the estimate")
+    fit.add_argument("--correction", choices=["small-sample", "windmeijer", "none"], default="small-sample",
+                     help="covariance correction: small-sample (default: Windmeijer, a degrees-of-freedom "
+                          "factor and t inference), windmeijer alone, or none (the plain two-step)")
+    fit.add_argument("--shrinkage", choices=["stein", "none"], default="stein",
+                     help="weight matrix: stein (default: sources that do not predict the human "
+                          "moments are shrunk away) or none (the efficient S^-1)")
     fit.add_argument("--groups", metavar="COL", default=None,
                      help="cluster column (one value per unit), with --cov cluster")
     fit.add_argument("--engine", choices=["patsy", "formulaic"], default=None,

@@ -27,7 +27,7 @@ from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from .covariance import get_covariance
 from .data import FrameArg, ModelData
-from .exceptions import NearSingularWeightWarning, SingularMomentsError, SparseCovariateWarning, SpecificationError
+from .exceptions import NearSingularWeightWarning, SingularMomentsError, SparseCovariateWarning
 from .families import Evaluation, Family
 from .formula import capture_namespace
 from .inference.protocol import ScoresAt, SourceScores

@@ -196,12 +196,22 @@ def test_fit_csv_table(capsys, files, study) -> None:
     )
     assert code == 0
     table = pd.read_csv(io.StringIO(out), index_col="term")
-    assert list(table.columns) == ["coef", "std_err", "z", "p_value", "ci_lower", "ci_upper"]
+    # the default's t inference names its statistic t
+    assert list(table.columns) == ["coef", "std_err", "t", "p_value", "ci_lower", "ci_upper"]
     res = smf.gmm_proxy(FORMULA, real=study.real, proxy=study.proxy, model="logit").fit()
     np.testing.assert_allclose(table["coef"], res.params, rtol=1e-12)
     np.testing.assert_allclose(table["std_err"], res.bse, rtol=1e-12)
-    np.testing.assert_allclose(table["z"], res.tvalues, rtol=1e-12)
+    np.testing.assert_allclose(table["t"], res.tvalues, rtol=1e-12)
     np.testing.assert_allclose(table[["ci_lower", "ci_upper"]], res.conf_int(), rtol=1e-12)
+    # the plain two-step by name: z
+    code, out, _ = run(
+        capsys, "fit", FORMULA, "--real", files["real"], "--proxy", files["proxy"], "--model", "logit",
+        "--output", "csv", "--correction", "none", "--shrinkage", "none",
+    )
+    plain = smf.gmm_proxy(FORMULA, real=study.real, proxy=study.proxy, model="logit").fit(correction=None, shrinkage=None)
+    table = pd.read_csv(io.StringIO(out), index_col="term")
+    np.testing.assert_allclose(table["z"], plain.tvalues, rtol=1e-12)
+    np.testing.assert_allclose(table[["ci_lower", "ci_upper"]], plain.conf_int(), rtol=1e-12)
 
 
 # -- fit: options ---------------------------------------------------------------------------

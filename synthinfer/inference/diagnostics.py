@@ -12,6 +12,7 @@ import pandas as pd
 from ..exceptions import SynthInferWarning
 from ..moments import MomentBlocks
 from ..singular import MIN_LABELED_PER_MOMENT
+from .small_sample import SmallSampleCorrection
 
 __all__ = ["Diagnostics", "diagnose"]
 

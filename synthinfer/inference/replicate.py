@@ -212,7 +212,7 @@ class ReplicateBootstrap:
     def _s(self, gbar: np.ndarray, g: np.ndarray, draw: tuple, n_units: float) -> np.ndarray:
         """S of the replicate: labeled groups exactly, the pool by its expectation."""
         counts, group_counts, fixed, unlabeled_units, _ = draw
-        layout, q, M = self.layout, self.q, self.M
+        layout, M = self.layout, self.M
         K = layout.n_moments
         all_units = np.concatenate([np.arange(layout.all_units_block(m).start, layout.all_units_block(m).stop) for m in range(M)]) if M else np.zeros(0, int)
         if self.clustered:
@@ -458,7 +458,7 @@ class KStepBootstrap(ReplicateBootstrap):
     def run(self, draws: list[tuple]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Estimates (B, p) and plain standard errors (B, p) of a batch of draws; NaN rows failed."""
         layout = self.layout
-        p, q = layout.k, self.q
+        p = layout.k
         counts = np.array([d[0] for d in draws])
         group_counts = np.array([d[1] for d in draws])
         fixed = np.array([d[2] for d in draws]).reshape(len(draws), -1)

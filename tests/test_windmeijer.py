@@ -130,3 +130,25 @@ def test_clustered_covariance_with_hc0_weights(model) -> None:
     np.testing.assert_allclose(clustered.params, _fit(model).params, rtol=1e-12)  # weights are HC0
     assert np.all(np.isfinite(clustered.bse)) and (clustered.bse >= plain.bse * 0.95).all()
     assert "generalized" in str(plain.summary())
+
+
+@pytest.mark.parametrize(("model", "tolerance"), [("ols", 1e-8), ("logit", 2e-3)])
+def test_sensitivity_through_the_shrunk_weight_matches_finite_differences(model, tolerance) -> None:
+    # the Stein factor held at its fitted value: the derivative is the shrunk S's
+    res = _fit(model, shrinkage="stein")._results
+    mod, weighting = res.model, res.weighting
+    factor = weighting.factor
+    assert 0 < factor < 1
+    weighting._fixed = factor
+
+    def two_step(beta1: np.ndarray) -> np.ndarray:
+        weights = weight_matrix(weighting.s(mod.moment_blocks(beta1)))
+        return mod._gauss_newton(res.params_full.copy(), weights, tol=1e-12)[0]
+
+    h, P = 1e-5, len(res.params_full)
+    numerical = np.column_stack([
+        (two_step(res.start_params + h * e) - two_step(res.start_params - h * e)) / (2 * h)
+        for e in np.eye(P)
+    ])
+    analytic = step_one_sensitivity(res)
+    assert np.abs(analytic - numerical).max() <= tolerance * np.abs(numerical).max()

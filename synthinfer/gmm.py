@@ -35,7 +35,7 @@ from .inference.small_sample import CORRECTIONS
 from .model import ModelBase
 from .moments import MomentBlocks
 from .results import GMMSynthResultsWrapper
-from .singular import explain_singular, warn_if_few_labeled
+from .singular import explain_singular, warn_if_few_clusters, warn_if_few_labeled
 from .weighting import ShrunkWeight
 
 __all__ = ["GMMSynth", "GMMProxy", "SolverInfo", "warn_sparse_columns"]
@@ -547,6 +547,7 @@ class GMMSynth(ModelBase, GMM):
         start, newton_blocks = self._step_one()
         block_names = self.layout.block_names
         warn_if_few_labeled(self.model_data, self.nmoms)
+        warn_if_few_clusters(self.model_data, covariance, self.nmoms)
         s_weight = weighting.s(self.moment_blocks(start))
         weights = weight_matrix(
             s_weight, block_names,

@@ -61,6 +61,26 @@ def warn_if_few_labeled(data: ModelData, k_moms: int, stacklevel: int = 3) -> No
         )
 
 
+def warn_if_few_clusters(data: ModelData, covariance: Any, k_moms: int, stacklevel: int = 3) -> None:
+    """Warn (`FewLabeledWarning`) when the clusters holding labeled units are no
+    more than the moment conditions: the clustered S of the covariance then has
+    rank below K, so the sandwich and the generalized J rest on directions S
+    cannot estimate."""
+    groups = covariance.groups
+    if groups is None or not data.sources:
+        return
+    n_clusters = len(np.unique(groups[0][data.labeled_pos]))
+    if n_clusters <= k_moms:
+        warnings.warn(
+            f"only {n_clusters} clusters hold labeled units, for {k_moms} moment conditions: the "
+            f"clustered S has rank at most {n_clusters}, no more than the {k_moms} moments, so its standard errors and "
+            f"J test are not reliable. Use fewer sources or terms, more clusters, or cov_type='HC0' "
+            f"if the units are independent",
+            FewLabeledWarning,
+            stacklevel=stacklevel,
+        )
+
+
 def _frames(data: ModelData) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return [("real", data.y, data.X)] + [(s.name, s.y, s.X) for s in data.sources]
 

@@ -232,3 +232,14 @@ def test_bootstrap_argument_errors() -> None:
             res.bootstrap(bad)
     with pytest.raises(ValueError, match="method must be"):
         res.bootstrap(10, method="jackknife")
+
+
+def test_clustered_covariance_with_fewer_clusters_than_moments_warns() -> None:
+    from synthinfer.exceptions import FewLabeledWarning
+
+    study = make_study("ols", n_units=600, n_labeled=100, seed=1)
+    proxy = study.proxy.assign(c=np.arange(600) % 6)
+    model = smf.gmm_synth(study.formula, real=study.real, proxy=proxy, synth=study.synth)
+    with pytest.warns(FewLabeledWarning, match="only 6 clusters hold labeled units, for 15 moment conditions"):
+        res = model.fit(cov_type="cluster", cov_kwds={"groups": "c"})
+    assert res.df_resid == 5  # t(G - 1)

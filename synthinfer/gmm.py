@@ -241,8 +241,6 @@ class GMMSynth(ModelBase, GMM):
         """
         data, names = self.model_data, self.model_data.param_names
         check_rank = not self._ranks_checked
-        if check_rank:
-            warn_sparse_columns(data.X, names)
         theta = self.family.solve(
             data.X, data.y, self._labeled_weight, names=names, frame="real", check_rank=check_rank,
         ).params
@@ -259,6 +257,9 @@ class GMMSynth(ModelBase, GMM):
             jacobians.append(fit.jacobian)
             # Newton evaluated the source at eta last: S at step 1 reuses it
             self._evaluations[m] = (fit.params.tobytes(), fit.evaluation)
+        if check_rank:
+            # after the rank checks: a column that is not identified at all is an error first
+            warn_sparse_columns(data.X, names)
         self._ranks_checked = True
         return np.concatenate(pieces), jacobians
 
@@ -549,10 +550,17 @@ class GMMSynth(ModelBase, GMM):
         warn_if_few_labeled(self.model_data, self.nmoms)
         warn_if_few_clusters(self.model_data, covariance, self.nmoms)
         s_weight = weighting.s(self.moment_blocks(start))
-        weights = weight_matrix(
-            s_weight, block_names,
-            explain=lambda: explain_singular(self.model_data, weighting, s_weight),
-        )
+        s_base = getattr(weighting, "base_s", s_weight)
+        explain = lambda: explain_singular(self.model_data, weighting, s_base)  # noqa: E731
+        if s_base is not s_weight:
+            # a singular S is diagnosed as such even where the shrunk one could be
+            # inverted; the shrunk one is then inverted without a second warning
+            weight_matrix(s_base, block_names, explain=explain)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NearSingularWeightWarning)
+                weights = weight_matrix(s_weight, block_names, explain=explain)
+        else:
+            weights = weight_matrix(s_weight, block_names, explain=explain)
         if self.model_data.sources and self.family.smooth:
             params, info, jacobian = self._gauss_newton(
                 start, weights, maxiter=maxiter, tol=tol, all_units_blocks=newton_blocks

@@ -122,6 +122,8 @@ class ShrunkWeight(MomentCovariance):
 
     def s(self, moments: MomentBlocks) -> np.ndarray:
         s = self.base.s(moments)
+        #: the unshrunk S of the last call (the engine checks it for singularity)
+        self.base_s = s
         self.statistic, self.d = canonical_statistic(s, self.layout, self.n_independent)
         self.factor = stein_factor(self.statistic, self.d) if self._fixed is None else self._fixed
         return s * self.mask(self.factor)

@@ -288,7 +288,7 @@ def _bootstrap_few_clusters(ctx):
     real, proxy, _ = ctx.study(n_units=240, n_labeled=120)
     proxy["g"] = np.arange(len(proxy)) % 12
     res = _fit(ctx, real=real, proxy=proxy, cov_type="cluster", cov_kwds={"groups": "g"}, weight_type="cluster")
-    res.bootstrap(n_boot=20, seed=1)
+    res.bootstrap(n_boot=20, seed=1).conf_int()
 
 
 def _few_labeled_warning(ctx):
@@ -409,8 +409,8 @@ CASES: list[Case] = [
          "`SingularMomentsError`: one source repeats the other", SingularMomentsError,
          ("source 'copy' repeats source 'gpt'", "Drop the duplicate source"), _repeated_source),
     Case("bootstrap-few-clusters", "API", "`res.bootstrap()` of a fit with `weight_type='cluster'` and 12 clusters for 9 moments",
-         "`ConvergenceError` (after a warning) saying the resamples hold too few distinct clusters, "
-         "not separation", ConvergenceError, ("distinct clusters", "12 clusters for 9 moment conditions"),
+         "`BootstrapFailureError` (a `ConvergenceError`, after a warning) saying the resamples hold "
+         "too few distinct clusters, not separation", ConvergenceError, ("distinct clusters", "12 clusters for 9 moment conditions"),
          _bootstrap_few_clusters),
     Case("few-labeled-warning", "API", "14 labeled units for 21 moment conditions (3 sources)",
          "`FewLabeledWarning` (and a note in `summary()`); the fit goes on", FewLabeledWarning,

@@ -236,6 +236,10 @@ class ReplicateBootstrap:
         return s / n_units
 
     def _weights(self, s: np.ndarray, independent: int) -> tuple[np.ndarray, float]:
+        base_scale = np.sqrt(np.clip(np.diag(s), np.finfo(float).tiny, None))
+        base_eigenvalues = np.linalg.eigvalsh(s / np.outer(base_scale, base_scale))
+        if base_eigenvalues[0] <= base_eigenvalues[-1] * 1e-14:
+            raise ReplicateFailure("S is singular in this resample")
         factor = 1.0
         if self.shrink and self.M:
             statistic, d = canonical_statistic(s, self.layout, independent)
@@ -429,7 +433,13 @@ class KStepBootstrap(ReplicateBootstrap):
         return s / n_units[:, None, None]
 
     def _batch_weights(self, s: np.ndarray, independent: np.ndarray) -> np.ndarray:
-        """W per replicate (shrunk as in the fit); NaN where S is singular."""
+        """W per replicate (shrunk as in the fit); NaN where S is singular.
+
+        Singularity is judged on the unshrunk S, as in the fit: the shrunk one can
+        be invertible when S is not."""
+        base_scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
+        base_eigenvalues = np.linalg.eigvalsh(s / (base_scale[:, :, None] * base_scale[:, None, :]))
+        base_singular = base_eigenvalues[:, 0] <= base_eigenvalues[:, -1] * 1e-14
         if self.shrink and self.M:
             q = self.q
             t, a = slice(0, q), slice(q, None)
@@ -449,7 +459,7 @@ class KStepBootstrap(ReplicateBootstrap):
         scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
         scaled = s / (scale[:, :, None] * scale[:, None, :])
         eigenvalues = np.linalg.eigvalsh(scaled)
-        singular = eigenvalues[:, 0] <= eigenvalues[:, -1] * 1e-14
+        singular = (eigenvalues[:, 0] <= eigenvalues[:, -1] * 1e-14) | base_singular
         scaled[singular] = np.eye(s.shape[1])
         W = np.linalg.inv(scaled) / (scale[:, :, None] * scale[:, None, :])
         W[singular] = np.nan
@@ -538,10 +548,26 @@ class KStepBootstrap(ReplicateBootstrap):
             cov = np.linalg.inv(np.matmul(np.matmul(np.swapaxes(G_mean, 1, 2), W_hat), G_mean))
         se = np.sqrt(np.clip(np.einsum("bii->bi", cov)[:, :p], 0, None) / n_units[:, None])
         bad |= ~np.isfinite(estimates).all(axis=1) | ~np.isfinite(se).all(axis=1)
-        reasons = ["S or G'WG is singular in this resample" if not failed[b] else "step 1 has no solution in this resample" for b in np.flatnonzero(bad)]
+        reasons = [self._reason(failed[b], group_counts[b]) for b in np.flatnonzero(bad)]
         estimates = estimates.copy()
         estimates[bad] = np.nan
         return estimates[:, :p], se, reasons
+
+    def _reason(self, step_one_failed: bool, group_counts: np.ndarray) -> str:
+        """Why a replicate failed, in the user's terms."""
+        if step_one_failed:
+            return "step 1 has no solution in this resample"
+        # without unlabeled-only clusters every moment's S comes from the drawn clusters
+        moments = self.layout.n_moments if not self.n_pool else self.q * (1 + self.M)
+        distinct = int((group_counts > 0).sum())
+        if self.clustered and distinct <= moments:
+            return (
+                f"resamples that drew at most {moments} distinct clusters: the fit has only "
+                f"{self.n_labeled_groups} clusters for {moments} moment conditions, and a clustered "
+                f"S from a resample needs more than {moments} distinct clusters. Use more clusters, "
+                f"fewer terms or sources, or cov_type='HC0' if the units are independent"
+            )
+        return "S or G'WG is singular in this resample"
 
     def _replicate_terms(self, at: np.ndarray, counts: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each replicate's labeled unit moments at its own iterate, (B, n, K), and

@@ -57,8 +57,10 @@ def test_bootstrap_standard_errors_match_the_analytic_ones_in_large_samples(mode
     boot = res.bootstrap(300, seed=1)
     # the bootstrap SD from 300 draws has a relative standard error of about 4%
     np.testing.assert_allclose(boot.bse, res.bse, rtol=0.15)
-    percentile, normal = boot.conf_int(0.1), boot.conf_int(0.1, method="normal")
+    percentile, normal = boot.conf_int(0.1, method="percentile"), boot.conf_int(0.1, method="normal")
     assert ((percentile[0] < res.params) & (res.params < percentile[1])).all()
+    # the fast bootstrap's default interval is bootstrap-t
+    pd.testing.assert_frame_equal(boot.conf_int(0.1), boot.conf_int(0.1, method="t"))
     np.testing.assert_allclose(normal[1] - normal[0], 2 * 1.6448536 * boot.bse, rtol=1e-6)
     with pytest.raises(ValueError, match="percentile"):
         boot.conf_int(method="bca")

@@ -177,11 +177,14 @@ class BootstrapResults:
     def cov_params(self) -> pd.DataFrame:
         return self.draws.cov(ddof=1)
 
-    def conf_int(self, alpha: float = 0.05, method: str = "percentile") -> pd.DataFrame:
-        """Intervals: ``"percentile"`` (quantiles of the draws), ``"t"`` (bootstrap-t:
-        the estimate minus the quantiles of the studentized draws times the
-        estimate's standard error; fast bootstrap only) or ``"normal"``
-        (estimate +- z bse).
+    def conf_int(self, alpha: float = 0.05, method: str | None = None) -> pd.DataFrame:
+        """Intervals: ``"t"`` (bootstrap-t: the estimate minus the quantiles of the
+        studentized draws times the estimate's standard error; the default when
+        the draws carry their own standard errors, i.e. the fast and replicate
+        bootstraps), ``"percentile"`` (quantiles of the draws; the default of the
+        refit bootstrap) or ``"normal"`` (estimate +- z bse). In the small-sample
+        study (docs/small-samples.md) bootstrap-t covered 0.953 on average over
+        every cell and size, percentile 0.931.
 
         Raises `BootstrapFailureError` when more than `MAX_FAILED_SHARE` of the
         replicates failed.
@@ -195,6 +198,8 @@ class BootstrapResults:
                 f"resamples that fail are not a random subset). Simplify the model (a rare "
                 f"level or covariate is the usual cause) or label more units"
             )
+        if method is None:
+            method = "t" if self.studentized is not None else "percentile"
         if method == "percentile":
             lower = self.draws.quantile(alpha / 2)
             upper = self.draws.quantile(1 - alpha / 2)
@@ -211,11 +216,12 @@ class BootstrapResults:
             raise ValueError(f"method must be 'percentile', 't' or 'normal', got {method!r}")
         return pd.DataFrame({0: lower, 1: upper})
 
-    def summary(self, alpha: float = 0.05, method: str = "percentile") -> pd.DataFrame:
+    def summary(self, alpha: float = 0.05, method: str | None = None) -> pd.DataFrame:
         """Estimate, bootstrap SE and interval per term, with the replicate counts in ``attrs``."""
         ci = self.conf_int(alpha, method)
         table = pd.DataFrame({"estimate": self.params, "bootstrap_se": self.bse, "conf_low": ci[0], "conf_high": ci[1]})
-        table.attrs.update(n_boot=self.n_boot, n_failed=self.n_failed, method=self.method, interval=method)
+        interval = method or ("t" if self.studentized is not None else "percentile")
+        table.attrs.update(n_boot=self.n_boot, n_failed=self.n_failed, method=self.method, interval=interval)
         return table
 
     def __repr__(self) -> str:

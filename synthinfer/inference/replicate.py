@@ -136,7 +136,7 @@ class ReplicateBootstrap:
         self.n_pool = len(pool_groups)
         self.n_unlabeled = int(unlabeled.sum())
         self.exact_pool = self.n_pool <= EXACT_POOL_MAX
-        self.pool = pool if self.exact_pool else None
+        self.pool = pool
         if self.n_pool:
             self.pool_mean = pool.mean(axis=0)
             centered = pool - self.pool_mean
@@ -380,7 +380,7 @@ class KStepBootstrap(ReplicateBootstrap):
         self.J_pool = np.zeros((K, layout.n_params))
         for m, rows in enumerate(self.sources):
             self.J_pool[layout.all_units_block(m), layout.param_block(1 + m)] = rows.pool_jacobian
-        self.group_matrix = None
+        self.group_matrix = np.zeros((0, self.n))
         if self.clustered:
             self.group_matrix = scipy.sparse.csr_matrix(
                 (np.ones(self.n), (self.group_of_labeled, np.arange(self.n))), shape=(self.n_labeled_groups, self.n)

@@ -147,7 +147,7 @@ def step_one_sensitivity(results: FittedMoments) -> np.ndarray:
     weighting = results.weighting
     if hasattr(weighting, "ds_times_v"):
         # a weight matrix built from a base S (shrunk): its derivative from the base's
-        base = weighting.base
+        base = getattr(weighting, "base")
         return A @ weighting.ds_times_v(lambda u: _ds_times_v(model, beta1, u, base), v)
     return A @ _ds_times_v(model, beta1, v, weighting)
 

@@ -84,6 +84,7 @@ def _replicate(task: tuple[str, str, bool, int]) -> dict:
             "bse": res.bse.to_numpy(),
             "ci": ci.to_numpy() - truth[:, None],
             "converged": bool(getattr(res, "converged", True)),
+            "df": float(res.df_resid) if getattr(res, "use_t", False) else np.inf,
         }
     return out
 
@@ -97,6 +98,7 @@ class Draws:
         self.bse = np.array([r["bse"] for r in reps])  # (R, 3)
         self.ci = np.array([r["ci"] for r in reps])  # (R, 3, 2): interval - truth
         self.converged = np.array([r["converged"] for r in reps])
+        self.df = np.array([r["df"] for r in reps])  # t reference's df (inf: normal)
 
     @property
     def coverage(self) -> np.ndarray:
@@ -204,12 +206,14 @@ def test_human_only_coverage(monte_carlo, model) -> None:
     _assert_coverage(monte_carlo(model, "useful")["human"], f"human-only {model}")
 
 
-def test_conf_int_is_the_normal_interval(monte_carlo) -> None:
-    # coverage above is computed from conf_int(); it must be params +/- z bse
+def test_conf_int_is_the_t_interval(monte_carlo) -> None:
+    # coverage above is computed from conf_int(); it must be params +/- t bse with
+    # the default's small-sample degrees of freedom (the normal for a plain fit)
     draws = monte_carlo("logit", "useful")["gmm"]
-    z = stats.norm.ppf(1 - ALPHA / 2)
-    np.testing.assert_allclose(draws.ci[:, :, 0], draws.err - z * draws.bse, rtol=0, atol=1e-10)
-    np.testing.assert_allclose(draws.ci[:, :, 1], draws.err + z * draws.bse, rtol=0, atol=1e-10)
+    assert np.isfinite(draws.df).all() and (draws.df < N_LABELED).all()
+    q = stats.t.ppf(1 - ALPHA / 2, draws.df)[:, None]
+    np.testing.assert_allclose(draws.ci[:, :, 0], draws.err - q * draws.bse, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(draws.ci[:, :, 1], draws.err + q * draws.bse, rtol=0, atol=1e-10)
 
 
 # --------------------------------------------------------------------------- #

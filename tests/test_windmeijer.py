@@ -25,26 +25,32 @@ def _fit(model: str, **fit_kwds):
 CLUSTERS = np.repeat(np.arange(200), np.random.default_rng(4).multinomial(600 - 200, np.full(200, 1 / 200)) + 1)
 
 
+def _numerical_sensitivity(res, weighting, h: float = 1e-5) -> np.ndarray:
+    """d beta2 / d beta1 by central differences: the two-step estimate recomputed
+    with the weight matrix of ``weighting`` at perturbed step-1 values."""
+    mod = res.model
+
+    def two_step(beta1: np.ndarray) -> np.ndarray:
+        weights = weight_matrix(weighting.s(mod.moment_blocks(beta1)))
+        return mod._gauss_newton(res.params_full.copy(), weights, tol=1e-12)[0]
+
+    return np.column_stack([
+        (two_step(res.start_params + h * e) - two_step(res.start_params - h * e)) / (2 * h)
+        for e in np.eye(len(res.params_full))
+    ])
+
+
 @pytest.mark.parametrize("clustered", [False, True])
 @pytest.mark.parametrize(("model", "tolerance"), [("ols", 1e-8), ("logit", 2e-3)])
 def test_sensitivity_matches_finite_differences_of_the_two_step_estimate(model, tolerance, clustered) -> None:
     # the efficient clustered estimator: the clustered S weights and reports
     kwds = {"cov_type": "cluster", "cov_kwds": {"groups": CLUSTERS}, "weight_type": "cluster"} if clustered else {}
     res = _fit(model, **kwds)._results
-    mod = res.model
     covariance = res.weighting
     assert covariance is res.covariance
     assert isinstance(covariance, ClusteredCovariance if clustered else HeteroskedasticCovariance)
 
-    def two_step(beta1: np.ndarray) -> np.ndarray:
-        weights = weight_matrix(covariance.s(mod.moment_blocks(beta1)))
-        return mod._gauss_newton(res.params_full.copy(), weights, tol=1e-12)[0]
-
-    h, P = 1e-5, len(res.params_full)
-    numerical = np.column_stack([
-        (two_step(res.start_params + h * e) - two_step(res.start_params - h * e)) / (2 * h)
-        for e in np.eye(P)
-    ])
+    numerical = _numerical_sensitivity(res, covariance)
     analytic = step_one_sensitivity(res)
     # exact for OLS; for logit Windmeijer's derivative leaves out dG/dbeta times gbar
     assert np.abs(analytic - numerical).max() <= tolerance * np.abs(numerical).max()
@@ -136,19 +142,11 @@ def test_clustered_covariance_with_hc0_weights(model) -> None:
 def test_sensitivity_through_the_shrunk_weight_matches_finite_differences(model, tolerance) -> None:
     # the Stein factor held at its fitted value: the derivative is the shrunk S's
     res = _fit(model, shrinkage="stein")._results
-    mod, weighting = res.model, res.weighting
+    weighting = res.weighting
     factor = weighting.factor
     assert 0 < factor < 1
     weighting._fixed = factor
 
-    def two_step(beta1: np.ndarray) -> np.ndarray:
-        weights = weight_matrix(weighting.s(mod.moment_blocks(beta1)))
-        return mod._gauss_newton(res.params_full.copy(), weights, tol=1e-12)[0]
-
-    h, P = 1e-5, len(res.params_full)
-    numerical = np.column_stack([
-        (two_step(res.start_params + h * e) - two_step(res.start_params - h * e)) / (2 * h)
-        for e in np.eye(P)
-    ])
+    numerical = _numerical_sensitivity(res, weighting)
     analytic = step_one_sensitivity(res)
     assert np.abs(analytic - numerical).max() <= tolerance * np.abs(numerical).max()

@@ -84,6 +84,10 @@ class ReplicateBootstrap:
         self.smooth = bool(self.family.smooth)
         n, q, M = data.n_labeled, self.layout.q, self.layout.n_sources
         self.n, self.q, self.M = n, q, M
+        #: the columns of every source's all-units block
+        self.all_units = np.concatenate(
+            [np.arange(self.layout.all_units_block(m).start, self.layout.all_units_block(m).stop) for m in range(M)]
+        ) if M else np.zeros(0, dtype=int)
         self.w = np.ones(n) if data.labeled_weight is None else np.asarray(data.labeled_weight, dtype=float)
         self.equal_weights = bool(np.all(self.w == 1.0))
         etas = self.layout.split_params(self.params)[1:]
@@ -172,7 +176,7 @@ class ReplicateBootstrap:
         independent = drawn_labeled if self.clustered else int(counts.sum())
         return counts, group_counts, fixed, unlabeled_units, independent
 
-    def _labeled_moments(self, params: np.ndarray, weights: np.ndarray) -> tuple[list[Any], np.ndarray]:
+    def _labeled_moments(self, params: np.ndarray) -> tuple[list[Any], np.ndarray]:
         """Evaluations at params and the per-labeled-unit moment rows g_i, (n, K)."""
         theta, *etas = self.layout.split_params(params)
         data = self.data
@@ -186,55 +190,67 @@ class ReplicateBootstrap:
             evaluations.append(evaluation)
         return evaluations, np.hstack(pieces)
 
+    def _labeled_terms(self, params: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The labeled units' moment rows g_i (n, K) at params, and the sum of their
+        Jacobians weighted by the draw's counts (K, P): G without the pool."""
+        layout = self.layout
+        evaluations, g = self._labeled_moments(params)
+        G = np.zeros((layout.n_moments, layout.n_params))
+        G[layout.moment_block(0), layout.param_block(0)] = evaluations[0].jacobian(counts * self.w)
+        for m, (rows, evaluation) in enumerate(zip(self.sources, evaluations[1:])):
+            row_counts = counts[rows.labeled_of_row] * rows.row_weight
+            cols = layout.param_block(1 + m)
+            all_units = evaluation.jacobian(row_counts)
+            G[layout.all_units_block(m), cols] = all_units
+            # with equal labeling weights the labeled block's Jacobian is the same
+            G[layout.labeled_block(m), cols] = all_units if self.equal_weights else evaluation.jacobian(
+                row_counts * self.w[rows.labeled_of_row]
+            )
+        return g, G
+
     def _state(self, params: np.ndarray, draw: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """(gbar, G, per-labeled-unit moments, N_b) of the replicate at params."""
         counts, _, fixed, unlabeled_units, _ = draw
         layout, q = self.layout, self.q
         n_units = counts.sum() + unlabeled_units
-        evaluations, g = self._labeled_moments(params, counts)
+        g, G = self._labeled_terms(params, counts)
         sums = counts @ g
-        K, P = layout.n_moments, layout.n_params
-        G = np.zeros((K, P))
-        G[layout.moment_block(0), layout.param_block(0)] = evaluations[0].jacobian(counts * self.w)
         etas = layout.split_params(params)[1:]
-        for m, (rows, evaluation) in enumerate(zip(self.sources, evaluations[1:])):
-            row_counts = counts[rows.labeled_of_row] * rows.row_weight
-            cols = layout.param_block(1 + m)
-            labeled_jacobian = evaluation.jacobian(row_counts)
-            G[layout.labeled_block(m), cols] = evaluation.jacobian(row_counts * self.w[rows.labeled_of_row])
-            share = unlabeled_units / self.n_unlabeled if self.n_unlabeled else 0.0
-            pool_jacobian = share * rows.pool_jacobian
-            G[layout.all_units_block(m), cols] = labeled_jacobian + pool_jacobian
+        eta_hats = layout.split_params(self.params)[1:]
+        share = unlabeled_units / self.n_unlabeled if self.n_unlabeled else 0.0
+        for m, rows in enumerate(self.sources):
             block = layout.all_units_block(m)
-            delta = etas[m] - self.layout.split_params(self.params)[1 + m]
-            sums[block] += fixed[m * q:(m + 1) * q] + pool_jacobian @ delta
+            pool_jacobian = share * rows.pool_jacobian
+            G[block, layout.param_block(1 + m)] += pool_jacobian
+            sums[block] += fixed[m * q:(m + 1) * q] + pool_jacobian @ (etas[m] - eta_hats[m])
         return sums / n_units, G / n_units, g, n_units
 
     def _s(self, gbar: np.ndarray, g: np.ndarray, draw: tuple, n_units: float) -> np.ndarray:
         """S of the replicate: labeled groups exactly, the pool by its expectation."""
-        counts, group_counts, fixed, unlabeled_units, _ = draw
-        layout, M = self.layout, self.M
-        K = layout.n_moments
-        all_units = np.concatenate([np.arange(layout.all_units_block(m).start, layout.all_units_block(m).stop) for m in range(M)]) if M else np.zeros(0, int)
+        counts, group_counts, _, _, _ = draw
         if self.clustered:
             H = group_sums(self.group_of_labeled, self.n_labeled_groups, g)
-            H[:, all_units] += self.labeled_group_fixed
+            H[:, self.all_units] += self.labeled_group_fixed
             H -= np.outer(self.labeled_group_size, gbar)
             s = (H * group_counts[:, None]).T @ H
         else:
             centered = g - gbar
             s = (centered * counts[:, None]).T @ centered
-        D = self.n_groups - (group_counts.sum())
+        D = self.n_groups - group_counts.sum()
         if self.n_pool and D:
-            # sum over D pool groups of (h_c - n_c gbar)(h_c - n_c gbar)', h_c = [0; v_c]
-            pool = np.zeros((K, K))
-            pool[np.ix_(all_units, all_units)] = self.pool_vv
-            nh = np.zeros(K)
-            nh[all_units] = self.pool_nv
-            pool -= np.outer(nh, gbar) + np.outer(gbar, nh)
-            pool += self.pool_nn * np.outer(gbar, gbar)
-            s += D * pool
+            s += D * self._pool_term(gbar[None])[0]
         return s / n_units
+
+    def _pool_term(self, gbar: np.ndarray) -> np.ndarray:
+        """Per row of gbar (B, K), the expected ``(h_c - n_c gbar)(h_c - n_c gbar)'``
+        of one unlabeled-only group, ``h_c = [0; v_c]``: (B, K, K)."""
+        K = gbar.shape[1]
+        vv = np.zeros((K, K))
+        vv[np.ix_(self.all_units, self.all_units)] = self.pool_vv
+        nh = np.zeros(K)
+        nh[self.all_units] = self.pool_nv
+        cross = nh[None, :, None] * gbar[:, None, :]
+        return vv[None] - cross - np.swapaxes(cross, 1, 2) + self.pool_nn * gbar[:, :, None] * gbar[:, None, :]
 
     def _weights(self, s: np.ndarray, independent: int) -> tuple[np.ndarray, float]:
         base_scale = np.sqrt(np.clip(np.diag(s), np.finfo(float).tiny, None))
@@ -374,9 +390,6 @@ class KStepBootstrap(ReplicateBootstrap):
         self.g_hat, self.J_hat = self._unit_terms(self.params)
         self.g_one, self.J_one = self._unit_terms(self.start)
         K = layout.n_moments
-        self.all_units = np.concatenate(
-            [np.arange(layout.all_units_block(m).start, layout.all_units_block(m).stop) for m in range(self.M)]
-        ) if self.M else np.zeros(0, dtype=int)
         # the pool's summed Jacobian (all-units rows, eta columns), at eta_hat
         self.J_pool = np.zeros((K, layout.n_params))
         for m, rows in enumerate(self.sources):
@@ -430,14 +443,7 @@ class KStepBootstrap(ReplicateBootstrap):
             cross = total[:, :, None] * gbar[:, None, :]
             s = gram - cross - np.swapaxes(cross, 1, 2) + counts.sum(axis=1)[:, None, None] * gbar[:, :, None] * gbar[:, None, :]
         if self.n_pool:
-            K = g.shape[2]
-            vv = np.zeros((K, K))
-            vv[np.ix_(self.all_units, self.all_units)] = self.pool_vv
-            nh = np.zeros(K)
-            nh[self.all_units] = self.pool_nv
-            cross = nh[None, :, None] * gbar[:, None, :]
-            pool = vv[None] - cross - np.swapaxes(cross, 1, 2) + self.pool_nn * gbar[:, :, None] * gbar[:, None, :]
-            s += D[:, None, None] * pool
+            s += D[:, None, None] * self._pool_term(gbar)
         return s / n_units[:, None, None]
 
     def _batch_weights(self, s: np.ndarray, independent: np.ndarray) -> np.ndarray:
@@ -580,33 +586,15 @@ class KStepBootstrap(ReplicateBootstrap):
     def _replicate_terms(self, at: np.ndarray, counts: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each replicate's labeled unit moments at its own iterate, (B, n, K), and
         the count-weighted sum of their Jacobians, (B, K, P)."""
-        layout, data = self.layout, self.data
+        layout = self.layout
         B = len(at)
         g = np.empty((B, *self.g_hat.shape))
         G = np.zeros((B, layout.n_moments, layout.n_params))
-        w = self.w
         for b in range(B):
             if bad[b]:
                 g[b] = self.g_hat
                 continue
-            theta, *etas = layout.split_params(at[b])
-            c = counts[b]
-            target = self.family.evaluate(data.X, data.y, theta)
-            g[b, :, layout.moment_block(0)] = target.values() * w[:, None]
-            G[b, layout.moment_block(0), layout.param_block(0)] = target.jacobian(c * w)
-            for m, (rows, eta) in enumerate(zip(self.sources, etas)):
-                evaluation = self.family.evaluate(rows.X, rows.y, eta)
-                per_unit = np.asarray(rows.aggregate @ evaluation.values())
-                g[b, :, layout.labeled_block(m)] = per_unit * w[:, None]
-                g[b, :, layout.all_units_block(m)] = per_unit
-                row_counts = c[rows.labeled_of_row] * rows.row_weight
-                cols = layout.param_block(1 + m)
-                all_units = evaluation.jacobian(row_counts)
-                G[b, layout.all_units_block(m), cols] = all_units
-                # with equal labeling weights the labeled block's Jacobian is the same
-                G[b, layout.labeled_block(m), cols] = all_units if self.equal_weights else evaluation.jacobian(
-                    row_counts * w[rows.labeled_of_row]
-                )
+            g[b], G[b] = self._labeled_terms(at[b], counts[b])
         return g, G
 
 

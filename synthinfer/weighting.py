@@ -37,33 +37,53 @@ from .covariance import MomentCovariance
 from .layout import MomentLayout
 from .moments import MomentBlocks
 
-__all__ = ["ShrunkWeight", "stein_factor", "SHRINKAGES"]
+__all__ = ["ShrunkWeight", "stein_factor", "stein_factors", "canonical_statistics", "shrink", "SHRINKAGES"]
 
 #: the names ``fit(shrinkage=...)`` takes
 SHRINKAGES = ("stein", "none")
 
 
+def canonical_statistics(s: np.ndarray, layout: MomentLayout, n_independent: np.ndarray) -> np.ndarray:
+    """T per S in a stack (B, K, K): n times the summed squared canonical
+    correlations of the target's moments with the auxiliary moments. A
+    pseudo-inverse keeps one singular S from failing the others."""
+    q = layout.q
+    s_tt, s_ta, s_aa = s[:, :q, :q], s[:, :q, q:], s[:, q:, q:]
+    explained = np.matmul(s_ta, np.matmul(np.linalg.pinv(s_aa), np.swapaxes(s_ta, 1, 2)))
+    r2 = np.matmul(np.linalg.pinv(s_tt), explained)
+    return np.asarray(n_independent, dtype=float) * np.trace(r2, axis1=1, axis2=2)
+
+
+def null_degrees_of_freedom(layout: MomentLayout) -> int:
+    """d: target moments times auxiliary labeled moments (the labeled and
+    all-units blocks span the labeled moments' directions once)."""
+    return layout.q * layout.q * layout.n_sources
+
+
 def canonical_statistic(s: np.ndarray, layout: MomentLayout, n_independent: int) -> tuple[float, int]:
-    """``(T, d)``: n times the summed squared canonical correlations of the
-    target's moments with the auxiliary moments in S, and its null degrees of
-    freedom (target moments times auxiliary labeled moments)."""
-    target = np.arange(layout.q)
-    auxiliary = np.arange(layout.q, layout.n_moments)
-    s_tt = s[np.ix_(target, target)]
-    s_ta = s[np.ix_(target, auxiliary)]
-    s_aa = s[np.ix_(auxiliary, auxiliary)]
-    explained = s_ta @ np.linalg.lstsq(s_aa, s_ta.T, rcond=None)[0]
-    r2 = np.linalg.lstsq(s_tt, explained, rcond=None)[0]
-    d = layout.q * layout.q * layout.n_sources
-    # the labeled and all-units blocks span the labeled moments' d directions once
-    return float(n_independent * np.trace(r2)), d
+    """``(T, d)`` for one S, see `canonical_statistics`."""
+    return float(canonical_statistics(s[None], layout, np.array([n_independent]))[0]), null_degrees_of_freedom(layout)
+
+
+def stein_factors(statistic: np.ndarray, d: int) -> np.ndarray:
+    """Positive-part Stein factors ``max(0, 1 - d / T)`` (0 where T is not finite)."""
+    statistic = np.asarray(statistic, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isfinite(statistic) & (statistic > d), 1.0 - d / statistic, 0.0)
 
 
 def stein_factor(statistic: float, d: int) -> float:
     """Positive-part Stein factor ``max(0, 1 - d / T)``."""
-    if not np.isfinite(statistic) or statistic <= d:
-        return 0.0
-    return float(1.0 - d / statistic)
+    return float(stein_factors(np.array([statistic]), d)[0])
+
+
+def shrink(s: np.ndarray, layout: MomentLayout, factor: np.ndarray) -> np.ndarray:
+    """A stack of S (B, K, K) with each target-auxiliary block times its factor."""
+    q = layout.q
+    out = s.copy()
+    out[:, :q, q:] *= factor[:, None, None]
+    out[:, q:, :q] *= factor[:, None, None]
+    return out
 
 
 class ShrunkWeight(MomentCovariance):
@@ -101,7 +121,7 @@ class ShrunkWeight(MomentCovariance):
         self._fixed = factor
         self.factor: float | None = factor
         self.statistic: float = np.nan
-        self.d: int = layout.q * layout.q * layout.n_sources
+        self.d: int = null_degrees_of_freedom(layout)
 
     @property
     def supports_windmeijer(self) -> bool:  # type: ignore[override]
@@ -111,22 +131,13 @@ class ShrunkWeight(MomentCovariance):
     def groups(self) -> tuple[np.ndarray, int] | None:
         return self.base.groups
 
-    def mask(self, factor: float) -> np.ndarray:
-        """The (K, K) multiplier of S: ``factor`` on the target-auxiliary blocks, 1 elsewhere."""
-        k = self.layout.n_moments
-        out = np.ones((k, k))
-        q = self.layout.q
-        out[:q, q:] = factor
-        out[q:, :q] = factor
-        return out
-
     def s(self, moments: MomentBlocks) -> np.ndarray:
         s = self.base.s(moments)
         #: the unshrunk S of the last call (the engine checks it for singularity)
         self.base_s = s
         self.statistic, self.d = canonical_statistic(s, self.layout, self.n_independent)
         self.factor = stein_factor(self.statistic, self.d) if self._fixed is None else self._fixed
-        return s * self.mask(self.factor)
+        return shrink(s[None], self.layout, np.array([self.factor]))[0]
 
     def ds_times_v(self, ds_times: Any, v: np.ndarray) -> np.ndarray:
         """``(dS_shrunk/dbeta_j) v`` from the base's ``ds_times(v)`` (the factor held fixed)."""

@@ -41,7 +41,7 @@ import scipy.linalg
 import scipy.sparse
 
 from ..moments import group_sums
-from ..weighting import canonical_statistic, stein_factor
+from ..weighting import canonical_statistics, null_degrees_of_freedom, shrink, stein_factors
 
 __all__ = ["ReplicateBootstrap", "EXACT_POOL_MAX"]
 
@@ -252,25 +252,32 @@ class ReplicateBootstrap:
         cross = nh[None, :, None] * gbar[:, None, :]
         return vv[None] - cross - np.swapaxes(cross, 1, 2) + self.pool_nn * gbar[:, :, None] * gbar[:, None, :]
 
-    def _weights(self, s: np.ndarray, independent: int) -> tuple[np.ndarray, float]:
-        base_scale = np.sqrt(np.clip(np.diag(s), np.finfo(float).tiny, None))
-        base_eigenvalues = np.linalg.eigvalsh(s / np.outer(base_scale, base_scale))
-        if base_eigenvalues[0] <= base_eigenvalues[-1] * 1e-14:
-            raise ReplicateFailure("S is singular in this resample")
-        factor = 1.0
+    def _batch_weights(self, s: np.ndarray, independent: np.ndarray) -> np.ndarray:
+        """W per replicate (shrunk as in the fit); NaN where S is singular.
+
+        Singularity is judged on the unshrunk S, as in the fit: the shrunk one can
+        be invertible when S is not."""
+        base_scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
+        base_eigenvalues = np.linalg.eigvalsh(s / (base_scale[:, :, None] * base_scale[:, None, :]))
+        base_singular = base_eigenvalues[:, 0] <= base_eigenvalues[:, -1] * 1e-14
         if self.shrink and self.M:
-            statistic, d = canonical_statistic(s, self.layout, independent)
-            factor = stein_factor(statistic, d)
-            q = self.q
-            s = s.copy()
-            s[:q, q:] *= factor
-            s[q:, :q] *= factor
-        scale = np.sqrt(np.clip(np.diag(s), np.finfo(float).tiny, None))
-        scaled = s / np.outer(scale, scale)
+            statistic = canonical_statistics(s, self.layout, independent)
+            s = shrink(s, self.layout, stein_factors(statistic, null_degrees_of_freedom(self.layout)))
+        scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
+        scaled = s / (scale[:, :, None] * scale[:, None, :])
         eigenvalues = np.linalg.eigvalsh(scaled)
-        if eigenvalues[0] <= eigenvalues[-1] * 1e-14:
+        singular = (eigenvalues[:, 0] <= eigenvalues[:, -1] * 1e-14) | base_singular
+        scaled[singular] = np.eye(s.shape[1])
+        W = np.linalg.inv(scaled) / (scale[:, :, None] * scale[:, None, :])
+        W[singular] = np.nan
+        return W
+
+    def _weights(self, s: np.ndarray, independent: int) -> np.ndarray:
+        """W of one replicate, as `_batch_weights`; a singular S fails the replicate."""
+        W = self._batch_weights(s[None], np.array([float(independent)]))[0]
+        if not np.isfinite(W).all():
             raise ReplicateFailure("S is singular in this resample")
-        return np.linalg.inv(scaled) / np.outer(scale, scale), factor
+        return W
 
     def replicate(self, draw: tuple, maxiter: int = 30, tol: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
         """The two-step estimate of the target and its plain standard errors."""
@@ -295,7 +302,7 @@ class ReplicateBootstrap:
             block, cols = layout.all_units_block(m), layout.param_block(1 + m)
             start[cols] -= np.linalg.solve(G[block, cols], gbar[block])
         gbar, G, g, n_units = self._state(start, draw)
-        W, _ = self._weights(self._s(gbar, g, draw, n_units), draw[4])
+        W = self._weights(self._s(gbar, g, draw, n_units), draw[4])
         params = start
         if self.M:
             for _ in range(maxiter if self.smooth else 1):
@@ -313,7 +320,7 @@ class ReplicateBootstrap:
         if not np.all(np.isfinite(params)):
             raise ReplicateFailure("the estimate is not finite")
         s = self._s(gbar, g, draw, n_units)
-        W_final, _ = self._weights(s, draw[4]) if not self.shrink else (W, None)
+        W_final = W if self.shrink else self._weights(s, draw[4])
         GW = G.T @ (W if self.shrink else W_final)
         bread = np.linalg.solve(GW @ G, GW)
         cov = bread @ s @ bread.T / n_units
@@ -445,39 +452,6 @@ class KStepBootstrap(ReplicateBootstrap):
         if self.n_pool:
             s += D[:, None, None] * self._pool_term(gbar)
         return s / n_units[:, None, None]
-
-    def _batch_weights(self, s: np.ndarray, independent: np.ndarray) -> np.ndarray:
-        """W per replicate (shrunk as in the fit); NaN where S is singular.
-
-        Singularity is judged on the unshrunk S, as in the fit: the shrunk one can
-        be invertible when S is not."""
-        base_scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
-        base_eigenvalues = np.linalg.eigvalsh(s / (base_scale[:, :, None] * base_scale[:, None, :]))
-        base_singular = base_eigenvalues[:, 0] <= base_eigenvalues[:, -1] * 1e-14
-        if self.shrink and self.M:
-            q = self.q
-            t, a = slice(0, q), slice(q, None)
-            s_tt, s_ta, s_aa = s[:, t, t], s[:, t, a], s[:, a, a]
-            try:
-                explained = np.matmul(s_ta, np.linalg.solve(s_aa, np.swapaxes(s_ta, 1, 2)))
-                r2 = np.linalg.solve(s_tt, explained)
-                statistic = independent * np.trace(r2, axis1=1, axis2=2)
-            except np.linalg.LinAlgError:
-                statistic = np.zeros(len(s))
-            d = q * q * self.M
-            with np.errstate(divide="ignore", invalid="ignore"):
-                factor = np.where(statistic > d, 1.0 - d / statistic, 0.0)
-            s = s.copy()
-            s[:, t, a] *= factor[:, None, None]
-            s[:, a, t] *= factor[:, None, None]
-        scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
-        scaled = s / (scale[:, :, None] * scale[:, None, :])
-        eigenvalues = np.linalg.eigvalsh(scaled)
-        singular = (eigenvalues[:, 0] <= eigenvalues[:, -1] * 1e-14) | base_singular
-        scaled[singular] = np.eye(s.shape[1])
-        W = np.linalg.inv(scaled) / (scale[:, :, None] * scale[:, None, :])
-        W[singular] = np.nan
-        return W
 
     def run(self, draws: list[tuple]) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Estimates (B, p) and plain standard errors (B, p) of a batch of draws; NaN rows failed."""

@@ -29,7 +29,8 @@ from .exceptions import SpecificationError
 from .moments import MomentBlocks
 
 __all__ = [
-    "MomentCovariance", "HeteroskedasticCovariance", "ClusteredCovariance", "COVARIANCES", "get_covariance",
+    "MomentCovariance", "HeteroskedasticCovariance", "ClusteredCovariance", "HC1Covariance",
+    "COVARIANCES", "get_covariance",
 ]
 
 
@@ -122,7 +123,8 @@ class ClusteredCovariance(MomentCovariance):
         Scale the reported covariance by ``G/(G-1) (n-1)/(n-p)`` (n labeled
         units, p target parameters), statsmodels' default small-sample factor;
         with no auxiliary source this reproduces statsmodels' default cluster
-        covariance. Off by default, as in the spec.
+        covariance. On by default through ``cov_kwds`` (statsmodels' default);
+        ``cov_kwds={"use_correction": False}`` turns it off.
     n_labeled, k_params : int
         n and p for the correction.
     """
@@ -147,7 +149,8 @@ class ClusteredCovariance(MomentCovariance):
                 "cov_type='cluster' needs cov_kwds={'groups': column name or per-unit values}"
             )
         groups = data.unit_values(kwds.pop("groups"), "cluster groups")
-        use_correction = kwds.pop("use_correction", False)
+        # statsmodels' default: the corrected covariance unless the user opts out
+        use_correction = kwds.pop("use_correction", True)
         return cls(groups, use_correction, n_labeled=data.n_labeled, k_params=len(data.param_names))
 
     @property
@@ -195,12 +198,83 @@ class ClusteredCovariance(MomentCovariance):
         return f"cluster-robust, {self.n_clusters} clusters"
 
 
+class HC1Covariance(HeteroskedasticCovariance):
+    """HC0's S with the reported covariance scaled by ``n / (n - p)``.
+
+    statsmodels' HC1 factor, with n the labeled (human) units and p the target
+    parameters: auxiliary units and auxiliary coefficients do not count, so
+    with no auxiliary source this is statsmodels' OLS HC1. The weight matrix
+    is HC0's (a scalar factor does not change the step-2 estimate).
+    """
+
+    cov_type = "HC1"
+
+    def __init__(self, n_labeled: int, k_params: int) -> None:
+        if n_labeled <= k_params:
+            raise SpecificationError(
+                f"cov_type='HC1' needs more labeled units ({n_labeled}) than parameters ({k_params})"
+            )
+        self._n_labeled, self._k_params = n_labeled, k_params
+
+    @classmethod
+    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> HC1Covariance:
+        return cls(data.n_labeled, len(data.param_names))
+
+    def for_resample(self, groups: np.ndarray | None) -> tuple[str, dict[str, Any]]:
+        return "HC1", {}
+
+    def same_as(self, other: MomentCovariance) -> bool:
+        # S is HC0's; only the reported scale differs
+        return isinstance(other, HeteroskedasticCovariance) and not isinstance(other, ClusteredCovariance)
+
+    @property
+    def scale(self) -> float:
+        return self._n_labeled / (self._n_labeled - self._k_params)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"n": self._n_labeled, "k": self._k_params}
+
+    @property
+    def description(self) -> str:
+        return "robust to heteroskedasticity (HC1)"
+
+
+class _LeverageCovariance(MomentCovariance):
+    """HC2/HC3 divide each residual by (a power of) one minus its leverage.
+
+    Leverage ``h_ii`` is a property of a least-squares hat matrix; in GMM with
+    auxiliary sources a unit's moment rows span the target and the auxiliary
+    coefficients jointly and have no single hat-matrix diagonal, so these are
+    refused rather than defined ad hoc.
+    """
+
+    @classmethod
+    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> MomentCovariance:
+        raise SpecificationError(
+            f"cov_type={cls.cov_type!r} is not available: its leverage correction needs the "
+            "diagonal of a least-squares hat matrix, which GMM with auxiliary sources does not "
+            "have; use 'HC1' (statsmodels' n/(n-k) factor) or the default small-sample correction"
+        )
+
+
+class HC2Covariance(_LeverageCovariance):
+    cov_type = "HC2"
+
+
+class HC3Covariance(_LeverageCovariance):
+    cov_type = "HC3"
+
+
 #: the estimators ``cov_type`` and ``weight_type`` name (aliases map to them)
 COVARIANCES: dict[str, type[MomentCovariance]] = {
     "HC0": HeteroskedasticCovariance,
     "cluster": ClusteredCovariance,
+    "HC1": HC1Covariance,
+    "HC2": HC2Covariance,
+    "HC3": HC3Covariance,
 }
-_ALIASES = {"hc0": "HC0", "robust": "HC0", "cluster": "cluster"}
+_ALIASES = {"hc0": "HC0", "robust": "HC0", "cluster": "cluster", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3"}
 
 
 def get_covariance(

@@ -90,7 +90,7 @@ def test_cluster_equals_statsmodels_cluster(model: str) -> None:
         model, real, cov_type="cluster", cov_kwds={"groups": real["cluster"], "use_correction": False}
     )
     res = smf.gmm_synth(formula, real=real, model=model).fit(
-        cov_type="cluster", cov_kwds={"groups": "cluster"}, correction=None
+        cov_type="cluster", cov_kwds={"groups": "cluster", "use_correction": False}, correction=None
     )
     np.testing.assert_allclose(res.bse[ref.params.index], ref.bse, rtol=1e-6)
     # statsmodels' default small-sample factor, on request

@@ -1,0 +1,69 @@
+"""cov_type="HC1", HC2/HC3 refusals and the cluster default, against statsmodels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.api as sm
+
+import synthinfer.api as smf
+from synthinfer.exceptions import SpecificationError
+from synthinfer.simulate import make_study
+
+
+def _frames(seed: int = 5):
+    study = make_study("ols", n_units=1500, n_labeled=300, seed=seed)
+    real = study.real.copy()
+    real["cluster"] = np.random.default_rng(seed).integers(0, 30, size=len(real))
+    return real, study
+
+
+def _ols(real: pd.DataFrame, **fit_kwds):
+    X = sm.add_constant(real[["x1", "x2"]]).rename(columns={"const": "Intercept"})
+    return sm.OLS(real["y"], X).fit(**fit_kwds)
+
+
+def test_hc1_human_only_equals_statsmodels_hc1() -> None:
+    real, _ = _frames()
+    res = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols").fit(cov_type="HC1", correction=None)
+    ref = _ols(real, cov_type="HC1")
+    np.testing.assert_allclose(res.params[ref.params.index], ref.params, rtol=1e-6)
+    np.testing.assert_allclose(res.bse[ref.params.index], ref.bse, rtol=1e-6)
+    assert res.cov_type == "HC1"
+    # and the factor really is applied: HC0 differs by sqrt(n / (n - k))
+    hc0 = _ols(real, cov_type="HC0")
+    assert not np.allclose(res.bse[ref.params.index], hc0.bse, rtol=1e-4)
+
+
+def test_hc1_with_auxiliary_source_is_hc0_times_n_over_n_minus_p() -> None:
+    real, study = _frames()
+    model = smf.gmm_synth("y ~ x1 + x2", real=real, proxy=study.proxy, synth=study.synth, model="ols")
+    hc0 = model.fit(cov_type="HC0", correction=None, shrinkage=None)
+    hc1 = model.fit(cov_type="HC1", correction=None, shrinkage=None)
+    n, p = len(real), 3
+    np.testing.assert_allclose(hc1.params, hc0.params, rtol=1e-10)
+    np.testing.assert_allclose(hc1.cov_params(), hc0.cov_params() * n / (n - p), rtol=1e-8)
+
+
+@pytest.mark.parametrize("cov_type", ["HC2", "HC3"])
+def test_leverage_types_are_refused_with_the_reason(cov_type: str) -> None:
+    real, _ = _frames()
+    model = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols")
+    with pytest.raises(SpecificationError, match="hat matrix"):
+        model.fit(cov_type=cov_type)
+
+
+def test_cluster_default_equals_statsmodels_default_cluster() -> None:
+    real, _ = _frames()
+    res = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols").fit(
+        cov_type="cluster", cov_kwds={"groups": "cluster"}, correction=None
+    )
+    ref = _ols(real, cov_type="cluster", cov_kwds={"groups": real["cluster"]})
+    np.testing.assert_allclose(res.bse[ref.params.index], ref.bse, rtol=1e-6)
+    off = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols").fit(
+        cov_type="cluster", cov_kwds={"groups": "cluster", "use_correction": False}, correction=None
+    )
+    ref_off = _ols(real, cov_type="cluster", cov_kwds={"groups": real["cluster"], "use_correction": False})
+    np.testing.assert_allclose(off.bse[ref.params.index], ref_off.bse, rtol=1e-6)
+    assert not np.allclose(off.bse, res.bse, rtol=1e-4)

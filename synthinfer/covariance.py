@@ -30,6 +30,7 @@ from .moments import MomentBlocks
 
 __all__ = [
     "MomentCovariance", "HeteroskedasticCovariance", "ClusteredCovariance", "HC1Covariance",
+    "TwoWayClusteredCovariance",
     "COVARIANCES", "get_covariance",
 ]
 
@@ -266,6 +267,86 @@ class HC3Covariance(_LeverageCovariance):
     cov_type = "HC3"
 
 
+def _two_way_columns(groups: Any) -> list[Any] | None:
+    """The two per-unit group columns of a two-way ``groups``, else None."""
+    if isinstance(groups, (list, tuple)) and len(groups) == 2:
+        return list(groups)
+    if isinstance(groups, pd.DataFrame) and groups.shape[1] == 2:
+        return [groups.iloc[:, 0], groups.iloc[:, 1]]
+    if isinstance(groups, np.ndarray) and groups.ndim == 2 and groups.shape[1] == 2:
+        return [groups[:, 0], groups[:, 1]]
+    return None
+
+
+class TwoWayClusteredCovariance(MomentCovariance):
+    """Cameron-Gelbach-Miller two-way clustering: ``S = S_1 + S_2 - S_12``.
+
+    ``S_1`` and ``S_2`` are the one-way cluster S of each dimension and
+    ``S_12`` that of their intersection. With ``use_correction`` (default, as
+    statsmodels) each term carries its own ``G/(G-1) (n-1)/(n-p)`` factor, so
+    the factors live in S itself and ``scale`` is 1: with no auxiliary source
+    the covariance is statsmodels' ``cov_cluster_2groups``. The difference can
+    have negative eigenvalues; they are clipped to zero (S is symmetrized and
+    rebuilt from its eigenvectors) so the weight matrix and the covariance are
+    positive semi-definite. Windmeijer's derivative and the bootstrap do not
+    know this estimator and refuse it.
+    """
+
+    cov_type = "cluster"
+    supports_windmeijer = False
+
+    def __init__(
+        self, first: np.ndarray, second: np.ndarray, use_correction: bool = True,
+        n_labeled: int = 0, k_params: int = 0,
+    ) -> None:
+        kwargs = {"use_correction": use_correction, "n_labeled": n_labeled, "k_params": k_params}
+        intersection = pd.factorize(pd.MultiIndex.from_arrays([pd.factorize(first)[0], pd.factorize(second)[0]]))[0]
+        self.parts = [ClusteredCovariance(first, **kwargs), ClusteredCovariance(second, **kwargs)]
+        self.intersection = ClusteredCovariance(intersection, **kwargs) if len(np.unique(intersection)) > 1 else None
+        self.use_correction = bool(use_correction)
+        #: negative eigenvalues clipped in the last S (0 when S was PSD)
+        self.clipped = 0
+
+    @classmethod
+    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> TwoWayClusteredCovariance:
+        columns = _two_way_columns(kwds.pop("groups"))
+        first, second = (data.unit_values(c, f"cluster groups ({i})") for i, c in enumerate(columns, 1))
+        return cls(first, second, kwds.pop("use_correction", True), data.n_labeled, len(data.param_names))
+
+    def s(self, moments: MomentBlocks) -> np.ndarray:
+        s = sum(part.s(moments) * part.scale for part in self.parts)
+        if self.intersection is not None:
+            s = s - self.intersection.s(moments) * self.intersection.scale
+        s = (s + s.T) / 2
+        eigenvalues, eigenvectors = np.linalg.eigh(s)
+        negative = eigenvalues < 0
+        self.clipped = int(negative.sum())
+        if self.clipped:
+            s = (eigenvectors * np.clip(eigenvalues, 0, None)) @ eigenvectors.T
+        return s
+
+    @property
+    def groups(self) -> tuple[np.ndarray, int]:
+        # the dimension with fewer clusters bounds the independent information
+        # (statsmodels' degrees of freedom use min(G_1, G_2))
+        return min((part.groups for part in self.parts), key=lambda g: g[1])
+
+    def same_as(self, other: MomentCovariance) -> bool:
+        return (
+            isinstance(other, TwoWayClusteredCovariance) and self.use_correction == other.use_correction
+            and all(a.same_as(b) for a, b in zip(self.parts, other.parts))
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"n_clusters": tuple(p.n_clusters for p in self.parts), "use_correction": self.use_correction}
+
+    @property
+    def description(self) -> str:
+        g1, g2 = (p.n_clusters for p in self.parts)
+        return f"two-way cluster-robust, {g1} x {g2} clusters"
+
+
 #: the estimators ``cov_type`` and ``weight_type`` name (aliases map to them)
 COVARIANCES: dict[str, type[MomentCovariance]] = {
     "HC0": HeteroskedasticCovariance,
@@ -285,7 +366,10 @@ def get_covariance(
     name = _ALIASES.get(cov_type.lower(), cov_type) if isinstance(cov_type, str) else None
     if name not in COVARIANCES:
         raise ValueError(f"cov_type must be one of {sorted(COVARIANCES)}, got {cov_type!r}")
-    estimator = COVARIANCES[name].from_options(kwds, data)
+    cls = COVARIANCES[name]
+    if name == "cluster" and _two_way_columns(kwds.get("groups")) is not None:
+        cls = TwoWayClusteredCovariance
+    estimator = cls.from_options(kwds, data)
     if kwds:
         raise TypeError(f"unknown cov_kwds for cov_type={name!r}: {sorted(kwds)}")
     return estimator

@@ -67,3 +67,60 @@ def test_cluster_default_equals_statsmodels_default_cluster() -> None:
     ref_off = _ols(real, cov_type="cluster", cov_kwds={"groups": real["cluster"], "use_correction": False})
     np.testing.assert_allclose(off.bse[ref.params.index], ref_off.bse, rtol=1e-6)
     assert not np.allclose(off.bse, res.bse, rtol=1e-4)
+
+
+def _two_way(real: pd.DataFrame, seed: int = 7) -> pd.DataFrame:
+    real = real.copy()
+    rng = np.random.default_rng(seed)
+    real["firm"] = rng.integers(0, 25, size=len(real))
+    real["year"] = rng.integers(0, 12, size=len(real))
+    return real
+
+
+@pytest.mark.parametrize("use_correction", [True, False])
+def test_two_way_cluster_equals_statsmodels_two_way(use_correction: bool) -> None:
+    real = _two_way(_frames()[0])
+    res = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols").fit(
+        cov_type="cluster", cov_kwds={"groups": ["firm", "year"], "use_correction": use_correction},
+        correction=None,
+    )
+    ref = _ols(
+        real, cov_type="cluster",
+        cov_kwds={"groups": real[["firm", "year"]].to_numpy(), "use_correction": use_correction},
+    )
+    names = ref.params.index
+    np.testing.assert_allclose(res.params[names], ref.params, rtol=1e-6)
+    np.testing.assert_allclose(res.cov_params().loc[names, names], ref.cov_params(), rtol=1e-6)
+    assert res.covariance.clipped == 0
+    # it is not either one-way answer
+    one_way = _ols(real, cov_type="cluster", cov_kwds={"groups": real["firm"], "use_correction": use_correction})
+    assert not np.allclose(ref.bse, one_way.bse, rtol=1e-3)
+
+
+def test_two_way_with_one_unit_clusters_is_hc0() -> None:
+    real, study = _frames()
+    ids = pd.Series(np.arange(len(study.proxy)), index=study.proxy.index)
+    kwds = dict(real=real, proxy=study.proxy, synth=study.synth, model="ols")
+    hc0 = smf.gmm_synth("y ~ x1 + x2", **kwds).fit(correction=None, shrinkage=None)
+    cluster_kwds = {"groups": pd.concat([ids, ids * 1], axis=1), "use_correction": False}
+    two = smf.gmm_synth("y ~ x1 + x2", **kwds).fit(
+        cov_type="cluster", cov_kwds=cluster_kwds, weight_type="cluster", weight_kwds=cluster_kwds,
+        correction=None, shrinkage=None,
+    )
+    # S_1 + S_2 - S_12 = S + S - S with every cluster one unit
+    np.testing.assert_allclose(two.params, hc0.params, rtol=1e-8)
+    np.testing.assert_allclose(two.cov_params(), hc0.cov_params(), rtol=1e-8)
+
+
+def test_two_way_refuses_windmeijer_and_bootstrap() -> None:
+    from synthinfer.inference.windmeijer import _ds_times_v
+
+    real = _two_way(_frames()[0])
+    model = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols")
+    two_way = {"groups": ["firm", "year"]}
+    res = model.fit(correction=None, cov_type="cluster", cov_kwds=two_way)
+    assert res.covariance.supports_windmeijer is False
+    with pytest.raises(SpecificationError, match="derivative of S"):
+        _ds_times_v(model, np.asarray(res.params), np.ones(3), res.covariance)
+    with pytest.raises(SpecificationError, match="bootstrap does not know"):
+        res.bootstrap(n_boot=5, seed=1)

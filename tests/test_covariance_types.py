@@ -124,3 +124,16 @@ def test_two_way_refuses_windmeijer_and_bootstrap() -> None:
         _ds_times_v(model, np.asarray(res.params), np.ones(3), res.covariance)
     with pytest.raises(SpecificationError, match="bootstrap does not know"):
         res.bootstrap(n_boot=5, seed=1)
+
+
+def test_hc1_windmeijer_and_bootstrap_follow_hc0() -> None:
+    real, study = _frames()
+    model = smf.gmm_synth("y ~ x1 + x2", real=real, proxy=study.proxy, synth=study.synth, model="ols")
+    hc0 = model.fit(correction="windmeijer", shrinkage=None)
+    hc1 = model.fit(cov_type="HC1", correction="windmeijer", shrinkage=None)
+    n, p = len(real), 3
+    np.testing.assert_allclose(hc1.cov_params(), hc0.cov_params() * n / (n - p), rtol=1e-8)
+    # the bootstrap resamples units and refits under HC1 (its point estimates are HC0's)
+    boot = hc1.bootstrap(n_boot=20, seed=4)
+    boot0 = hc0.bootstrap(n_boot=20, seed=4)
+    np.testing.assert_allclose(np.asarray(boot.bse), np.asarray(boot0.bse), rtol=1e-8)

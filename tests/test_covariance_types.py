@@ -61,6 +61,11 @@ def test_cluster_default_equals_statsmodels_default_cluster() -> None:
     )
     ref = _ols(real, cov_type="cluster", cov_kwds={"groups": real["cluster"]})
     np.testing.assert_allclose(res.bse[ref.params.index], ref.bse, rtol=1e-6)
+    # and so does the plain default fit (its small-sample factor is the cluster one)
+    default = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols").fit(
+        cov_type="cluster", cov_kwds={"groups": "cluster"}
+    )
+    np.testing.assert_allclose(default.bse[ref.params.index], ref.bse, rtol=1e-6)
     off = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols").fit(
         cov_type="cluster", cov_kwds={"groups": "cluster", "use_correction": False}, correction=None
     )

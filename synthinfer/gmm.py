@@ -487,13 +487,13 @@ class GMMSynth(ModelBase, GMM):
 
         Parameters
         ----------
-        cov_type : {"HC0", "cluster"}
+        cov_type : {"HC0", "HC1", "cluster"}
             How the reported covariance treats dependence: independent units,
             or independent clusters of units. It does not change ``params``.
         cov_kwds : dict, optional
             For "cluster": ``groups`` (a column name found in the frames, a
             Series indexed by unit id, or an array in ``model.unit_ids`` order)
-            and ``use_correction`` (bool, default False; statsmodels' small-sample
+            and ``use_correction`` (bool, default True; statsmodels' small-sample
             factor).
         weight_type : {"HC0", "cluster"}
             The S whose inverse is the step-2 weight matrix (as linearmodels'

@@ -199,8 +199,11 @@ class ClusteredCovariance(MomentCovariance):
         return centered.T @ centered / moments.n_units
 
     def independent_rows(self, moments: MomentBlocks) -> tuple[np.ndarray, int]:
-        # every cluster, labeled or not: G is small and the rows are exact
-        return self._centered_sums(moments), 0
+        # the clusters without labeled units carry no target moment, as the
+        # unlabeled units do under HC0: with one-unit clusters the two agree
+        holding = np.zeros(self.n_clusters, dtype=bool)
+        holding[self.codes[moments.labeled_pos]] = True
+        return self._centered_sums(moments)[holding], int((~holding).sum())
 
     @property
     def scale(self) -> float:

@@ -92,7 +92,9 @@ def null_mean(
     rows : ndarray
         ``h_g`` of the groups that hold labeled units, (m, K).
     n_rest : int
-        Groups that hold no labeled unit; their target part is ``-target_mean``.
+        Groups that hold no labeled unit; their target part is ``-target_mean``
+        per unit (zero at the step-1 root, where the weight matrix is built;
+        a cluster's size is not counted there).
     target_mean : ndarray
         The target moments' mean over the N units (zero at the step-1 root).
     n_independent, n_units : int

@@ -27,6 +27,7 @@ from .inference.diagnostics import Diagnostics, diagnose
 from .inference.power import LabelBudget, plan_labels
 from .inference.small_sample import SmallSampleCorrection
 from .inference.windmeijer import windmeijer_covariance
+from .prediction import fittedvalues, predict, resid
 
 __all__ = ["ReportingMixin", "GMMSynthResults", "GMMSynthResultsWrapper", "ResultsWrapper"]
 
@@ -102,6 +103,23 @@ class ReportingMixin:
             index=pd.Index(list(self.model.exog_names), name="term"),
         )
         return table
+
+    def predict(self, exog: pd.DataFrame | None = None, transform: bool = True, which: str = "mean") -> pd.Series:
+        """Predicted mean (``which="mean"``) or linear index (``"linear"``) of the
+        target model on ``exog`` through the learned formula; None: the labeled
+        units. See `synthinfer.prediction.predict`."""
+        return predict(self, exog, transform=transform, which=which)
+
+    @property
+    def fittedvalues(self) -> pd.Series:
+        """Predicted means on the labeled units, indexed by unit (as statsmodels'
+        GLM; its discrete models' ``fittedvalues`` is the linear index)."""
+        return fittedvalues(self)
+
+    @property
+    def resid(self) -> pd.Series:
+        """Outcome minus fitted mean on the labeled units, indexed by unit."""
+        return resid(self)
 
     def t_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
         """statsmodels' ``t_test``; a constraint naming an unknown term is a

@@ -127,6 +127,28 @@ class ReportingMixin:
         with self._named_constraints(r_matrix):
             return super().t_test(r_matrix, *args, **kwds)  # type: ignore[misc]
 
+    def f_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
+        """statsmodels' ``f_test``: the Wald statistic over q, referred to F(q, df).
+
+        df is ``df_resid`` when the fit uses Student's t (the small-sample
+        correction); under normal inference (``df_resid`` infinite) it is
+        ``n - p``, labeled units minus target parameters, statsmodels' residual
+        degrees of freedom for the human-only fit, so on a human-only fit with
+        ``correction=None`` the p-value equals statsmodels' (``cov_type="HC0"``).
+        ``wald_test(..., use_f=False)`` gives the chi-square version.
+        """
+        df = float(getattr(self, "df_resid", np.inf))
+        if np.isfinite(df):
+            with self._named_constraints(r_matrix):
+                return super().f_test(r_matrix, *args, **kwds)  # type: ignore[misc]
+        data = self.model.model_data
+        self.df_resid = float(data.n_labeled - len(data.param_names))
+        try:
+            with self._named_constraints(r_matrix):
+                return super().f_test(r_matrix, *args, **kwds)  # type: ignore[misc]
+        finally:
+            self.df_resid = df
+
     def wald_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
         """statsmodels' ``wald_test``; a constraint naming an unknown term is a
         `SpecificationError` listing the valid terms."""

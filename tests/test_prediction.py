@@ -44,3 +44,17 @@ def test_predict_with_a_source_uses_the_target_coefficients_and_learned_categori
     np.testing.assert_allclose(res.predict(new), 1 / (1 + np.exp(-lin)), rtol=1e-12)
     with pytest.raises(ValueError, match="which"):
         res.predict(new, which="prob")
+
+
+@pytest.mark.parametrize("model", ["logit", "poisson"])
+def test_f_test_p_value_is_finite_and_equals_statsmodels_on_a_human_only_fit(model) -> None:
+    study = make_study(model, n_units=400, n_labeled=200, seed=3)
+    res = smf.classical(study.formula, real=study.real, model=model).fit(correction=None)
+    X = sm.add_constant(study.real[["x1", "x2"]]).rename(columns={"const": "Intercept"})
+    ref = FAMILIES[model](study.real["y"], X).fit(disp=0, cov_type="HC0")
+    ours, theirs = res.f_test("x1 = 0, x2 = 0"), ref.f_test("x1 = 0, x2 = 0")
+    assert np.isfinite(ours.pvalue) and ours.df_denom == theirs.df_denom == 197
+    np.testing.assert_allclose([float(ours.fvalue), float(ours.pvalue)], [float(theirs.fvalue), float(theirs.pvalue)], rtol=1e-6)
+    assert np.isinf(res.df_resid)  # the fit's own normal inference is untouched
+    with_source = smf.gmm_proxy(study.formula, real=study.real, proxy=study.proxy, model=model).fit(correction=None)
+    assert np.isfinite(with_source.f_test("x1 = 0").pvalue)

@@ -149,6 +149,14 @@ class ReportingMixin:
         finally:
             self.df_resid = df
 
+    def t_test_pairwise(self, term_name: str, *args: Any, **kwds: Any) -> Any:
+        """statsmodels' ``t_test_pairwise``: all pairwise contrasts of a
+        categorical term's levels, read from the formula learned at fit time."""
+        data = self.model.data
+        if getattr(data, "model_spec", None) is None:
+            data.model_spec = self.model.model_data.spec._rhs_spec
+        return super().t_test_pairwise(term_name, *args, **kwds)  # type: ignore[misc]
+
     def wald_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
         """statsmodels' ``wald_test``; a constraint naming an unknown term is a
         `SpecificationError` listing the valid terms."""

@@ -58,3 +58,15 @@ def test_f_test_p_value_is_finite_and_equals_statsmodels_on_a_human_only_fit(mod
     assert np.isinf(res.df_resid)  # the fit's own normal inference is untouched
     with_source = smf.gmm_proxy(study.formula, real=study.real, proxy=study.proxy, model=model).fit(correction=None)
     assert np.isfinite(with_source.f_test("x1 = 0").pvalue)
+
+
+def test_t_test_pairwise_agrees_with_statsmodels_on_a_human_only_fit() -> None:
+    import statsmodels.formula.api as smf_sm
+
+    study = make_study("logit", n_units=400, n_labeled=240, seed=8)
+    real = study.real.assign(g=np.array(["a", "b", "c"])[np.arange(240) % 3])
+    res = smf.classical("y ~ C(g) + x2", real=real, model="logit").fit(correction=None)
+    ref = smf_sm.logit("y ~ C(g) + x2", data=real).fit(disp=0, cov_type="HC0")
+    ours, theirs = res.t_test_pairwise("C(g)").result_frame, ref.t_test_pairwise("C(g)").result_frame
+    assert list(ours.index) == list(theirs.index) == ["b-a", "c-a", "c-b"]
+    np.testing.assert_allclose(ours[["coef", "std err", "z", "P>|z|"]], theirs[["coef", "std err", "z", "P>|z|"]], rtol=1e-6)

@@ -67,6 +67,13 @@ class MomentCovariance:
             f"the bootstrap does not know how to refit under cov_type={self.cov_type!r}"
         )
 
+    def independent_rows(self, moments: MomentBlocks) -> tuple[np.ndarray, int]:
+        """The centered moment sums of the independent groups that hold labeled
+        units, ``h_g`` with ``S = (1/N) sum_g h_g h_g'`` (a (m, K) array), and
+        how many further groups (units) hold no labeled unit, each with target
+        part ``-gbar_t``. The Stein rule's null mean is read off these rows."""
+        raise NotImplementedError(f"cov_type={self.cov_type!r} does not expose its independent rows")
+
     def same_as(self, other: MomentCovariance) -> bool:
         """Whether ``other`` is the same estimator (same type and options)."""
         return type(self) is type(other) and self.config == other.config
@@ -93,6 +100,10 @@ class HeteroskedasticCovariance(MomentCovariance):
     def s(self, moments: MomentBlocks) -> np.ndarray:
         gbar = moments.mean()
         return moments.second_moment() - np.outer(gbar, gbar)
+
+    def independent_rows(self, moments: MomentBlocks) -> tuple[np.ndarray, int]:
+        rows = moments.labeled_rows() - moments.mean()
+        return rows, moments.n_units - len(moments.labeled_pos)
 
     def resampling_groups(self) -> None:
         return None
@@ -173,11 +184,19 @@ class ClusteredCovariance(MomentCovariance):
     def for_resample(self, groups: np.ndarray | None) -> tuple[str, dict[str, Any]]:
         return "cluster", {"groups": groups, "use_correction": self.use_correction}
 
-    def s(self, moments: MomentBlocks) -> np.ndarray:
+    def _centered_sums(self, moments: MomentBlocks) -> np.ndarray:
         sizes = np.bincount(self.codes, minlength=self.n_clusters).astype(float)
         centered = moments.cluster_sums(self.codes, self.n_clusters)
         centered -= np.outer(sizes, moments.mean())
+        return centered
+
+    def s(self, moments: MomentBlocks) -> np.ndarray:
+        centered = self._centered_sums(moments)
         return centered.T @ centered / moments.n_units
+
+    def independent_rows(self, moments: MomentBlocks) -> tuple[np.ndarray, int]:
+        # every cluster, labeled or not: G is small and the rows are exact
+        return self._centered_sums(moments), 0
 
     @property
     def scale(self) -> float:

@@ -58,3 +58,20 @@ def test_dsl_coverage_unequal_labeling_probabilities():
         hits += lo <= 2.0 <= hi
     # 95% nominal; fail only below the binomial 0.1% quantile of 100 draws
     assert hits >= scipy.stats.binom.ppf(0.001, reps, 0.95)
+
+
+def test_dsl_in_compare_and_bad_input():
+    import pytest
+
+    from synthinfer.comparison import compare
+    from synthinfer.exceptions import SpecificationError
+
+    real, proxy = _study(np.random.default_rng(5))
+    res = smf.dsl("y ~ x", real=real, proxy=proxy, labeling_prob="pi").fit()
+    weighted = smf.classical("y ~ x", real=real.assign(pi=proxy.loc[real.index, "pi"]), labeling_prob="pi").fit()
+    table = compare({"DSL": res, "IPW": weighted})
+    assert table.loc[("x", "coef"), "DSL"] == pytest.approx(res.params["x"])
+    with pytest.raises(SpecificationError, match="implemented for model=.ols. only"):
+        smf.dsl("y ~ x", real=real.assign(y=(real["y"] > 1).astype(int)), proxy=proxy.assign(y=(proxy["y"] > 1).astype(int)), model="logit")
+    with pytest.raises(SpecificationError, match="proxy="):
+        smf.dsl("y ~ x", real=real)

@@ -764,6 +764,12 @@ def build_parser() -> argparse.ArgumentParser:
                           metavar="FMT,...", help="draw coverage and relative-MSE plots (png, svg, pdf)")
     simulate.set_defaults(handler=_simulate)
     _add_llm_commands(commands)
+    for subcommand in commands.choices.values():
+        # SUPPRESS: a subcommand without the flag must not reset the one given before it.
+        subcommand.add_argument(
+            "--traceback", action="store_true", default=argparse.SUPPRESS,
+            help="show the full traceback on errors (for bug reports)",
+        )
     return parser
 
 

@@ -10,7 +10,7 @@ Data layout (the package's contract):
   moment is the mean over its samples. Without a proxy, the units it names
   are the N units.
 
-A :class:`Source` is one auxiliary frame reduced to what the moment blocks
+A ``Source`` is one auxiliary frame reduced to what the moment blocks
 need: its design matrix and outcome, the unit of each row, and each row's
 weight ``1/k`` (k = that unit's number of rows). Proxy and synthetic data are
 the same thing to the estimator; only ``kind`` differs.
@@ -98,7 +98,7 @@ class ModelData:
     real_index: pd.Index
     frames: Mapping[str, pd.DataFrame] = field(repr=False)
     #: 1 / pi_i for the labeled units (in the order of ``real``), or None for a
-    #: simple random sample; see :meth:`with_labeling_prob`
+    #: simple random sample; see ``with_labeling_prob``
     labeled_weight: np.ndarray | None = None
 
     @property

@@ -212,13 +212,41 @@ def _aligned(values: Any, index: pd.Index, what: str, per: str, order: str) -> p
     return aligned
 
 
+#: The column of a polars frame that holds the unit ids (pandas frames use the index).
+POLARS_UNIT_COLUMN = "unit"
+
+
+def as_pandas(frame: Any, name: str) -> Any:
+    """A polars frame as pandas, its ``unit`` column becoming the index; anything else unchanged.
+
+    polars has no index, so the unit id is the column named ``unit``
+    (``POLARS_UNIT_COLUMN``); rows keep their order. polars is only imported
+    when such a frame is passed (it is an optional extra).
+    """
+    if type(frame).__module__.split(".")[0] != "polars":
+        return frame
+    import polars as pl
+
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    if not isinstance(frame, pl.DataFrame):
+        return frame
+    if POLARS_UNIT_COLUMN not in frame.columns:
+        raise SpecificationError(
+            f"{name}: a polars frame needs its unit ids in a column named "
+            f"{POLARS_UNIT_COLUMN!r}; columns are {frame.columns}"
+        )
+    return frame.to_pandas().set_index(POLARS_UNIT_COLUMN)
+
+
 def _named_frames(arg: FrameArg, default: str, role: str) -> dict[str, pd.DataFrame]:
     if arg is None:
         return {}
+    arg = as_pandas(arg, role)
     if isinstance(arg, pd.DataFrame):
         return {default: arg}
     if isinstance(arg, Mapping):
-        frames = dict(arg)
+        frames = {name: as_pandas(frame, f"{role} source {name!r}") for name, frame in arg.items()}
         for name, frame in frames.items():
             if not isinstance(frame, pd.DataFrame):
                 raise SpecificationError(
@@ -315,6 +343,7 @@ def build_model_data(
     namespace: Mapping[str, Any] | None = None,
 ) -> ModelData:
     """Validate the frames, learn the formula and build every design matrix."""
+    real = as_pandas(real, "real")
     if not isinstance(real, pd.DataFrame):
         raise SpecificationError(f"real must be a pandas DataFrame, got {type(real).__name__}")
     proxies = _named_frames(proxy, "proxy", "proxy")

@@ -1,4 +1,4 @@
-"""``python -m synthinfer``: the ``synthinfer`` command line (see :mod:`synthinfer.cli`)."""
+"""``python -m synthinfer``: the ``synthinfer`` command line (see ``synthinfer.cli``)."""
 
 import sys
 

@@ -7,13 +7,13 @@
     GMM-Synth from CSV or Parquet files; prints the summary, JSON or a CSV
     table of the coefficients.
 ``synthinfer simulate [--n-labeled 50,100 ...] [--politeness] --output DIR``
-    The repeated-sampling study of :mod:`synthinfer.experiments`: per-trial
+    The repeated-sampling study of ``synthinfer.experiments``: per-trial
     rows and a per-cell summary (bias, MSE, coverage, width, J-test rejection)
     in DIR, resumable; ``--plots png`` draws coverage and relative MSE.
 ``synthinfer annotate INPUT --output FILE --prompt TEMPLATE --schema JSON ...``
 ``synthinfer synthesize INPUT --output FILE --prompt TEMPLATE --k K --featurize MOD:FUNC ...``
     The proxy and synthetic files from texts, through any OpenAI-compatible
-    endpoint (:mod:`synthinfer.llm`; the llm extra), cached and resumable.
+    endpoint (``synthinfer.llm``; the llm extra), cached and resumable.
 
 With no command it prints the help and exits 0. Bad input (a missing or
 unreadable file, a missing column, a bad formula, a non-numeric outcome, ...)
@@ -764,6 +764,12 @@ def build_parser() -> argparse.ArgumentParser:
                           metavar="FMT,...", help="draw coverage and relative-MSE plots (png, svg, pdf)")
     simulate.set_defaults(handler=_simulate)
     _add_llm_commands(commands)
+    for subcommand in commands.choices.values():
+        # SUPPRESS: a subcommand without the flag must not reset the one given before it.
+        subcommand.add_argument(
+            "--traceback", action="store_true", default=argparse.SUPPRESS,
+            help="show the full traceback on errors (for bug reports)",
+        )
     return parser
 
 

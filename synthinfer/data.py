@@ -10,7 +10,7 @@ Data layout (the package's contract):
   moment is the mean over its samples. Without a proxy, the units it names
   are the N units.
 
-A :class:`Source` is one auxiliary frame reduced to what the moment blocks
+A ``Source`` is one auxiliary frame reduced to what the moment blocks
 need: its design matrix and outcome, the unit of each row, and each row's
 weight ``1/k`` (k = that unit's number of rows). Proxy and synthetic data are
 the same thing to the estimator; only ``kind`` differs.
@@ -98,7 +98,7 @@ class ModelData:
     real_index: pd.Index
     frames: Mapping[str, pd.DataFrame] = field(repr=False)
     #: 1 / pi_i for the labeled units (in the order of ``real``), or None for a
-    #: simple random sample; see :meth:`with_labeling_prob`
+    #: simple random sample; see ``with_labeling_prob``
     labeled_weight: np.ndarray | None = None
 
     @property
@@ -231,13 +231,41 @@ def _not_a_frame(what: str, obj: Any) -> SpecificationError:
     return SpecificationError(f"{what}, got {_type_name(obj)}{hint}")
 
 
+#: The column of a polars frame that holds the unit ids (pandas frames use the index).
+POLARS_UNIT_COLUMN = "unit"
+
+
+def as_pandas(frame: Any, name: str) -> Any:
+    """A polars frame as pandas, its ``unit`` column becoming the index; anything else unchanged.
+
+    polars has no index, so the unit id is the column named ``unit``
+    (``POLARS_UNIT_COLUMN``); rows keep their order. polars is only imported
+    when such a frame is passed (it is an optional extra).
+    """
+    if type(frame).__module__.split(".")[0] != "polars":
+        return frame
+    import polars as pl
+
+    if isinstance(frame, pl.LazyFrame):
+        frame = frame.collect()
+    if not isinstance(frame, pl.DataFrame):
+        return frame
+    if POLARS_UNIT_COLUMN not in frame.columns:
+        raise SpecificationError(
+            f"{name}: a polars frame needs its unit ids in a column named "
+            f"{POLARS_UNIT_COLUMN!r}; columns are {frame.columns}"
+        )
+    return frame.to_pandas().set_index(POLARS_UNIT_COLUMN)
+
+
 def _named_frames(arg: FrameArg, default: str, role: str) -> dict[str, pd.DataFrame]:
     if arg is None:
         return {}
+    arg = as_pandas(arg, role)
     if isinstance(arg, pd.DataFrame):
         return {default: arg}
     if isinstance(arg, Mapping):
-        frames = dict(arg)
+        frames = {name: as_pandas(frame, f"{role} source {name!r}") for name, frame in arg.items()}
         for name, frame in frames.items():
             if not isinstance(frame, pd.DataFrame):
                 raise _not_a_frame(f"{role} source {name!r} must be a pandas DataFrame", frame)
@@ -330,6 +358,7 @@ def build_model_data(
     namespace: Mapping[str, Any] | None = None,
 ) -> ModelData:
     """Validate the frames, learn the formula and build every design matrix."""
+    real = as_pandas(real, "real")
     if not isinstance(real, pd.DataFrame):
         raise _not_a_frame("real must be a pandas DataFrame", real)
     proxies = _named_frames(proxy, "proxy", "proxy")

@@ -1,6 +1,6 @@
 """Named errors and warnings.
 
-Every data problem is a :class:`SpecificationError` (a ``ValueError``) whose
+Every data problem is a ``SpecificationError`` (a ``ValueError``) whose
 message names the frame, the columns and the units involved.
 """
 

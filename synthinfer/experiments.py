@@ -2,16 +2,16 @@
 
 Two modes:
 
-- :func:`run_simulation`: studies drawn with :func:`synthinfer.simulate.simulate_study`
+- ``run_simulation``: studies drawn with ``synthinfer.simulate.simulate_study``
   over a grid of labeled n, total N, model (``"ols"``, ``"logit"``) and scenario
-  of the auxiliary data's quality (:data:`SCENARIOS`); the truth is the model's
+  of the auxiliary data's quality (``SCENARIOS``); the truth is the model's
   known coefficient.
-- :func:`run_politeness`: repeated random labeled subsets of the bundled
-  politeness data (:func:`synthinfer.datasets.load_politeness`); the truth is
+- ``run_politeness``: repeated random labeled subsets of the bundled
+  politeness data (``synthinfer.datasets.load_politeness``); the truth is
   the full-data human-only fit.
 
 Every (cell, trial) gets its own seed, derived from the base seed, the cell's
-settings and the trial number with :class:`numpy.random.SeedSequence`, so a
+settings and the trial number with ``numpy.random.SeedSequence``, so a
 trial's data do not depend on which other cells or trials are run, on the
 number of workers or on the order in which they finish. Within a trial every
 estimator sees the same data. The per-trial rows (one per trial, estimator and
@@ -20,13 +20,13 @@ they finish; a rerun with the same output directory skips the trials already
 there (so a run can be interrupted and resumed, or extended with more trials
 or cells). A fit that fails (e.g. perfect separation in a small logit sample)
 is recorded as a failed row with its error message, counted per cell by
-:func:`summarize`, and left out of the cell's statistics.
+``summarize``, and left out of the cell's statistics.
 
-Per cell, estimator and target, :func:`summarize` reports bias, MSE, MSE
+Per cell, estimator and target, ``summarize`` reports bias, MSE, MSE
 relative to the human-only (classical) fit, coverage of the 95% interval with
 its Monte Carlo standard error, mean interval width and, for the GMM
 estimators, the rejection rate of Hansen's J test at the 5% level.
-:func:`plot_summary` draws coverage and relative MSE against labeled n per
+``plot_summary`` draws coverage and relative MSE against labeled n per
 scenario.
 """
 
@@ -60,7 +60,7 @@ __all__ = [
     "check_output_dir",
 ]
 
-#: Scenarios of :func:`run_simulation`: the :func:`~synthinfer.simulate.simulate_study`
+#: Scenarios of ``run_simulation``: the ``synthinfer.simulate.simulate_study``
 #: arguments and the auxiliary sources the estimators use.
 SCENARIOS: dict[str, dict[str, Any]] = {
     # informative proxy: the LLM's annotation of every unit tracks the human label
@@ -125,8 +125,8 @@ def trial_seed(seed: int, cell: Sequence[Any], trial: int) -> int:
     ``SeedSequence([seed, h1, h2, trial])`` with ``h1, h2`` two 32-bit words of
     the SHA-256 digest of the cell's settings (``mode|scenario|model|N|n``).
     The returned integer reproduces the trial's data: pass it as ``seed=`` to
-    :func:`~synthinfer.simulate.simulate_study` (or to
-    :meth:`~synthinfer.datasets.Politeness.sample`) with the cell's settings.
+    ``synthinfer.simulate.simulate_study`` (or to
+    ``synthinfer.datasets.Politeness.sample``) with the cell's settings.
     """
     text = "|".join(str(v) for v in cell).encode()
     digest = hashlib.sha256(text).digest()
@@ -250,7 +250,7 @@ class ExperimentResult:
         output directory from earlier runs), sorted by cell, trial, estimator
         and target.
     summary : DataFrame
-        :func:`summarize` of ``trials``.
+        ``summarize`` of ``trials``.
     output : Path or None
         The output directory (``trials.csv``, ``summary.csv``), if any.
     n_run, n_skipped : int
@@ -437,7 +437,7 @@ def run_simulation(
 
     Every cell of the grid ``n_units x n_labeled x models x scenarios`` (cells
     with ``n_labeled >= n_units`` are left out) runs ``trials`` trials: a study
-    drawn with :func:`~synthinfer.simulate.simulate_study` (default knobs, the
+    drawn with ``synthinfer.simulate.simulate_study`` (default knobs, the
     scenario's ``proxy=``/``synth=``; true coefficients 0.5, 1, -0.5) and every
     estimator that applies to the scenario fitted on it.
 
@@ -453,12 +453,12 @@ def run_simulation(
         Total numbers of units N.
     models : sequence of {"ols", "logit"}
     scenarios : sequence of str
-        Keys of :data:`SCENARIOS`.
+        Keys of ``SCENARIOS``.
     trials : int
         Trials per cell (numbered 0 .. trials-1; a larger number later extends
         the cells).
     seed : int
-        Base seed; see :func:`trial_seed`.
+        Base seed; see ``trial_seed``.
     jobs : int
         Parallel worker processes (joblib); 1 runs in this process, -1 uses
         every core. The rows do not depend on it.
@@ -524,7 +524,7 @@ def run_politeness(
     """Repeated random labeled subsets of the bundled politeness data.
 
     Each trial draws ``n`` of the 5,480 requests as the labeled data
-    (:meth:`~synthinfer.datasets.Politeness.sample`) and fits ``polite ~
+    (``synthinfer.datasets.Politeness.sample``) and fits ``polite ~
     hedging + first_person_plural`` (logit) human-only (classical), naive
     pooling, PPI++ and GMM-Proxy with GPT-4o's labels as the proxy. The truth
     is the human-only fit on all 5,480 requests. Rows have ``mode =
@@ -537,7 +537,7 @@ def run_politeness(
     Parameters
     ----------
     output, trials, seed, jobs, progress
-        As in :func:`run_simulation`.
+        As in ``run_simulation``.
     n_labeled : sequence of int
         Labeled sample sizes, each below 5,480.
     targets : sequence of str
@@ -593,7 +593,7 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     trials : DataFrame
-        Per-trial rows (``trials.csv`` or :attr:`ExperimentResult.trials`).
+        Per-trial rows (``trials.csv`` or ``ExperimentResult.trials``).
 
     Returns
     -------
@@ -679,7 +679,7 @@ def plot_summary(
     Parameters
     ----------
     summary : DataFrame
-        :func:`summarize` output.
+        ``summarize`` output.
     output : str or Path
         Directory for the figures (created).
     formats : sequence of {"png", "svg", "pdf"}

@@ -133,12 +133,12 @@ def weight_matrix(
 class GMMSynth(ModelBase, GMM):
     """Two-step GMM for a target regression with auxiliary (proxy, synthetic) sources.
 
-    Build it with :meth:`from_formula` (``synthinfer.api.gmm_synth``).
+    Build it with ``from_formula`` (``synthinfer.api.gmm_synth``).
 
     Parameters
     ----------
     data : ModelData
-        The validated design matrices (see :func:`synthinfer.data.build_model_data`).
+        The validated design matrices (see ``synthinfer.data.build_model_data``).
     model : {"ols", "logit", "poisson"} or Family
         The estimating function of the target and of every source.
     formula : str, optional
@@ -645,7 +645,7 @@ class GMMProxy(GMMSynth):
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
     ) -> GMMProxy:
-        """As :meth:`GMMSynth.from_formula`, with proxy data only."""
+        """As ``GMMSynth.from_formula``, with proxy data only."""
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         return super().from_formula(  # type: ignore[return-value]
             formula, real, proxy, None, model, engine=engine, eval_env=namespace,

@@ -3,7 +3,7 @@
 statsmodels' machinery (results wrappers, ``t_test`` / ``wald_test`` with
 string constraints) reads names from ``model.data``; every synthinfer model
 therefore hands statsmodels the human-labeled outcome and design, named by
-design column, while the estimator itself works on :class:`ModelData`.
+design column, while the estimator itself works on ``ModelData``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ __all__ = ["ModelBase"]
 
 
 class ModelBase:
-    """Mixin for statsmodels ``Model`` subclasses built on :class:`ModelData`."""
+    """Mixin for statsmodels ``Model`` subclasses built on ``ModelData``."""
 
     def _set_data(self, data: ModelData, model: str | Family, formula: str | None) -> tuple[pd.Series, pd.DataFrame]:
         """Store the data and names; return the (endog, exog) statsmodels' Model wants."""

@@ -35,7 +35,7 @@ class MomentBlocks:
         may instead be given as factors ``(X, r)`` with value ``X * r[:, None]``
         (an auxiliary source's scores, one row per unit): S then takes its
         products a block of rows at a time and the (N, p) values are built only
-        if something asks for :attr:`values`.
+        if something asks for ``values``.
     labeled_only : tuple of bool
         Which blocks live on the labeled units only.
     labeled_pos : ndarray of int

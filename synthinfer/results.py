@@ -185,7 +185,7 @@ class ReportingMixin:
 
 
 class GMMSynthResults(ReportingMixin, GMMResults):
-    """Results of :class:`synthinfer.gmm.GMMSynth`.
+    """Results of ``synthinfer.gmm.GMMSynth``.
 
     Attributes
     ----------

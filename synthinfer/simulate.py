@@ -5,7 +5,7 @@ truth is known: ``y = mu(b0 + b1 x1 + b2 x2)`` with x1, x2 standard normal.
 
 Two generators:
 
-- :func:`make_study`: the fixed designs the test suite is built on. The
+- ``make_study``: the fixed designs the test suite is built on. The
   auxiliary data's quality is chosen by ``aux``:
 
   - ``"useful"``: the LLM's outcome tracks the human one (proxy: noisy copy or a
@@ -17,7 +17,7 @@ Two generators:
     direction, more so for large x1 (OLS: shifted up with a larger slope;
     logit: false positives; poisson: over-counts), so pooling it biases the fit.
 
-- :func:`simulate_study`: the same layout with every aspect of the auxiliary
+- ``simulate_study``: the same layout with every aspect of the auxiliary
   data's quality on an explicit knob (proxy misclassification rate or noise
   scale, synthetic-to-real correlation, distribution shift, one-directional
   bias, covariate noise) and a scenario in which the auxiliary data is
@@ -64,7 +64,7 @@ class Study:
         full-data fit on it is the finite-population truth.
     settings : dict
         The generator's arguments after defaults were resolved
-        (:func:`simulate_study` only).
+        (``simulate_study`` only).
     """
 
     real: pd.DataFrame

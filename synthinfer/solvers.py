@@ -1,7 +1,7 @@
 """Solvers shared by every estimator: the rank check and damped Newton for a root.
 
 Step 1 of the GMM estimator and the baselines solve estimating equations
-``sum_j w_j psi_j(b) = 0`` one design at a time with :func:`newton_root`
+``sum_j w_j psi_j(b) = 0`` one design at a time with ``newton_root``
 (families with a closed form, such as OLS, override ``solve``); step 2's
 Gauss-Newton minimisation of the GMM objective lives with the engine in gmm.py.
 """

@@ -426,9 +426,19 @@ def test_bad_input_is_one_line_and_exit_code_2(capsys, files, study, argv, words
     assert len(lines) == 1 or lines[0].startswith("usage: synthinfer fit")
 
 
-def test_traceback_option_reraises(capsys, files) -> None:
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_traceback_option_reraises(capsys, files, where) -> None:
+    rest = ["fit", FORMULA, "--real", str(files["root"] / "missing.csv")]
+    argv = ["--traceback", *rest] if where == "before" else [*rest, "--traceback"]
     with pytest.raises(cli.CLIError, match="does not exist"):
-        main(["--traceback", "fit", FORMULA, "--real", str(files["root"] / "missing.csv")])
+        main(argv)
+
+
+def test_traceback_option_before_subcommand_survives_subcommand_parsing() -> None:
+    parser = cli.build_parser()
+    assert parser.parse_args(["--traceback", "demo"]).traceback is True
+    assert parser.parse_args(["demo", "--traceback"]).traceback is True
+    assert parser.parse_args(["demo"]).traceback is False
 
 
 def test_unexpected_errors_are_one_line_with_exit_code_1(capsys, monkeypatch, files) -> None:

@@ -1,6 +1,6 @@
 """Real data bundled with synthinfer.
 
-- :func:`load_politeness`: 5,480 requests from the Stanford Politeness Corpus
+- ``load_politeness``: 5,480 requests from the Stanford Politeness Corpus
   with a human politeness label and GPT-4o's label for every request; the
   worked example of the package (``synthinfer demo``).
 

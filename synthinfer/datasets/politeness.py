@@ -74,7 +74,7 @@ class Politeness:
     Notes
     -----
     Every request carries a human label, so any labeled subset can be drawn
-    with :meth:`sample` and compared with the full-data fit on :attr:`human`.
+    with ``sample`` and compared with the full-data fit on ``human``.
     The data has an LLM proxy but no synthetic samples.
     """
 
@@ -113,7 +113,7 @@ class Politeness:
             The ``n_labeled`` drawn requests (in unit order) with ``polite`` =
             the human label and the features.
         proxy : DataFrame
-            A copy of :attr:`proxy`: every request with GPT-4o's label.
+            A copy of ``proxy``: every request with GPT-4o's label.
 
         Raises
         ------
@@ -157,7 +157,7 @@ def _read_raw() -> pd.DataFrame:
 
 
 def _prepare(raw: pd.DataFrame) -> Politeness:
-    """Validate the source file's columns and values and build :class:`Politeness`."""
+    """Validate the source file's columns and values and build ``Politeness``."""
     source_features = [f"Feature_{k}" for k in range(1, _N_FEATURES + 1)]
     expected = [*source_features, "Prediction_human", "Text", "Confidence_gpt-4o", "Prediction_gpt-4o"]
     missing = [c for c in expected if c not in raw.columns]

@@ -18,7 +18,7 @@ __all__ = ["BaselineModel", "BaselineResults", "BaselineResultsWrapper", "sandwi
 
 
 class BaselineModel(ModelBase, Model):
-    """A model on :class:`ModelData` whose ``fit`` computes params and a covariance directly."""
+    """A model on ``ModelData`` whose ``fit`` computes params and a covariance directly."""
 
     def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
         endog, exog = self._set_data(data, model, formula)

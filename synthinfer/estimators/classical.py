@@ -28,7 +28,7 @@ class Classical(GMMSynth):
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
     ) -> Classical:
-        """As :meth:`GMMSynth.from_formula` with the human-labeled frame only.
+        """As ``GMMSynth.from_formula`` with the human-labeled frame only.
 
         With ``labeling_prob`` it is the inverse-probability-weighted estimate.
         """

@@ -126,7 +126,7 @@ class PPI(BaselineModel):
         all units, such as the proxy frame, or a Series indexed by unit id).
         As in ppi-python's ``w`` and ``w_unlabeled``, labeled units are weighted
         by 1/pi_i and unlabeled units by 1/(1 - pi_i), each set's weights
-        normalised to mean 1. See :meth:`GMMSynth.from_formula` for the others.
+        normalised to mean 1. See ``GMMSynth.from_formula`` for the others.
         """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         if (proxy is None) == (synth is None):

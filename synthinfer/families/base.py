@@ -3,7 +3,7 @@
 An estimating function maps a design (outcome ``y``, design matrix ``X``) and
 parameters ``b`` to per-row scores ``psi_j(b)`` of dimension q whose weighted
 sum is zero at the estimate. Everything the estimators need is an operation
-on its :class:`Evaluation` at one parameter vector:
+on its ``Evaluation`` at one parameter vector:
 
 - ``scores()``: the per-row scores, dense ``(rows, q)`` or as factors
   ``(X, r)`` meaning ``X * r[:, None]`` (single-index families keep them so:
@@ -93,7 +93,7 @@ class EstimatingFunction(ABC):
     """Per-row scores ``psi(y, x; b)`` and how to solve ``sum_j w_j psi_j(b) = 0``.
 
     Subclasses set ``name`` (the ``model=`` string) and ``label`` (for
-    summaries) and implement :meth:`evaluate`; the rest has defaults.
+    summaries) and implement ``evaluate``; the rest has defaults.
     """
 
     name: ClassVar[str]
@@ -103,7 +103,7 @@ class EstimatingFunction(ABC):
     #: the scores are differentiable in b; otherwise the Jacobian is a smoothed
     #: estimate and step 2 is one Gauss-Newton step from step 1 (see gmm.py)
     smooth: ClassVar[bool] = True
-    #: :meth:`objective` exists (a log-likelihood whose -Jacobian is positive definite)
+    #: ``objective`` exists (a log-likelihood whose -Jacobian is positive definite)
     has_objective: ClassVar[bool] = False
     #: the parameters are coefficients of the design's columns, so a rank-deficient
     #: design leaves some unidentified (False for user moments, which read columns freely)

@@ -19,7 +19,7 @@ __all__ = ["Diagnostics", "diagnose"]
 
 @dataclass(frozen=True)
 class Diagnostics:
-    """What :meth:`GMMSynthResults.diagnostics` reports.
+    """What ``GMMSynthResults.diagnostics`` reports.
 
     Attributes
     ----------
@@ -125,7 +125,7 @@ def _human_only_variance(results: Any) -> np.ndarray:
 
 
 def diagnose(results: Any, per_source: bool = True) -> Diagnostics:
-    """Compute :class:`Diagnostics` for a fitted GMM-Synth result.
+    """Compute ``Diagnostics`` for a fitted GMM-Synth result.
 
     ``per_source=False`` skips the refits with one source at a time (the
     variance reduction then has the ``"all"`` column only).

@@ -33,7 +33,7 @@ def _centered_cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class LabelBudget:
     """Predicted standard errors of the target coefficients for any number of labels.
 
-    Build it with :func:`plan_labels` (or ``res.label_budget()``) from a pilot fit.
+    Build it with ``plan_labels`` (or ``res.label_budget()``) from a pilot fit.
 
     Attributes
     ----------
@@ -151,7 +151,7 @@ class LabelBudget:
 
 
 def plan_labels(results: Any) -> LabelBudget:
-    """A :class:`LabelBudget` estimated from a pilot GMM-Synth (or human-only) fit."""
+    """A ``LabelBudget`` estimated from a pilot GMM-Synth (or human-only) fit."""
     model = results.model
     data = model.model_data
     if data.labeled_weight is not None:

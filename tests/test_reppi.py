@@ -183,7 +183,7 @@ def test_reppi_default_learner_gains_and_reports() -> None:
     assert (res.bse < classical.bse).all()
     assert np.isfinite(res.pvalues).all()
     text = str(res.summary())
-    assert "RePPI" in text and "optimal matrix" in text
+    assert "RePPI" in text and "optimal matrix" in text and "n/(n - p) = " in text
     ppi = smf.ppi(study.formula, **kwargs).fit()
     table = compare({"Human": classical, "PPI++": ppi, "RePPI": res})
     assert table.loc[("x1", "coef"), "RePPI"] == pytest.approx(res.params["x1"])
@@ -275,3 +275,25 @@ def test_reppi_bad_input() -> None:
     before = real.copy()
     model.fit()
     pd.testing.assert_frame_equal(real, before)
+
+
+def test_reppi_takes_a_scikit_learn_regressor() -> None:
+    """Any fit/predict object: scikit-learn's multi-output LinearRegression on the raw
+    features spans ``[1, psi^m, x, f]``, so it matches LinearRecalibration restricted to
+    that basis by hand (least squares per fold on the same features)."""
+    linear_model = pytest.importorskip("sklearn.linear_model")
+    study = _study("logit", n_units=800, n_labeled=150)
+    model = smf.reppi(study.formula, real=study.real, proxy=study.proxy, model="logit",
+                      learner=linear_model.LinearRegression())
+    res = model.fit()
+    features = model.features(res.pilot_params)
+    labeled = features[model.model_data.labeled_pos]
+    targets = model.family.evaluate(model.model_data.X, model.model_data.y, res.pilot_params).values()
+    expected = np.empty_like(targets)
+    for k in range(5):
+        held = res.fold == k
+        design = np.column_stack([np.ones(len(labeled)), labeled])
+        coef = np.linalg.lstsq(design[~held], targets[~held], rcond=None)[0]
+        expected[held] = design[held] @ coef
+    np.testing.assert_allclose(res.recalibrated_labeled, expected, rtol=1e-6, atol=1e-8)
+    assert np.isfinite(res.bse).all()

@@ -333,7 +333,10 @@ class RePPI(BaselineModel):
             p = len(params)
             df = n - p
             cov = cov * n / df
-            extra = {"use_t": True, "df_resid": float(df), "small_sample_df": float(df), "small_sample_factor": n / df}
+            extra = {
+                "use_t": True, "df_resid": float(df), "small_sample_df": float(df),
+                "small_sample_factor": n / df, "small_sample_label": "n/(n - p)",
+            }
         return self._results(
             params, cov, pilot_params=pilot, tuning_matrix=lam, fold=fold,
             recalibrated_labeled=g_labeled, recalibrated_unlabeled=g_unlabeled, **extra,

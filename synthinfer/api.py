@@ -4,13 +4,14 @@
 >>> res = smf.gmm_synth("y ~ x1", real=real, proxy=proxy, synth=synth, model="logit").fit()
 """
 
-from .estimators import PPI, Classical, Naive
+from .estimators import DSL, PPI, Classical, Naive
 from .gmm import GMMProxy, GMMSynth
 
-__all__ = ["gmm_synth", "gmm_proxy", "classical", "naive", "ppi"]
+__all__ = ["gmm_synth", "gmm_proxy", "classical", "naive", "ppi", "dsl"]
 
 gmm_synth = GMMSynth.from_formula
 gmm_proxy = GMMProxy.from_formula
 classical = Classical.from_formula
 naive = Naive.from_formula
 ppi = PPI.from_formula
+dsl = DSL.from_formula

@@ -29,7 +29,9 @@ from .exceptions import SpecificationError
 from .moments import MomentBlocks
 
 __all__ = [
-    "MomentCovariance", "HeteroskedasticCovariance", "ClusteredCovariance", "COVARIANCES", "get_covariance",
+    "MomentCovariance", "HeteroskedasticCovariance", "ClusteredCovariance", "HC1Covariance",
+    "TwoWayClusteredCovariance",
+    "COVARIANCES", "get_covariance",
 ]
 
 
@@ -67,6 +69,13 @@ class MomentCovariance:
             f"the bootstrap does not know how to refit under cov_type={self.cov_type!r}"
         )
 
+    def independent_rows(self, moments: MomentBlocks) -> tuple[np.ndarray, int]:
+        """The centered moment sums of the independent groups that hold labeled
+        units, ``h_g`` with ``S = (1/N) sum_g h_g h_g'`` (a (m, K) array), and
+        how many further groups (units) hold no labeled unit, each with target
+        part ``-gbar_t``. The Stein rule's null mean is read off these rows."""
+        raise NotImplementedError(f"cov_type={self.cov_type!r} does not expose its independent rows")
+
     def same_as(self, other: MomentCovariance) -> bool:
         """Whether ``other`` is the same estimator (same type and options)."""
         return type(self) is type(other) and self.config == other.config
@@ -93,6 +102,10 @@ class HeteroskedasticCovariance(MomentCovariance):
     def s(self, moments: MomentBlocks) -> np.ndarray:
         gbar = moments.mean()
         return moments.second_moment() - np.outer(gbar, gbar)
+
+    def independent_rows(self, moments: MomentBlocks) -> tuple[np.ndarray, int]:
+        rows = moments.labeled_rows() - moments.mean()
+        return rows, moments.n_units - len(moments.labeled_pos)
 
     def resampling_groups(self) -> None:
         return None
@@ -122,7 +135,8 @@ class ClusteredCovariance(MomentCovariance):
         Scale the reported covariance by ``G/(G-1) (n-1)/(n-p)`` (n labeled
         units, p target parameters), statsmodels' default small-sample factor;
         with no auxiliary source this reproduces statsmodels' default cluster
-        covariance. Off by default, as in the spec.
+        covariance. On by default through ``cov_kwds`` (statsmodels' default);
+        ``cov_kwds={"use_correction": False}`` turns it off.
     n_labeled, k_params : int
         n and p for the correction.
     """
@@ -147,7 +161,8 @@ class ClusteredCovariance(MomentCovariance):
                 "cov_type='cluster' needs cov_kwds={'groups': column name or per-unit values}"
             )
         groups = data.unit_values(kwds.pop("groups"), "cluster groups")
-        use_correction = kwds.pop("use_correction", False)
+        # statsmodels' default: the corrected covariance unless the user opts out
+        use_correction = kwds.pop("use_correction", True)
         return cls(groups, use_correction, n_labeled=data.n_labeled, k_params=len(data.param_names))
 
     @property
@@ -173,11 +188,22 @@ class ClusteredCovariance(MomentCovariance):
     def for_resample(self, groups: np.ndarray | None) -> tuple[str, dict[str, Any]]:
         return "cluster", {"groups": groups, "use_correction": self.use_correction}
 
-    def s(self, moments: MomentBlocks) -> np.ndarray:
+    def _centered_sums(self, moments: MomentBlocks) -> np.ndarray:
         sizes = np.bincount(self.codes, minlength=self.n_clusters).astype(float)
         centered = moments.cluster_sums(self.codes, self.n_clusters)
         centered -= np.outer(sizes, moments.mean())
+        return centered
+
+    def s(self, moments: MomentBlocks) -> np.ndarray:
+        centered = self._centered_sums(moments)
         return centered.T @ centered / moments.n_units
+
+    def independent_rows(self, moments: MomentBlocks) -> tuple[np.ndarray, int]:
+        # the clusters without labeled units carry no target moment, as the
+        # unlabeled units do under HC0: with one-unit clusters the two agree
+        holding = np.zeros(self.n_clusters, dtype=bool)
+        holding[self.codes[moments.labeled_pos]] = True
+        return self._centered_sums(moments)[holding], int((~holding).sum())
 
     @property
     def scale(self) -> float:
@@ -195,12 +221,163 @@ class ClusteredCovariance(MomentCovariance):
         return f"cluster-robust, {self.n_clusters} clusters"
 
 
+class HC1Covariance(HeteroskedasticCovariance):
+    """HC0's S with the reported covariance scaled by ``n / (n - p)``.
+
+    statsmodels' HC1 factor, with n the labeled (human) units and p the target
+    parameters: auxiliary units and auxiliary coefficients do not count, so
+    with no auxiliary source this is statsmodels' OLS HC1. The weight matrix
+    is HC0's (a scalar factor does not change the step-2 estimate).
+    """
+
+    cov_type = "HC1"
+
+    def __init__(self, n_labeled: int, k_params: int) -> None:
+        if n_labeled <= k_params:
+            raise SpecificationError(
+                f"cov_type='HC1' needs more labeled units ({n_labeled}) than parameters ({k_params})"
+            )
+        self._n_labeled, self._k_params = n_labeled, k_params
+
+    @classmethod
+    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> HC1Covariance:
+        return cls(data.n_labeled, len(data.param_names))
+
+    def for_resample(self, groups: np.ndarray | None) -> tuple[str, dict[str, Any]]:
+        return "HC1", {}
+
+    def same_as(self, other: MomentCovariance) -> bool:
+        # S is HC0's; only the reported scale differs
+        return isinstance(other, HeteroskedasticCovariance) and not isinstance(other, ClusteredCovariance)
+
+    @property
+    def scale(self) -> float:
+        return self._n_labeled / (self._n_labeled - self._k_params)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"n": self._n_labeled, "k": self._k_params}
+
+    @property
+    def description(self) -> str:
+        return "robust to heteroskedasticity (HC1)"
+
+
+class _LeverageCovariance(MomentCovariance):
+    """HC2/HC3 divide each residual by (a power of) one minus its leverage.
+
+    Leverage ``h_ii`` is a property of a least-squares hat matrix; in GMM with
+    auxiliary sources a unit's moment rows span the target and the auxiliary
+    coefficients jointly and have no single hat-matrix diagonal, so these are
+    refused rather than defined ad hoc.
+    """
+
+    @classmethod
+    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> MomentCovariance:
+        raise SpecificationError(
+            f"cov_type={cls.cov_type!r} is not available: its leverage correction needs the "
+            "diagonal of a least-squares hat matrix, which GMM with auxiliary sources does not "
+            "have; use 'HC1' (statsmodels' n/(n-k) factor) or the default small-sample correction"
+        )
+
+
+class HC2Covariance(_LeverageCovariance):
+    cov_type = "HC2"
+
+
+class HC3Covariance(_LeverageCovariance):
+    cov_type = "HC3"
+
+
+def _two_way_columns(groups: Any) -> list[Any] | None:
+    """The two per-unit group columns of a two-way ``groups``, else None."""
+    if isinstance(groups, (list, tuple)) and len(groups) == 2:
+        return list(groups)
+    if isinstance(groups, pd.DataFrame) and groups.shape[1] == 2:
+        return [groups.iloc[:, 0], groups.iloc[:, 1]]
+    if isinstance(groups, np.ndarray) and groups.ndim == 2 and groups.shape[1] == 2:
+        return [groups[:, 0], groups[:, 1]]
+    return None
+
+
+class TwoWayClusteredCovariance(MomentCovariance):
+    """Cameron-Gelbach-Miller two-way clustering: ``S = S_1 + S_2 - S_12``.
+
+    ``S_1`` and ``S_2`` are the one-way cluster S of each dimension and
+    ``S_12`` that of their intersection. With ``use_correction`` (default, as
+    statsmodels) each term carries its own ``G/(G-1) (n-1)/(n-p)`` factor, so
+    the factors live in S itself and ``scale`` is 1: with no auxiliary source
+    the covariance is statsmodels' ``cov_cluster_2groups``. The difference can
+    have negative eigenvalues; they are clipped to zero (S is symmetrized and
+    rebuilt from its eigenvectors) so the weight matrix and the covariance are
+    positive semi-definite. Windmeijer's derivative and the bootstrap do not
+    know this estimator and refuse it.
+    """
+
+    cov_type = "cluster"
+    supports_windmeijer = False
+
+    def __init__(
+        self, first: np.ndarray, second: np.ndarray, use_correction: bool = True,
+        n_labeled: int = 0, k_params: int = 0,
+    ) -> None:
+        kwargs = {"use_correction": use_correction, "n_labeled": n_labeled, "k_params": k_params}
+        intersection = pd.factorize(pd.MultiIndex.from_arrays([pd.factorize(first)[0], pd.factorize(second)[0]]))[0]
+        self.parts = [ClusteredCovariance(first, **kwargs), ClusteredCovariance(second, **kwargs)]
+        self.intersection = ClusteredCovariance(intersection, **kwargs) if len(np.unique(intersection)) > 1 else None
+        self.use_correction = bool(use_correction)
+        #: negative eigenvalues clipped in the last S (0 when S was PSD)
+        self.clipped = 0
+
+    @classmethod
+    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> TwoWayClusteredCovariance:
+        columns = _two_way_columns(kwds.pop("groups"))
+        first, second = (data.unit_values(c, f"cluster groups ({i})") for i, c in enumerate(columns, 1))
+        return cls(first, second, kwds.pop("use_correction", True), data.n_labeled, len(data.param_names))
+
+    def s(self, moments: MomentBlocks) -> np.ndarray:
+        s = sum(part.s(moments) * part.scale for part in self.parts)
+        if self.intersection is not None:
+            s = s - self.intersection.s(moments) * self.intersection.scale
+        s = (s + s.T) / 2
+        eigenvalues, eigenvectors = np.linalg.eigh(s)
+        negative = eigenvalues < 0
+        self.clipped = int(negative.sum())
+        if self.clipped:
+            s = (eigenvectors * np.clip(eigenvalues, 0, None)) @ eigenvectors.T
+        return s
+
+    @property
+    def groups(self) -> tuple[np.ndarray, int]:
+        # the dimension with fewer clusters bounds the independent information
+        # (statsmodels' degrees of freedom use min(G_1, G_2))
+        return min((part.groups for part in self.parts), key=lambda g: g[1])
+
+    def same_as(self, other: MomentCovariance) -> bool:
+        return (
+            isinstance(other, TwoWayClusteredCovariance) and self.use_correction == other.use_correction
+            and all(a.same_as(b) for a, b in zip(self.parts, other.parts))
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"n_clusters": tuple(p.n_clusters for p in self.parts), "use_correction": self.use_correction}
+
+    @property
+    def description(self) -> str:
+        g1, g2 = (p.n_clusters for p in self.parts)
+        return f"two-way cluster-robust, {g1} x {g2} clusters"
+
+
 #: the estimators ``cov_type`` and ``weight_type`` name (aliases map to them)
 COVARIANCES: dict[str, type[MomentCovariance]] = {
     "HC0": HeteroskedasticCovariance,
     "cluster": ClusteredCovariance,
+    "HC1": HC1Covariance,
+    "HC2": HC2Covariance,
+    "HC3": HC3Covariance,
 }
-_ALIASES = {"hc0": "HC0", "robust": "HC0", "cluster": "cluster"}
+_ALIASES = {"hc0": "HC0", "robust": "HC0", "cluster": "cluster", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3"}
 
 
 def get_covariance(
@@ -211,7 +388,10 @@ def get_covariance(
     name = _ALIASES.get(cov_type.lower(), cov_type) if isinstance(cov_type, str) else None
     if name not in COVARIANCES:
         raise ValueError(f"cov_type must be one of {sorted(COVARIANCES)}, got {cov_type!r}")
-    estimator = COVARIANCES[name].from_options(kwds, data)
+    cls = COVARIANCES[name]
+    if name == "cluster" and _two_way_columns(kwds.get("groups")) is not None:
+        cls = TwoWayClusteredCovariance
+    estimator = cls.from_options(kwds, data)
     if kwds:
         raise TypeError(f"unknown cov_kwds for cov_type={name!r}: {sorted(kwds)}")
     return estimator

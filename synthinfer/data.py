@@ -212,6 +212,25 @@ def _aligned(values: Any, index: pd.Index, what: str, per: str, order: str) -> p
     return aligned
 
 
+def _type_name(obj: Any) -> str:
+    # A bare "DataFrame" in "must be a DataFrame, got DataFrame" hides that the
+    # frame is a Dask (or polars) one, so the message names the module too.
+    kind = type(obj)
+    module = kind.__module__.split(".")[0]
+    return kind.__name__ if module == "builtins" else f"{module} {kind.__name__}"
+
+
+def _not_a_frame(what: str, obj: Any) -> SpecificationError:
+    hint = ""
+    if type(obj).__module__.split(".")[0] == "dask":
+        # Fitting on Dask collections is issue 16 and not implemented yet; say
+        # so instead of letting pandas code collect or fail obscurely.
+        hint = (
+            "; Dask DataFrames are not supported yet: call .compute() to fit in memory"
+        )
+    return SpecificationError(f"{what}, got {_type_name(obj)}{hint}")
+
+
 #: The column of a polars frame that holds the unit ids (pandas frames use the index).
 POLARS_UNIT_COLUMN = "unit"
 
@@ -249,13 +268,9 @@ def _named_frames(arg: FrameArg, default: str, role: str) -> dict[str, pd.DataFr
         frames = {name: as_pandas(frame, f"{role} source {name!r}") for name, frame in arg.items()}
         for name, frame in frames.items():
             if not isinstance(frame, pd.DataFrame):
-                raise SpecificationError(
-                    f"{role} source {name!r} must be a pandas DataFrame, got {type(frame).__name__}"
-                )
+                raise _not_a_frame(f"{role} source {name!r} must be a pandas DataFrame", frame)
         return {str(name): frame for name, frame in frames.items()}
-    raise SpecificationError(
-        f"{role} must be a DataFrame or a dict of DataFrames, got {type(arg).__name__}"
-    )
+    raise _not_a_frame(f"{role} must be a DataFrame or a dict of DataFrames", arg)
 
 
 def _check_ids(frame: pd.DataFrame, name: str) -> None:
@@ -345,7 +360,7 @@ def build_model_data(
     """Validate the frames, learn the formula and build every design matrix."""
     real = as_pandas(real, "real")
     if not isinstance(real, pd.DataFrame):
-        raise SpecificationError(f"real must be a pandas DataFrame, got {type(real).__name__}")
+        raise _not_a_frame("real must be a pandas DataFrame", real)
     proxies = _named_frames(proxy, "proxy", "proxy")
     synths = _named_frames(synth, "synth", "synth")
     clash = set(proxies) & set(synths)

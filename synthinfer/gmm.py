@@ -29,6 +29,7 @@ from .covariance import get_covariance
 from .data import FrameArg, ModelData
 from .exceptions import NearSingularWeightWarning, SingularMomentsError, SparseCovariateWarning
 from .families import Evaluation, Family
+from .fit_keywords import check_fit_keywords
 from .formula import capture_namespace
 from .inference.protocol import ScoresAt, SourceScores
 from .inference.small_sample import CORRECTIONS
@@ -482,18 +483,20 @@ class GMMSynth(ModelBase, GMM):
         shrinkage: str | None = "stein",
         maxiter: int = 100,
         tol: float = 1e-8,
+        method: str | None = None,
+        **kwargs: Any,
     ):
         """Two-step GMM estimate.
 
         Parameters
         ----------
-        cov_type : {"HC0", "cluster"}
+        cov_type : {"HC0", "HC1", "cluster"}
             How the reported covariance treats dependence: independent units,
             or independent clusters of units. It does not change ``params``.
         cov_kwds : dict, optional
             For "cluster": ``groups`` (a column name found in the frames, a
             Series indexed by unit id, or an array in ``model.unit_ids`` order)
-            and ``use_correction`` (bool, default False; statsmodels' small-sample
+            and ``use_correction`` (bool, default True; statsmodels' small-sample
             factor).
         weight_type : {"HC0", "cluster"}
             The S whose inverse is the step-2 weight matrix (as linearmodels'
@@ -524,11 +527,19 @@ class GMMSynth(ModelBase, GMM):
             weight matrix ``S^-1``. See `synthinfer.weighting`.
         maxiter, tol : int, float
             Gauss-Newton limit and tolerance (largest step, in standard errors).
+        method : {None, "newton", "gauss-newton"}
+            statsmodels' optimiser keyword, accepted for drop-in use; the solver
+            is always Newton / Gauss-Newton, any other name raises ValueError.
+        **kwargs
+            statsmodels' ``disp``, ``full_output``, ``callback``, ``retall`` and
+            ``skip_hessian`` are accepted and ignored (nothing is printed);
+            anything else raises TypeError.
 
         Returns
         -------
         GMMSynthResults
         """
+        check_fit_keywords(type(self).__name__, method, kwargs)
         if correction == "none":
             correction = None
         if correction not in CORRECTIONS:

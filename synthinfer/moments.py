@@ -78,6 +78,10 @@ class MomentBlocks:
             return X[self.labeled_pos] * r[self.labeled_pos, None]
         return block[self.labeled_pos]
 
+    def labeled_rows(self) -> np.ndarray:
+        """(n, K): every block's values on the labeled units, in ``labeled_pos`` order."""
+        return np.hstack([self._on_labeled(a) for a in range(len(self.blocks))])
+
     def second_moment(self) -> np.ndarray:
         """(1/N) sum_i g_i g_i', block by block over the units both blocks live on."""
         k = self.k_moms

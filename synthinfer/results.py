@@ -27,6 +27,7 @@ from .inference.diagnostics import Diagnostics, diagnose
 from .inference.power import LabelBudget, plan_labels
 from .inference.small_sample import SmallSampleCorrection
 from .inference.windmeijer import windmeijer_covariance
+from .prediction import fittedvalues, predict, resid
 
 __all__ = ["ReportingMixin", "GMMSynthResults", "GMMSynthResultsWrapper", "ResultsWrapper"]
 
@@ -103,11 +104,58 @@ class ReportingMixin:
         )
         return table
 
+    def predict(self, exog: pd.DataFrame | None = None, transform: bool = True, which: str = "mean") -> pd.Series:
+        """Predicted mean (``which="mean"``) or linear index (``"linear"``) of the
+        target model on ``exog`` through the learned formula; None: the labeled
+        units. See `synthinfer.prediction.predict`."""
+        return predict(self, exog, transform=transform, which=which)
+
+    @property
+    def fittedvalues(self) -> pd.Series:
+        """Predicted means on the labeled units, indexed by unit (as statsmodels'
+        GLM; its discrete models' ``fittedvalues`` is the linear index)."""
+        return fittedvalues(self)
+
+    @property
+    def resid(self) -> pd.Series:
+        """Outcome minus fitted mean on the labeled units, indexed by unit."""
+        return resid(self)
+
     def t_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
         """statsmodels' ``t_test``; a constraint naming an unknown term is a
         `SpecificationError` listing the valid terms."""
         with self._named_constraints(r_matrix):
             return super().t_test(r_matrix, *args, **kwds)  # type: ignore[misc]
+
+    def f_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
+        """statsmodels' ``f_test``: the Wald statistic over q, referred to F(q, df).
+
+        df is ``df_resid`` when the fit uses Student's t (the small-sample
+        correction); under normal inference (``df_resid`` infinite) it is
+        ``n - p``, labeled units minus target parameters, statsmodels' residual
+        degrees of freedom for the human-only fit, so on a human-only fit with
+        ``correction=None`` the p-value equals statsmodels' (``cov_type="HC0"``).
+        ``wald_test(..., use_f=False)`` gives the chi-square version.
+        """
+        df = float(getattr(self, "df_resid", np.inf))
+        if np.isfinite(df):
+            with self._named_constraints(r_matrix):
+                return super().f_test(r_matrix, *args, **kwds)  # type: ignore[misc]
+        data = self.model.model_data
+        self.df_resid = float(data.n_labeled - len(data.param_names))
+        try:
+            with self._named_constraints(r_matrix):
+                return super().f_test(r_matrix, *args, **kwds)  # type: ignore[misc]
+        finally:
+            self.df_resid = df
+
+    def t_test_pairwise(self, term_name: str, *args: Any, **kwds: Any) -> Any:
+        """statsmodels' ``t_test_pairwise``: all pairwise contrasts of a
+        categorical term's levels, read from the formula learned at fit time."""
+        data = self.model.data
+        if getattr(data, "model_spec", None) is None:
+            data.model_spec = self.model.model_data.spec._rhs_spec
+        return super().t_test_pairwise(term_name, *args, **kwds)  # type: ignore[misc]
 
     def wald_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
         """statsmodels' ``wald_test``; a constraint naming an unknown term is a

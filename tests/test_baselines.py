@@ -162,7 +162,7 @@ def test_classical_cluster_matches_statsmodels() -> None:
         cov_type="cluster", cov_kwds={"groups": "cluster"}, correction=None
     )
     X = sm.add_constant(real[["x1", "x2"]])
-    ref = sm.Logit(real["y"], X).fit(disp=0, cov_type="cluster", cov_kwds={"groups": real["cluster"], "use_correction": False})
+    ref = sm.Logit(real["y"], X).fit(disp=0, cov_type="cluster", cov_kwds={"groups": real["cluster"]})  # both default: corrected
     np.testing.assert_allclose(res.bse.to_numpy(), ref.bse.to_numpy(), rtol=1e-6)
 
 

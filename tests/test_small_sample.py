@@ -66,6 +66,83 @@ def test_informative_sources_are_not_shrunk_in_large_samples() -> None:
     assert (ratio >= 1.0).all() and (ratio < 1.02).all()
 
 
+def _noise_moments(rng, n_units=1000, n_labeled=100, q=2, shared=True):
+    """Per-unit centered moment rows of a target and one uninformative source.
+    ``shared``: both are products with the same skewed covariate (t(3) errors),
+    uncorrelated but not independent; else independent Gaussian products.
+    Returns the rows of all units, S and the labeled positions."""
+    x = rng.normal(size=(n_units, q))
+    if shared:
+        x = np.exp(x) - np.exp(0.5)
+        x_aux, e = x, rng.standard_t(3, size=n_units)
+    else:
+        x_aux, e = rng.normal(size=(n_units, q)), rng.normal(size=n_units)
+    e_aux = rng.normal(size=n_units)
+    labeled = np.sort(rng.choice(n_units, size=n_labeled, replace=False))
+    target = np.zeros((n_units, q))
+    target[labeled] = x[labeled] * e[labeled, None]
+    aux_labeled = np.zeros((n_units, q))
+    aux_labeled[labeled] = x_aux[labeled] * e_aux[labeled, None]
+    g = np.hstack([target, aux_labeled, x_aux * e_aux[:, None]])
+    h = g - g.mean(axis=0)
+    return h, h.T @ h / n_units, labeled
+
+
+class _Layout:
+    def __init__(self, q: int, n_sources: int) -> None:
+        self.q, self.n_sources = q, n_sources
+
+
+def test_stein_null_mean_without_unlabeled_rows_is_exact() -> None:
+    # the unlabeled units' share comes from the rank of S_aa, not from their rows
+    from synthinfer.weighting import null_mean
+
+    h, s, labeled = _noise_moments(np.random.default_rng(1))
+    layout = _Layout(2, 1)
+    mean = np.zeros(2) + 0.03  # a target mean away from zero exercises the rest term
+    h_shift = h.copy()
+    rest = np.setdiff1d(np.arange(len(h)), labeled)
+    h_shift[rest, :2] = -mean
+    s_shift = h_shift.T @ h_shift / len(h)
+    full = null_mean(s_shift, layout, h_shift, 0, mean, 100, len(h))
+    split = null_mean(s_shift, layout, h_shift[labeled], len(rest), mean, 100, len(h))
+    assert split == pytest.approx(full, rel=1e-10)
+
+
+def test_stein_null_mean_is_the_mean_of_t_under_zero_correlation() -> None:
+    # moments independent of the source's: T's null mean is q q M and so is d;
+    # a shared skewed covariate with t(3) errors: T's null mean is far above
+    # q q M, and the plug-in d follows it (the Monte Carlo mean of T, 300 draws)
+    from synthinfer.weighting import canonical_statistics, null_degrees_of_freedom, null_mean
+
+    layout = _Layout(2, 1)
+    for shared in (False, True):
+        rng = np.random.default_rng(7)
+        statistics, means = [], []
+        for _ in range(300):
+            h, s, labeled = _noise_moments(rng, shared=shared)
+            statistics.append(canonical_statistics(s[None], layout, np.array([100.0]))[0])
+            means.append(null_mean(s, layout, h[labeled], len(h) - 100, np.zeros(2), 100, len(h)))
+        statistics, means = np.array(statistics), np.array(means)
+        mc_se = statistics.std() / np.sqrt(len(statistics))
+        nominal = null_degrees_of_freedom(layout)
+        if not shared:
+            assert abs(statistics.mean() - nominal) < 3 * mc_se + 0.05 * nominal
+            assert abs(means.mean() - nominal) < 0.1 * nominal
+        else:
+            assert statistics.mean() > nominal + 5 * mc_se
+            assert abs(means.mean() - statistics.mean()) < 3 * mc_se + 0.1 * statistics.mean()
+
+
+def test_fit_reports_the_plug_in_null_mean() -> None:
+    _, model = _model("ols", n_labeled=100, aux="noise", seed=2)
+    res = model.fit()
+    w = res.weighting
+    assert np.isfinite(w.d) and w.d > 0
+    assert w.factor == pytest.approx(max(0.0, 1.0 - w.d / w.statistic))
+    assert f"d = {w.d:.3g}" in w.description
+
+
 def test_bad_shrinkage_and_correction_names() -> None:
     _, model = _model()
     with pytest.raises(ValueError, match="shrinkage"):

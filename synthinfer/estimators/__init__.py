@@ -4,11 +4,13 @@
 - `Naive`: pools auxiliary rows with the human rows as if they were human
   data; biased unless the LLM is exact. Shown for contrast.
 - `PPI`: prediction-powered inference with power tuning (PPI++) on one source.
+- `DSL`: design-based supervised learning (Egami et al. 2023), OLS.
 """
 
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
 from .classical import Classical
+from .dsl import DSL
 from .naive import Naive
 from .ppi import PPI
 
-__all__ = ["Classical", "Naive", "PPI", "BaselineModel", "BaselineResults", "BaselineResultsWrapper"]
+__all__ = ["Classical", "DSL", "Naive", "PPI", "BaselineModel", "BaselineResults", "BaselineResultsWrapper"]

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..data import FrameArg
 from ..families import Family
+from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper, sandwich
 
@@ -55,8 +56,19 @@ class Naive(BaselineModel):
             ys.append(source.y[rows])
         return np.vstack(Xs), np.concatenate(ys)
 
-    def fit(self) -> BaselineResultsWrapper:  # type: ignore[override]
-        """Fit on the pooled rows; HC0 covariance over rows."""
+    def fit(self, method: str | None = None, **kwargs: Any) -> BaselineResultsWrapper:  # type: ignore[override]
+        """Fit on the pooled rows; HC0 covariance over rows.
+
+        Parameters
+        ----------
+        method : {None, "newton", "gauss-newton"}
+            statsmodels' optimiser keyword, accepted for drop-in use; any other
+            name raises ValueError.
+        **kwargs
+            statsmodels' ``disp``, ``full_output``, ``callback``, ``retall`` and
+            ``skip_hessian`` are accepted and ignored; anything else raises TypeError.
+        """
+        check_fit_keywords(type(self).__name__, method, kwargs)
         X, y = self.pooled_rows()
         params = self.family.solve(X, y, None, names=self.model_data.param_names, frame="pooled rows").params
         evaluation = self.family.evaluate(X, y, params)

@@ -19,6 +19,7 @@ import scipy.linalg
 from ..data import FrameArg, ModelData, Source
 from ..exceptions import ConvergenceError, SpecificationError, SynthInferWarning, describe_units
 from ..families import OLS, Family
+from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
 from ..rowblocks import scaled_rows_gram
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
@@ -292,7 +293,9 @@ class PPI(BaselineModel):
         inv_hessian = np.linalg.inv(self._hessian(params, lam))
         return inv_hessian @ (n / n_unl * var_unl + var) @ inv_hessian / n
 
-    def fit(self, ddof: int = 0, correction: str | None = "small-sample") -> BaselineResultsWrapper:  # type: ignore[override]
+    def fit(  # type: ignore[override]
+        self, ddof: int = 0, correction: str | None = "small-sample", method: str | None = None, **kwargs: Any,
+    ) -> BaselineResultsWrapper:
         """PPI++ estimate and covariance.
 
         Parameters
@@ -307,7 +310,14 @@ class PPI(BaselineModel):
             as the GMM estimators' default; with ``lam=0`` it is the classical
             default (HC1 with t). None: the sandwich with normal inference, as
             ppi-python.
+        method : {None, "newton", "gauss-newton"}
+            statsmodels' optimiser keyword, accepted for drop-in use; any other
+            name raises ValueError.
+        **kwargs
+            statsmodels' ``disp``, ``full_output``, ``callback``, ``retall`` and
+            ``skip_hessian`` are accepted and ignored; anything else raises TypeError.
         """
+        check_fit_keywords(type(self).__name__, method, kwargs)
         if correction == "none":
             correction = None
         if correction not in ("small-sample", None):

@@ -41,7 +41,7 @@ import scipy.linalg
 import scipy.sparse
 
 from ..moments import group_sums
-from ..weighting import canonical_statistics, null_degrees_of_freedom, shrink, stein_factors
+from ..weighting import canonical_statistics, shrink, stein_factors
 
 __all__ = ["ReplicateBootstrap", "EXACT_POOL_MAX"]
 
@@ -81,6 +81,8 @@ class ReplicateBootstrap:
         self.data = data
         self.params = np.asarray(results.params_full, dtype=float)
         self.shrink = getattr(results.weighting, "factor", None) is not None
+        #: the Stein rule's null mean, the full sample's in every replicate
+        self.stein_d = float(getattr(results.weighting, "d", np.nan))
         self.smooth = bool(self.family.smooth)
         n, q, M = data.n_labeled, self.layout.q, self.layout.n_sources
         self.n, self.q, self.M = n, q, M
@@ -262,7 +264,7 @@ class ReplicateBootstrap:
         base_singular = base_eigenvalues[:, 0] <= base_eigenvalues[:, -1] * 1e-14
         if self.shrink and self.M:
             statistic = canonical_statistics(s, self.layout, independent)
-            s = shrink(s, self.layout, stein_factors(statistic, null_degrees_of_freedom(self.layout)))
+            s = shrink(s, self.layout, stein_factors(statistic, self.stein_d))
         scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
         scaled = s / (scale[:, :, None] * scale[:, None, :])
         eigenvalues = np.linalg.eigvalsh(scaled)

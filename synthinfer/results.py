@@ -174,6 +174,15 @@ class ReportingMixin:
                 f"it may use only the terms {list(self.model.exog_names)}"
             ) from exc
 
+    @property
+    def default_model_infos(self) -> dict:
+        """The rows statsmodels' ``summary_col`` adds for this fit when given no
+        ``info_dict``: "N units" and "n labeled", so a column never shows N
+        without saying which count it is (see `synthinfer.summary_col_info`)."""
+        from .reporting import summary_col_info
+
+        return summary_col_info()
+
     def _repr_html_(self) -> str:
         return self.summary().as_html()
 

@@ -28,6 +28,8 @@ class Naive(BaselineModel):
     """
 
     estimator_label = "Naive pooling"
+    # its standard error counts LLM rows as human labels: no human-label equivalent
+    reports_effective_n = False
 
     @classmethod
     def from_formula(  # type: ignore[override]

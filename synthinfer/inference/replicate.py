@@ -41,7 +41,7 @@ import scipy.linalg
 import scipy.sparse
 
 from ..moments import group_sums
-from ..weighting import canonical_statistics, shrink, stein_factors
+from ..weighting import canonical_statistics, shrink, stein_rule
 
 __all__ = ["ReplicateBootstrap", "EXACT_POOL_MAX"]
 
@@ -264,7 +264,7 @@ class ReplicateBootstrap:
         base_singular = base_eigenvalues[:, 0] <= base_eigenvalues[:, -1] * 1e-14
         if self.shrink and self.M:
             statistic = canonical_statistics(s, self.layout, independent)
-            s = shrink(s, self.layout, stein_factors(statistic, self.stein_d))
+            s = shrink(s, self.layout, stein_rule(statistic, self.stein_d))
         scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
         scaled = s / (scale[:, :, None] * scale[:, None, :])
         eigenvalues = np.linalg.eigvalsh(scaled)

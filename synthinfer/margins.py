@@ -63,6 +63,7 @@ class _Effects:
     def __init__(self, results: Any, at: str, method: str, dummy: bool, count: bool) -> None:
         data = results.model.model_data
         X = np.asarray(data.X, dtype=float)
+        index_coefficients(results)  # a single linear index, checked first
         self.mean, self.slope = mean_functions(results)
         self.method = method
         self.effect = X.var(axis=0) != 0
@@ -163,7 +164,8 @@ class MarginalEffects:
 
     @property
     def tvalues(self) -> np.ndarray:
-        return self.margeff / self.margeff_se
+        with np.errstate(invalid="ignore", divide="ignore"):  # an effect that is 0 with se 0 (at="zero", "ex")
+            return self.margeff / self.margeff_se
 
     @property
     def pvalues(self) -> np.ndarray:

@@ -274,3 +274,14 @@ def test_t_test_pairwise_survives_pickling() -> None:
         np.testing.assert_allclose(loaded.get_margeff().margeff, res.get_margeff().margeff)
         with pytest.raises(SpecificationError, match="categorical terms are"):
             loaded.t_test_pairwise("x2")
+
+
+def test_predictions_on_a_polars_frame_equal_the_pandas_ones() -> None:
+    pl = pytest.importorskip("polars")
+    study, res, _ = _pair("poisson")
+    new = study.proxy.drop(columns="y").iloc[:6]
+    expected = res.get_prediction(new).summary_frame()
+    with_units = pl.from_pandas(new.reset_index())  # the unit column labels the rows, as at fit time
+    pd.testing.assert_frame_equal(res.get_prediction(with_units).summary_frame(), expected)
+    without = pl.from_pandas(new.reset_index(drop=True))
+    np.testing.assert_allclose(res.predict(without), res.predict(new), rtol=1e-12)

@@ -484,6 +484,7 @@ class GMMSynth(ModelBase, GMM):
         maxiter: int = 100,
         tol: float = 1e-8,
         method: str | None = None,
+        use_t: bool | None = None,
         **kwargs: Any,
     ):
         """Two-step GMM estimate.
@@ -530,6 +531,15 @@ class GMMSynth(ModelBase, GMM):
         method : {None, "newton", "gauss-newton"}
             statsmodels' optimiser keyword, accepted for drop-in use; the solver
             is always Newton / Gauss-Newton, any other name raises ValueError.
+        use_t : bool, optional
+            Student's t (True) or normal (False) inference for the tests and
+            intervals; it does not change the covariance. None (default): t
+            exactly when ``correction="small-sample"``, with its degrees of
+            freedom. True with another correction: t with ``df_resid = n - p``
+            (labeled units minus target parameters; with clusters G - 1, G the
+            clusters holding labeled units), statsmodels' small-sample
+            reference. False: normal inference even with the small-sample
+            covariance (``df_resid`` infinite).
         **kwargs
             statsmodels' ``disp``, ``full_output``, ``callback``, ``retall`` and
             ``skip_hessian`` are accepted and ignored (nothing is printed);
@@ -540,6 +550,8 @@ class GMMSynth(ModelBase, GMM):
         GMMSynthResults
         """
         check_fit_keywords(type(self).__name__, method, kwargs)
+        if use_t not in (None, True, False):
+            raise ValueError(f"use_t must be True, False or None, got {use_t!r}")
         if correction == "none":
             correction = None
         if correction not in CORRECTIONS:
@@ -605,6 +617,7 @@ class GMMSynth(ModelBase, GMM):
             jacobian=jacobian,
             correction=correction,
             shrinkage=shrinkage if self.model_data.sources else None,
+            requested_use_t=use_t,
             wargs={},
             options_other={"weights_method": weighting.cov_type, "has_optimal_weights": weighting is covariance, "optim_method": "gauss-newton"},
             optim_args={"maxiter": maxiter, "tol": tol},

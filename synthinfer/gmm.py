@@ -153,7 +153,10 @@ class GMMSynth(ModelBase, GMM):
         model: str | Family = "ols",
         formula: str | None = None,
         labeling_prob: Any = None,
+        weights: Any = None,
     ):
+        if weights is not None:
+            data = data.with_weights(weights)
         if labeling_prob is not None:
             data = data.with_labeling_prob(labeling_prob)
         endog, exog = self._set_data(data, model, formula)
@@ -163,8 +166,9 @@ class GMMSynth(ModelBase, GMM):
         self._evaluations: dict[int, tuple[bytes, Evaluation]] = {}
         # the designs do not change: their rank is checked by the first fit only
         self._ranks_checked = False
-        # 1/pi per labeled unit; per source, the weights of its rows (1/k, None for
-        # one row per unit) and of its labeled rows (1/k times 1/pi)
+        # w/pi per labeled unit; per source, the weights of its rows (1/k times the
+        # unit's survey weight w, None when all are 1) and of its labeled rows
+        # (1/k times w/pi)
         self._labeled_weight = data.labeled_weight
         self._row_weight: list[np.ndarray | None] = []
         self._labeled_row_weight: list[np.ndarray | None] = []
@@ -172,7 +176,13 @@ class GMMSynth(ModelBase, GMM):
         position[data.labeled_pos] = np.arange(data.n_labeled)
         for source in data.sources:
             row_weight = None if source.one_row_per_unit else source.row_weight
-            labeled = None if row_weight is None else row_weight[source.labeled_rows]
+            if data.unit_weight is not None:
+                unit_weight = data.unit_weight[source.unit_pos]
+                row_weight = unit_weight if row_weight is None else row_weight * unit_weight
+                # the labeled rows' w comes with labeled_weight (w/pi) below
+                labeled = None if source.one_row_per_unit else source.row_weight[source.labeled_rows]
+            else:
+                labeled = None if row_weight is None else row_weight[source.labeled_rows]
             if data.labeled_weight is not None:
                 pi_weight = data.labeled_weight[position[source.unit_pos[source.labeled_rows]]]
                 labeled = pi_weight if labeled is None else labeled * pi_weight
@@ -192,6 +202,7 @@ class GMMSynth(ModelBase, GMM):
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
+        weights: Any = None,
     ) -> GMMSynth:
         """Create the model from a formula and the real / proxy / synthetic frames.
 
@@ -219,10 +230,20 @@ class GMMSynth(ModelBase, GMM):
             the order of ``real``'s rows). The labeled moment blocks are weighted by
             1/pi_i. pi_i must be known by design and positive; the default is a
             simple random sample (all pi_i equal, which gives the same estimate).
+        weights : str, Series or array, optional
+            Survey (sampling) weights w_i > 0, one per unit: a column of a frame
+            covering every unit (``real`` without auxiliary sources, else a
+            proxy frame or a synthetic frame whose rows of a unit agree), a
+            Series indexed by unit id, or an array in ``model.unit_ids`` order.
+            Every block of a unit's moments is multiplied by w_i (its labeled
+            blocks also by 1/pi_i). Rescaling all w_i by one factor changes
+            nothing. With no source this is statsmodels' ``WLS(weights=w)`` /
+            ``GLM(var_weights=w)`` with HC0; see docs/survey-weights.md.
         """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         return cls._from_frames(
-            formula, real, proxy, synth, model, engine, namespace, labeling_prob=labeling_prob
+            formula, real, proxy, synth, model, engine, namespace, labeling_prob=labeling_prob,
+            weights=weights,
         )
 
     # -- parameter layout --------------------------------------------------------
@@ -304,6 +325,8 @@ class GMMSynth(ModelBase, GMM):
             else:
                 per_unit = source.unit_sums(evaluation.values())
                 labeled = per_unit[data.labeled_pos]
+            if data.unit_weight is not None:
+                per_unit = _scaled_rows(per_unit, data.unit_weight)
             blocks += [labeled if weight is None else labeled * weight[:, None], per_unit]
             labeled_only += [True, False]
         return MomentBlocks(tuple(blocks), tuple(labeled_only), data.labeled_pos, data.n_units)
@@ -657,10 +680,20 @@ class GMMProxy(GMMSynth):
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
+        weights: Any = None,
     ) -> GMMProxy:
         """As ``GMMSynth.from_formula``, with proxy data only."""
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         return super().from_formula(  # type: ignore[return-value]
             formula, real, proxy, None, model, engine=engine, eval_env=namespace,
-            labeling_prob=labeling_prob,
+            labeling_prob=labeling_prob, weights=weights,
         )
+
+
+def _scaled_rows(
+    block: np.ndarray | tuple[np.ndarray, np.ndarray], weight: np.ndarray
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """A per-unit block with row i multiplied by weight[i]; factors stay factors."""
+    if isinstance(block, tuple):
+        return block[0], block[1] * weight
+    return block * weight[:, None]

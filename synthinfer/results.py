@@ -504,16 +504,24 @@ class GMMSynthResults(ReportingMixin, GMMResults):
             notes.append(self.model.family.jacobian_note)
         if self.correction == "windmeijer" and self.model.source_names:
             notes.append("Covariance with Windmeijer's finite-sample correction for the estimated weight matrix.")
-        if self.model.model_data.labeled_weight is not None:
+        data = self.model.model_data
+        surveyed, by_pi = data.unit_weight is not None, data.weighted_by_pi
+        if surveyed:
+            notes.append(
+                "Every unit's moments are weighted by its survey weight w_i"
+                + (", the labeled blocks also by 1/pi (known labeling probabilities)." if by_pi else ".")
+            )
+        elif by_pi:
             notes.append(
                 "Labeled units are weighted by 1/pi, their known labeling probabilities."
             )
         if not self.model.source_names:
-            weighted = self.model.model_data.labeled_weight is not None
+            weighting = {(False, True): " weighted by 1/pi", (True, False): " weighted by w (WLS / GLM var_weights)",
+                         (True, True): " weighted by w/pi"}.get((surveyed, by_pi), "")
             notes.append(
                 f"Human-only fit: no auxiliary source was given. This equals "
                 f"{self.model.family.label} on the labeled units"
-                f"{' weighted by 1/pi' if weighted else ''} with "
+                f"{weighting} with "
                 f"{'HC1 covariance and t inference' if self.small_sample is not None else 'HC0 covariance'}."
             )
         else:

@@ -57,6 +57,7 @@ PAGES = {
     "from-statsmodels/index.html": "What is identical, what differs",
     "notebooks/reporting_tables/index.html": "summary_col_info",
     "changelog/index.html": "Keep a Changelog",
+    "survey-weights/index.html": "freq_weights",
 }
 
 
@@ -151,3 +152,35 @@ def test_strict_build_fails_on_a_broken_link(tmp_path: Path) -> None:
     result = build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert result.returncode != 0
     assert "no-such-page.md" in result.stdout + result.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def rendered_dom(page: Path) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium (no network needed)."""
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_formulas_render_offline_with_mathjax_served_by_the_site(site: Path) -> None:
+    """MathJax comes from the site (no CDN): the built page typesets its TeX from file://."""
+    source = (site / "method" / "index.html").read_text(encoding="utf-8")
+    scripts = re.findall(r'<script[^>]+src="([^"]+)"', source)
+    assert any(s.endswith("javascripts/mathjax/tex-mml-chtml.js") for s in scripts), scripts
+    assert not [s for s in scripts if re.match(r"(https?:)?//", s)], f"scripts from the network: {scripts}"
+    assert (site / "javascripts" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Main-Regular.woff").is_file()
+    raw = re.findall(r'class="arithmatex">(.*?)</', source, re.S)
+    assert any("\\pi_i" in tex for tex in raw), "docs/method.md should hold a TeX formula"
+    dom = rendered_dom(site / "method" / "index.html")
+    assert dom.count("<mjx-container") >= len(raw) > 0, (dom.count("<mjx-container"), len(raw))
+    # the TeX source is gone from the page: MathJax replaced every delimiter
+    left = [tex for tex in re.findall(r'class="arithmatex">(.*?)</', dom, re.S) if "\\(" in tex or "\\[" in tex]
+    assert not left, left[:3]
+    assert "\\frac{1}{k_i}" not in visible_text(dom)

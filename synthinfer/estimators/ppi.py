@@ -86,13 +86,18 @@ class PPI(BaselineModel):
         unit_weight = np.ones(data.n_units)
         self._human_weight: np.ndarray | None = None
         self.labeling_prob: np.ndarray | None = None
-        if labeling_prob is not None:
-            self.labeling_prob = _unit_labeling_prob(data, labeling_prob, labeled)
-            human = 1.0 / self.labeling_prob[data.labeled_pos]
-            self._human_weight = human / human.mean()
-            # 1/(1 - pi) off the labeled units (where pi may be 1, so it is not evaluated)
+        if labeling_prob is not None or data.unit_weight is not None:
+            # survey weights w_i (1 without) times the design weights of each set
+            survey = np.ones(data.n_units) if data.unit_weight is None else data.unit_weight
+            human = survey[data.labeled_pos]
             unlabeled = np.zeros(data.n_units)
-            unlabeled[~labeled] = 1.0 / (1.0 - self.labeling_prob[~labeled])
+            unlabeled[~labeled] = survey[~labeled]
+            if labeling_prob is not None:
+                self.labeling_prob = _unit_labeling_prob(data, labeling_prob, labeled)
+                human = human / self.labeling_prob[data.labeled_pos]
+                # 1/(1 - pi) off the labeled units (where pi may be 1, so it is not evaluated)
+                unlabeled[~labeled] /= 1.0 - self.labeling_prob[~labeled]
+            self._human_weight = human / human.mean()
             unit_weight = unlabeled / unlabeled.sum() * self._n_unlabeled
             unit_weight[data.labeled_pos] = self._human_weight
         # Each unlabeled unit's weight; passes over the unlabeled units' rows weight
@@ -118,6 +123,7 @@ class PPI(BaselineModel):
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
+        weights: Any = None,
     ) -> PPI:
         """Create the model from a formula, the real frame and one auxiliary source.
 
@@ -126,13 +132,16 @@ class PPI(BaselineModel):
         all units, such as the proxy frame, or a Series indexed by unit id).
         As in ppi-python's ``w`` and ``w_unlabeled``, labeled units are weighted
         by 1/pi_i and unlabeled units by 1/(1 - pi_i), each set's weights
-        normalised to mean 1. See ``GMMSynth.from_formula`` for the others.
+        normalised to mean 1. ``weights``: survey weights w_i of every unit (as
+        in ``GMMSynth.from_formula``); they multiply those design weights before
+        the normalisation. See ``GMMSynth.from_formula`` for the others.
         """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         if (proxy is None) == (synth is None):
             raise SpecificationError("ppi takes exactly one auxiliary source: give proxy= or synth=")
         return cls._from_frames(
-            formula, real, proxy, synth, model, engine, namespace, lam=lam, labeling_prob=labeling_prob
+            formula, real, proxy, synth, model, engine, namespace, lam=lam, labeling_prob=labeling_prob,
+            weights=weights,
         )
 
     # -- the pieces of PPI++ ---------------------------------------------------------
@@ -366,6 +375,8 @@ class PPI(BaselineModel):
 
     def summary_notes(self, results: BaselineResults) -> list[str]:
         notes = []
+        if self.model_data.unit_weight is not None:
+            notes.append("Units are weighted by their survey weights w_i.")
         if self.labeling_prob is not None:
             notes.append(
                 "Labeled units are weighted by 1/pi and unlabeled units by 1/(1 - pi), "

@@ -85,6 +85,7 @@ def resample_units(data: ModelData, draw: np.ndarray) -> ModelData:
         real_index=pd.RangeIndex(len(real_rows)),
         frames={},
         labeled_weight=None if data.labeled_weight is None else data.labeled_weight[real_rows],
+        unit_weight=None if data.unit_weight is None else data.unit_weight[draw],
     )
 
 

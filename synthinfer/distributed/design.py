@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..exceptions import SpecificationError
 from ..formula import FormulaSpec, _formula_names, is_text
+from .reduction import tree_sum
 
 __all__ = ["DesignRecipe", "learn_design"]
 
@@ -55,6 +56,26 @@ class DesignRecipe:
             while len(_SPECS) > _KEEP:
                 _SPECS.popitem(last=False)
         return spec
+
+
+@dataclass(frozen=True, eq=False)
+class _Levels:
+    """Distinct values per source and column; adding two unites them."""
+
+    values: list[list[pd.Series]]
+
+    def __add__(self, other: _Levels) -> _Levels:
+        return _Levels([
+            [pd.concat([a, b]).drop_duplicates() for a, b in zip(mine, theirs)]
+            for mine, theirs in zip(self.values, other.values)
+        ])
+
+
+def _distinct(columns: list[list[str]], *frames: pd.DataFrame) -> _Levels:
+    return _Levels([
+        [frame[column].dropna().drop_duplicates() for column in names]
+        for names, frame in zip(columns, frames)
+    ])
 
 
 def _categorical(formula: str, column: str, dtype: Any) -> bool:
@@ -99,7 +120,7 @@ def learn_design(
         )
     names = _formula_names(formula)
     wanted: dict[str, list[str]] = {}
-    lazy: dict[tuple[str, str], Any] = {}
+    lazy: dict[str, list[str]] = {}
     for name, frame in sources.items():
         meta = frame._meta
         variables = [c for c in dict.fromkeys(meta.columns) if isinstance(c, str) and c in names]
@@ -112,8 +133,20 @@ def learn_design(
                 "__UNKNOWN_CATEGORIES__" not in list(dtype.categories)
             ):
                 continue  # known categories: the dtype carries the levels
-            lazy[(name, column)] = frame[column].dropna().unique()
-    computed = dict(zip(lazy, dask.compute(*lazy.values()))) if lazy else {}
+            lazy.setdefault(name, []).append(column)
+    computed: dict[tuple[str, str], Any] = {}
+    if lazy:
+        # one pass: every partition's distinct values, united up a tree
+        named = list(lazy)
+        parts = [sources[name].to_delayed() for name in named]
+        found = [
+            dask.delayed(_distinct, pure=True)([lazy[name] for name in named], *row)
+            for row in zip(*parts)
+        ]
+        levels = dask.compute(tree_sum(found))[0]
+        for name, per_source in zip(named, levels.values):
+            for column, values in zip(lazy[name], per_source):
+                computed[(name, column)] = values
     learning: dict[str, pd.DataFrame] = {"real": real}
     for name, frame in sources.items():
         meta = frame._meta

@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["add", "tree_sum", "map_reduce", "FAN_IN"]
+__all__ = ["add", "tree_sum", "map_reduce", "FAN_IN", "PASSES"]
 
 #: partial sums combined per node of the reduction tree
 FAN_IN = 8
+#: passes over the partitions run in this process (for benchmarks and tests)
+PASSES = {"count": 0}
 
 
 def add(a: Any, b: Any) -> Any:
@@ -59,4 +61,5 @@ def map_reduce(chunks: Sequence[Any], func: Callable[..., Any], *args: Any) -> A
         raise ValueError("no partitions")
     shared = [dask.delayed(a) if isinstance(a, (np.ndarray, list, tuple, dict)) else a for a in args]
     parts = [dask.delayed(func, pure=True)(chunk, *shared) for chunk in chunks]
+    PASSES["count"] += 1
     return dask.compute(tree_sum(parts))[0]

@@ -115,7 +115,7 @@ class PartitionedSource:
 
     def unit_sums(self, values: Any) -> Any:
         """Per-unit sums of row values: a partitioned evaluation's values already are."""
-        if isinstance(values, PartitionedBlock):
+        if isinstance(values, (PartitionedBlock, LabeledUnitValues)):
             return values
         raise TypeError("row values of a Dask source exist only in its partitions")
 
@@ -191,8 +191,23 @@ class PartitionedEvaluation:
             raise NotImplementedError("per-row products of a Dask source exist only in its partitions")
         return self.labeled.vjp(v, rows)
 
-    def residual(self) -> None:
-        return None
+    def residual(self) -> LabeledUnitValues | None:
+        """The scalar residual's per-unit means, available on the labeled units only."""
+        if self.labeled.residual() is None:
+            return None
+        labeled = self.source.labeled
+        return LabeledUnitValues(lambda: labeled.unit_sums(self.labeled.residual()))
+
+
+class LabeledUnitValues:
+    """Per-unit values of a Dask source that exist on the client for the labeled units
+    only: indexing with the labeled positions (``0..n-1``) gives them."""
+
+    def __init__(self, compute: Any) -> None:
+        self._compute = compute
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        return self._compute()[rows]
 
 
 class PartitionedBlock:

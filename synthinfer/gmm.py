@@ -319,8 +319,10 @@ class GMMSynth(ModelBase, GMM):
         data = self.model_data
         theta, *etas = self._split(params)
         sums = [self._target_evaluation(theta).sums(self._labeled_weight)]
-        for m, (source, eta) in enumerate(zip(data.sources, etas)):
-            evaluation = self._evaluation(m, eta)
+        # every source is evaluated before any is summed (sources in partitions
+        # then take their sums in one pass, see synthinfer/distributed)
+        evaluations = [self._evaluation(m, eta) for m, eta in enumerate(etas)]
+        for m, (source, evaluation) in enumerate(zip(data.sources, evaluations)):
             sums += [
                 evaluation.sums(self._labeled_row_weight[m], rows=source.labeled_rows),
                 evaluation.sums(self._row_weight[m]),
@@ -390,9 +392,8 @@ class GMMSynth(ModelBase, GMM):
     def _all_units_blocks(self, params: np.ndarray) -> list[np.ndarray]:
         """Each source's summed Jacobian over all its rows: the costly part of G."""
         etas = self._split(params)[1:]
-        return [
-            self._evaluation(m, eta).jacobian(self._row_weight[m]) for m, eta in enumerate(etas)
-        ]
+        evaluations = [self._evaluation(m, eta) for m, eta in enumerate(etas)]
+        return [evaluation.jacobian(self._row_weight[m]) for m, evaluation in enumerate(evaluations)]
 
     def _gauss_newton(
         self,

@@ -182,6 +182,9 @@ def build_partitioned_model_data(
             name, kind, labeled, chunks, m, summary.n_rows[m], summary.n_units, one_row, real.index,
         ))
     del divisions
+    batch = built[0].batch
+    for source in built:
+        source.batch = batch  # their sums over all rows share passes
     return PartitionedModelData(
         unit_ids=None,  # type: ignore[arg-type]
         labeled_pos=np.arange(len(real)),

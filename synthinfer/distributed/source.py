@@ -55,6 +55,31 @@ def _totals(chunk: Chunk, m: int, family: Any, params: np.ndarray, weighted: boo
     return evaluation.sums(w), evaluation.jacobian(w)
 
 
+def _many_totals(chunk: Chunk, specs: list[tuple[int, Any, np.ndarray, bool]]) -> list:
+    return [_totals(chunk, m, family, params, weighted) for m, family, params, weighted in specs]
+
+
+class PassBatch:
+    """Evaluations created since the last pass, shared by the sources of one model.
+
+    An evaluation's totals are computed when first asked for, together with
+    those of every other evaluation created since: the engine evaluates every
+    source at its parameters before it sums any, so M sources cost one pass.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[PartitionedEvaluation] = []
+
+    def run(self, chunks: list) -> None:
+        batch = [e for e in self.pending if e._totals is None]
+        self.pending = []
+        if not batch:
+            return
+        specs = [(e.source.index, e.family, e.params, e.source.weighted) for e in batch]
+        for evaluation, totals in zip(batch, map_reduce(chunks, _many_totals, specs)):
+            evaluation._totals = totals
+
+
 def _cross_product(chunk: Chunk, m: int) -> np.ndarray:
     X = chunk.designs[m].X
     return X.T @ X
@@ -96,6 +121,8 @@ class PartitionedSource:
         self.n_rows, self.n_units = int(n_rows), int(n_units)
         self.one_row_per_unit = bool(one_row_per_unit)
         # the engine indexes these with labeled_rows only: the labeled rows' own
+        #: shared by the model's sources (set when they are built together)
+        self.batch = PassBatch()
         self.labeled_rows = np.arange(labeled.n_rows)
         self.row_weight = labeled.row_weight
         self.unit_pos = labeled.unit_pos
@@ -128,10 +155,6 @@ class PartitionedSource:
         return solve_partitioned(self, family, **options)
 
     # -- passes over the partitions -------------------------------------------------
-    def totals(self, family: Any, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``sum_j w_j psi_j`` and ``sum_j w_j d psi_j / d b`` over every row (one pass)."""
-        return map_reduce(self.chunks, _totals, self.index, family, params, self.weighted)
-
     def cross_product(self) -> np.ndarray:
         """``X'X`` over every row (the rank check of a family without a log-likelihood)."""
         return map_reduce(self.chunks, _cross_product, self.index)
@@ -150,10 +173,15 @@ class PartitionedEvaluation:
         self.n_rows = source.n_rows
         self.n_moments, self.n_params = self.labeled.n_moments, self.labeled.n_params
         self._totals: tuple[np.ndarray, np.ndarray] | None = None
+        source.batch.pending.append(self)
 
     def totals(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sums and Jacobian over every row, in one pass with the other pending evaluations."""
         if self._totals is None:
-            self._totals = self.source.totals(self.family, self.params)
+            if self not in self.source.batch.pending:
+                self.source.batch.pending.append(self)
+            self.source.batch.run(self.source.chunks)
+        assert self._totals is not None
         return self._totals
 
     def _check_own_weights(self, weights: Any) -> None:

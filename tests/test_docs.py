@@ -54,6 +54,7 @@ PAGES = {
     "labeling-design/index.html": "Why inference stays valid",
     "reference/design/index.html": "variance-optimal labeling probabilities",
     "notebooks/labeling_design/index.html": "optimal_design",
+    "dask/index.html": "equal known divisions",
 }
 
 

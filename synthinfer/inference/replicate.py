@@ -41,7 +41,7 @@ import scipy.linalg
 import scipy.sparse
 
 from ..moments import group_sums
-from ..weighting import canonical_statistics, shrink, stein_factors
+from ..weighting import canonical_statistics, shrink, stein_rule
 
 __all__ = ["ReplicateBootstrap", "EXACT_POOL_MAX"]
 
@@ -264,7 +264,7 @@ class ReplicateBootstrap:
         base_singular = base_eigenvalues[:, 0] <= base_eigenvalues[:, -1] * 1e-14
         if self.shrink and self.M:
             statistic = canonical_statistics(s, self.layout, independent)
-            s = shrink(s, self.layout, stein_factors(statistic, self.stein_d))
+            s = shrink(s, self.layout, stein_rule(statistic, self.stein_d))
         scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
         scaled = s / (scale[:, :, None] * scale[:, None, :])
         eigenvalues = np.linalg.eigvalsh(scaled)
@@ -561,18 +561,34 @@ class KStepBootstrap(ReplicateBootstrap):
 
     def _replicate_terms(self, at: np.ndarray, counts: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each replicate's labeled unit moments at its own iterate, (B, n, K), and
-        the count-weighted sum of their Jacobians, (B, K, P)."""
-        layout = self.layout
-        B = len(at)
+        the count-weighted sum of their Jacobians, (B, K, P), all replicates in
+        one batch per source (`EstimatingFunction.batch_terms`)."""
+        layout, data = self.layout, self.data
+        B, n = len(at), self.n
         g = np.empty((B, *self.g_hat.shape))
         G = np.zeros((B, layout.n_moments, layout.n_params))
-        for b in range(B):
-            if bad[b]:
-                g[b] = self.g_hat
-                continue
-            g[b], G[b] = self._labeled_terms(at[b], counts[b])
+        w = self.w
+        target = layout.moment_block(0)
+        values, jacobian = self.family.batch_terms(data.X, data.y, at[:, layout.param_block(0)], counts * w)
+        g[:, :, target] = values * w[None, :, None]
+        G[:, target, layout.param_block(0)] = jacobian
+        for m, rows in enumerate(self.sources):
+            cols = layout.param_block(1 + m)
+            row_counts = counts[:, rows.labeled_of_row] * rows.row_weight
+            values, all_units = self.family.batch_terms(rows.X, rows.y, at[:, cols], row_counts)
+            q_m = values.shape[2]
+            stacked = np.moveaxis(values, 0, 1).reshape(len(rows.X), B * q_m)
+            per_unit = np.moveaxis(np.asarray(rows.aggregate @ stacked).reshape(n, B, q_m), 1, 0)
+            g[:, :, layout.labeled_block(m)] = per_unit * w[None, :, None]
+            g[:, :, layout.all_units_block(m)] = per_unit
+            G[:, layout.all_units_block(m), cols] = all_units
+            # with equal labeling weights the labeled block's Jacobian is the same
+            G[:, layout.labeled_block(m), cols] = all_units if self.equal_weights else self.family.batch_terms(
+                rows.X, rows.y, at[:, cols], row_counts * w[rows.labeled_of_row]
+            )[1]
+        g[bad] = self.g_hat
+        G[bad] = 0.0
         return g, G
-
 
 def _one_blas_thread() -> Any:
     """One BLAS thread for the batched products: thousands of small K x K

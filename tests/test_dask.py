@@ -274,3 +274,16 @@ def test_the_core_imports_without_dask():
         "assert not any(m.split('.')[0] == 'dask' for m in sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_naive_pooling_equals_the_in_memory_fit(model):
+    # human rows, the proxy rows of unlabeled units and every synthetic row, pooled
+    real, proxy, synth = make_frames(model, n_units=1000, n_labeled=150)
+    dproxy, dsynth = as_dask(proxy, synth)
+    memory = smf.naive(FORMULA, real=real, proxy=proxy, synth=synth, model=model).fit()
+    with dask.config.set(scheduler="threads"):
+        on_dask = smf.naive(FORMULA, real=real, proxy=dproxy, synth=dsynth, model=model).fit()
+    np.testing.assert_allclose(np.asarray(on_dask.params), np.asarray(memory.params), rtol=RTOL)
+    np.testing.assert_allclose(np.asarray(on_dask.bse), np.asarray(memory.bse), rtol=RTOL)
+    assert on_dask.n_rows == memory.n_rows == 150 + 850 + 2000

@@ -55,6 +55,12 @@ class PartitionedModelData(ModelData):
             f"sources (cluster groups and labeling probabilities are not supported there yet)"
         )
 
+    def pooled_rows(self) -> Any:
+        """The naive estimator's pooled rows (human rows in memory, the rest in partitions)."""
+        from .pooled import PooledRows
+
+        return PooledRows(self)
+
     def with_labeling_prob(self, prob: Any) -> ModelData:
         raise SpecificationError(
             "labeling_prob is not supported for a fit on Dask sources yet; fit in memory"

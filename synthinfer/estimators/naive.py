@@ -69,6 +69,14 @@ class Naive(BaselineModel):
             ``skip_hessian`` are accepted and ignored; anything else raises TypeError.
         """
         check_fit_keywords(type(self).__name__, method, kwargs)
+        pooled = getattr(self.model_data, "pooled_rows", None)
+        if pooled is not None:
+            # auxiliary rows in partitions (Dask sources): the same sums, taken there
+            rows = pooled()
+            params = rows.solve(self.family, names=self.model_data.param_names, frame="pooled rows").params
+            evaluation = rows.evaluate(self.family, params)
+            cov = sandwich(-evaluation.jacobian(), evaluation.score_gram())
+            return self._results(params, cov, n_rows=rows.n_rows)
         X, y = self.pooled_rows()
         params = self.family.solve(X, y, None, names=self.model_data.param_names, frame="pooled rows").params
         evaluation = self.family.evaluate(X, y, params)

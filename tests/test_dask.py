@@ -155,13 +155,22 @@ def test_per_unit_arrays_are_refused_not_collected():
         model = smf.gmm_synth(FORMULA, real=real, proxy=dproxy, synth=dsynth)
         source = model.model_data.sources[0]
         assert source.labeled.n_rows == 60 and source.n_rows == 400
-        with pytest.raises(AttributeError, match="Dask frame"):
+        with pytest.raises(SpecificationError, match=names("'proxy'", "Dask frame", "not collected")):
             source.X  # noqa: B018
         blocks = model.moment_blocks(model.fitstart())
         with pytest.raises(SpecificationError, match="Dask"):
             blocks.full()
         with pytest.raises(SpecificationError, match=names("cluster", "Dask")):
             model.fit(cov_type="cluster", cov_kwds={"groups": "g"})
+        # what reads every row in memory says so instead of collecting the rows
+        res = model.fit(correction=None)
+        for method in ("fast", "refit"):
+            with pytest.raises(SpecificationError, match=names("bootstrap", "Dask")):
+                res.bootstrap(n_boot=9, method=method)
+        with pytest.raises(SpecificationError, match="Dask"):
+            res.label_budget()
+        with pytest.raises(SpecificationError, match=names("'proxy'", "Dask frame")):
+            smf.ppi(FORMULA, real=real, proxy=dproxy)
 
 
 # -- alignment --------------------------------------------------------------------------

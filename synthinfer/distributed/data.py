@@ -44,6 +44,8 @@ class PartitionedModelData(ModelData):
     ``labeled_pos`` is ``0..n-1`` (the labeled units listed first)."""
 
     n_total: int = 0
+    #: the auxiliary rows live in partitions (code that needs them in memory refuses)
+    partitioned = True
 
     @property
     def n_units(self) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Source
+from ..exceptions import SpecificationError
 from ..moments import group_sums
 from .chunks import Chunk
 from .reduction import map_reduce
@@ -133,9 +134,11 @@ class PartitionedSource:
 
     @property
     def X(self) -> np.ndarray:
-        raise AttributeError(
-            f"source {self.name!r} is a Dask frame: its design lives in its partitions and has no "
-            f"in-memory array (only its labeled rows do: .labeled.X)"
+        # code that reads every row in memory (ppi, the bootstrap) lands here
+        raise SpecificationError(
+            f"source {self.name!r} is a Dask frame: its rows live in its partitions and are not "
+            f"collected to memory, so this estimator or method is not available for it yet "
+            f"(see docs/dask.md for what is); only its labeled rows are in memory (.labeled)"
         )
 
     y = X

@@ -189,6 +189,20 @@ def test_unknown_divisions_are_refused():
         smf.gmm_proxy(FORMULA, real=real, proxy=dproxy)
 
 
+def test_divisions_that_do_not_describe_the_index_are_refused():
+    real, proxy, synth = make_frames("ols", n_units=400, n_labeled=60)
+    dproxy, dsynth = as_dask(proxy, synth, npartitions=4)
+    # a partition whose rows fall outside its declared range (divisions lied about)
+    wrong = list(dproxy.divisions)
+    wrong[2] = wrong[1] + 3
+    parts = [proxy.loc[(proxy.index >= lo) & (proxy.index < hi)] for lo, hi in zip(dproxy.divisions[:-1], dproxy.divisions[1:])]
+    bad = dd.from_delayed([dask.delayed(p) for p in parts], meta=proxy.iloc[:0], divisions=tuple(wrong))
+    with dask.config.set(scheduler="sync"), pytest.raises(
+        SpecificationError, match=names("'proxy'", "outside", "divisions"),
+    ):
+        smf.gmm_proxy(FORMULA, real=real, proxy=bad)
+
+
 def test_a_pandas_source_beside_a_dask_one_is_refused():
     real, proxy, synth = make_frames("ols", n_units=400, n_labeled=60)
     dproxy, _ = as_dask(proxy, synth)

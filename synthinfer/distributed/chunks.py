@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..data import _check_ids, _check_unique
 from ..exceptions import SpecificationError, describe_units
+from .alignment import ALIGNMENT_HINT
 from .design import DesignRecipe
 
 __all__ = ["Design", "Chunk", "ChunkSummary", "build_chunk", "summarize"]
@@ -50,13 +51,34 @@ def _in_partition(exc: SpecificationError, number: int) -> SpecificationError:
 
 def build_chunk(
     recipe: DesignRecipe, family: Any, names: tuple[str, ...], kinds: tuple[str, ...],
-    number: int, *frames: pd.DataFrame,
+    number: int, bounds: tuple[Any, Any, bool], *frames: pd.DataFrame,
 ) -> Chunk:
-    """Validate one partition of every source and build its designs."""
+    """Validate one partition of every source and build its designs.
+
+    ``bounds`` are the partition's divisions ``(low, high, last)``: its ids must
+    lie in ``[low, high)`` (``[low, high]`` for the last one), or a unit's rows
+    could sit in two partitions.
+    """
     try:
+        for name, frame in zip(names, frames):
+            _check_bounds(frame, name, bounds)
         return _build(recipe, family, names, kinds, number, frames)
     except SpecificationError as exc:
         raise _in_partition(exc, number) from None
+
+
+def _check_bounds(frame: pd.DataFrame, name: str, bounds: tuple[Any, Any, bool]) -> None:
+    low, high, last = bounds
+    index = frame.index
+    inside = (index >= low) & ((index <= high) if last else (index < high))
+    inside = np.asarray(inside, dtype=bool) | np.asarray(index.isna())  # missing ids: _check_ids
+    if not inside.all():
+        raise SpecificationError(
+            f"Dask source {name!r}: unit id(s) {describe_units(index[~inside].unique())} lie outside "
+            f"their partition's divisions [{low!r}, {high!r}{']' if last else ')'}: the frame's "
+            f"divisions do not describe its index, so a unit's rows could sit in two partitions; "
+            f"{ALIGNMENT_HINT}"
+        )
 
 
 def _build(recipe, family, names, kinds, number, frames) -> Chunk:

@@ -6,6 +6,8 @@ The passes, in order:
 2. every partition of every source becomes a validated chunk, kept in the
    cluster's memory (``persist``), and in the same pass its counts, the
    outcome's range and the labeled units' rows come back to the client.
+   With ``dask.config.set({"synthinfer.persist": False})`` the chunks are not
+   kept: every pass reads the partitions again (out of core, slower).
 
 Every later quantity is a sum over the chunks (source.py, blocks.py). The
 result is a `PartitionedModelData`: a `ModelData` whose sources are
@@ -148,10 +150,14 @@ def build_partitioned_model_data(
     parts = [frame.to_delayed() for frame in sources.values()]
     recipe_ = dask.delayed(recipe)
     chunks = [
-        dask.delayed(build_chunk, pure=True)(recipe_, family, names, kinds, i, *row)
+        dask.delayed(build_chunk, pure=True)(
+            recipe_, family, names, kinds, i, (divisions[i], divisions[i + 1], i == len(divisions) - 2), *row
+        )
         for i, row in enumerate(zip(*parts))
     ]
-    chunks = list(dask.persist(*chunks))
+    if dask.config.get("synthinfer.persist", True):
+        # designs kept in the workers' memory: later passes skip reading and the formula
+        chunks = list(dask.persist(*chunks))
     summary = map_reduce(chunks, summarize, real.index)
 
     found = np.unique(np.concatenate([r[0] for r in summary.labeled[0]]))
@@ -189,7 +195,6 @@ def build_partitioned_model_data(
         built.append(PartitionedSource(
             name, kind, labeled, chunks, m, summary.n_rows[m], summary.n_units, one_row, real.index,
         ))
-    del divisions
     batch = built[0].batch
     for source in built:
         source.batch = batch  # their sums over all rows share passes

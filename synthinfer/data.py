@@ -84,6 +84,19 @@ class Source:
     def samples_per_unit(self) -> np.ndarray:
         return np.bincount(self.unit_pos, minlength=self.n_units)
 
+    def evaluate(self, family: Family, params: np.ndarray) -> Any:
+        """The family's scores at ``params`` on this source's rows (an ``Evaluation``).
+
+        The engine asks the source rather than the family, so a source whose rows
+        are not in memory (a Dask frame, `synthinfer.distributed`) can answer with
+        sums over its partitions.
+        """
+        return family.evaluate(self.X, self.y, params)
+
+    def solve(self, family: Family, weights: np.ndarray | None, **options: Any) -> Any:
+        """``family.solve`` on this source's rows (step 1's root for its eta)."""
+        return family.solve(self.X, self.y, weights, **options)
+
 
 @dataclass(frozen=True, eq=False)
 class ModelData:
@@ -276,13 +289,25 @@ def _type_name(obj: Any) -> str:
 
 def _not_a_frame(what: str, obj: Any) -> SpecificationError:
     hint = ""
-    if type(obj).__module__.split(".")[0] == "dask":
-        # Fitting on Dask collections is issue 16 and not implemented yet; say
-        # so instead of letting pandas code collect or fail obscurely.
+    if _is_dask(obj):
+        # only the auxiliary frames may be Dask ones (docs/dask.md); say so
+        # instead of letting pandas code collect or fail obscurely
         hint = (
-            "; Dask DataFrames are not supported yet: call .compute() to fit in memory"
+            "; a Dask DataFrame is accepted for proxy and synth only (real, the n labeled "
+            "units, stays a pandas frame: call .compute() on it)"
         )
     return SpecificationError(f"{what}, got {_type_name(obj)}{hint}")
+
+
+def _is_dask(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
+
+
+def _any_dask(arg: Any) -> bool:
+    """Whether ``proxy=`` / ``synth=`` holds a Dask DataFrame (alone or in a dict)."""
+    if isinstance(arg, Mapping):
+        return any(_is_dask(frame) for frame in arg.values())
+    return _is_dask(arg)
 
 
 #: The column of a polars frame that holds the unit ids (pandas frames use the index).
@@ -412,6 +437,11 @@ def build_model_data(
     namespace: Mapping[str, Any] | None = None,
 ) -> ModelData:
     """Validate the frames, learn the formula and build every design matrix."""
+    if _any_dask(proxy) or _any_dask(synth):
+        # auxiliary frames in partitions: sums over partitions, see synthinfer/distributed
+        from .distributed.data import build_partitioned_model_data
+
+        return build_partitioned_model_data(formula, real, proxy, synth, family, engine, namespace)
     real = as_pandas(real, "real")
     if not isinstance(real, pd.DataFrame):
         raise _not_a_frame("real must be a pandas DataFrame", real)

@@ -34,7 +34,7 @@ from .formula import capture_namespace
 from .inference.protocol import ScoresAt, SourceScores
 from .inference.small_sample import CORRECTIONS
 from .model import ModelBase
-from .moments import MomentBlocks
+from .moments import MomentBlocks, assemble_blocks
 from .results import GMMSynthResultsWrapper
 from .singular import explain_singular, warn_if_few_clusters, warn_if_few_labeled
 from .weighting import ShrunkWeight
@@ -172,8 +172,9 @@ class GMMSynth(ModelBase, GMM):
         self._labeled_weight = data.labeled_weight
         self._row_weight: list[np.ndarray | None] = []
         self._labeled_row_weight: list[np.ndarray | None] = []
-        position = np.full(data.n_units, -1)
-        position[data.labeled_pos] = np.arange(data.n_labeled)
+        if data.labeled_weight is not None:
+            position = np.full(data.n_units, -1)
+            position[data.labeled_pos] = np.arange(data.n_labeled)
         for source in data.sources:
             row_weight = None if source.one_row_per_unit else source.row_weight
             if data.unit_weight is not None:
@@ -271,8 +272,8 @@ class GMMSynth(ModelBase, GMM):
             # theta is a good start: the source estimates the same kind of coefficients
             # Newton's error after a step s is ~s**2: a step below 1e-4 leaves ~1e-8,
             # far below what the weight matrix computed from these values can feel.
-            fit = self.family.solve(
-                source.X, source.y, self._row_weight[m], names=names, frame=source.name,
+            fit = source.solve(
+                self.family, self._row_weight[m], names=names, frame=source.name,
                 start=theta, tol=1e-4, check_rank=check_rank,
             )
             pieces.append(fit.params)
@@ -296,7 +297,7 @@ class GMMSynth(ModelBase, GMM):
         cached = self._evaluations.get(m)
         if cached is None or cached[0] != key:
             source = self.model_data.sources[m]
-            cached = (key, self.family.evaluate(source.X, source.y, eta))
+            cached = (key, source.evaluate(self.family, eta))
             self._evaluations[m] = cached
         return cached[1]
 
@@ -329,7 +330,7 @@ class GMMSynth(ModelBase, GMM):
                 per_unit = _scaled_rows(per_unit, data.unit_weight)
             blocks += [labeled if weight is None else labeled * weight[:, None], per_unit]
             labeled_only += [True, False]
-        return MomentBlocks(tuple(blocks), tuple(labeled_only), data.labeled_pos, data.n_units)
+        return assemble_blocks(tuple(blocks), tuple(labeled_only), data.labeled_pos, data.n_units)
 
     def momcond(self, params: np.ndarray) -> np.ndarray:
         """The (N, K) matrix of per-unit moments (not used for estimation)."""
@@ -341,8 +342,10 @@ class GMMSynth(ModelBase, GMM):
         data = self.model_data
         theta, *etas = self._split(params)
         sums = [self._target_evaluation(theta).sums(self._labeled_weight)]
-        for m, (source, eta) in enumerate(zip(data.sources, etas)):
-            evaluation = self._evaluation(m, eta)
+        # every source is evaluated before any is summed (sources in partitions
+        # then take their sums in one pass, see synthinfer/distributed)
+        evaluations = [self._evaluation(m, eta) for m, eta in enumerate(etas)]
+        for m, (source, evaluation) in enumerate(zip(data.sources, evaluations)):
             sums += [
                 evaluation.sums(self._labeled_row_weight[m], rows=source.labeled_rows),
                 evaluation.sums(self._row_weight[m]),
@@ -412,9 +415,8 @@ class GMMSynth(ModelBase, GMM):
     def _all_units_blocks(self, params: np.ndarray) -> list[np.ndarray]:
         """Each source's summed Jacobian over all its rows: the costly part of G."""
         etas = self._split(params)[1:]
-        return [
-            self._evaluation(m, eta).jacobian(self._row_weight[m]) for m, eta in enumerate(etas)
-        ]
+        evaluations = [self._evaluation(m, eta) for m, eta in enumerate(etas)]
+        return [evaluation.jacobian(self._row_weight[m]) for m, evaluation in enumerate(evaluations)]
 
     def _gauss_newton(
         self,

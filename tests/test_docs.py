@@ -58,6 +58,7 @@ PAGES = {
     "notebooks/reporting_tables/index.html": "summary_col_info",
     "changelog/index.html": "Keep a Changelog",
     "survey-weights/index.html": "freq_weights",
+    "dask/index.html": "equal known divisions",
 }
 
 

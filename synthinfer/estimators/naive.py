@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import FrameArg
+from ..exceptions import SpecificationError
 from ..families import Family
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
@@ -86,6 +87,16 @@ class Naive(BaselineModel):
             ``skip_hessian`` are accepted and ignored; anything else raises TypeError.
         """
         check_fit_keywords(type(self).__name__, method, kwargs)
+        pooled = getattr(self.model_data, "pooled_rows", None)
+        if pooled is not None:
+            # auxiliary rows in partitions (Dask sources): the same sums, taken there
+            if getattr(self.model_data, "unit_weight", None) is not None:
+                raise SpecificationError("weights= is not supported with Dask sources yet")
+            rows = pooled()
+            params = rows.solve(self.family, names=self.model_data.param_names, frame="pooled rows").params
+            evaluation = rows.evaluate(self.family, params)
+            cov = sandwich(-evaluation.jacobian(), evaluation.score_gram())
+            return self._results(params, cov, n_rows=rows.n_rows)
         X, y, w = self._pooled()
         params = self.family.solve(X, y, w, names=self.model_data.param_names, frame="pooled rows").params
         evaluation = self.family.evaluate(X, y, params)

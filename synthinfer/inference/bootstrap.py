@@ -275,6 +275,11 @@ def bootstrap(
     """Resample units (or clusters) and refit; see `GMMSynthResults.bootstrap`."""
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer of at least 2, got {n_boot!r}")
+    if getattr(results.model.model_data, "partitioned", False):
+        raise SpecificationError(
+            "the bootstrap resamples the units in memory, which a fit on Dask sources does not "
+            "support yet; compute() a sample of the units and bootstrap in memory (docs/dask.md)"
+        )
     if method in ("fast", "replicate"):
         from .replicate import fast_bootstrap, replicate_bootstrap
 

@@ -18,11 +18,12 @@ import scipy.linalg
 
 from ..data import FrameArg, ModelData, Source
 from ..exceptions import ConvergenceError, SpecificationError, SynthInferWarning, describe_units
-from ..families import OLS, Family
+from ..families import OLS, Family, Quantile
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
 from ..rowblocks import scaled_rows_gram
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
+from .ppi_quantile import GRID_POINTS, RectifiedCDF, rectified_cdf_interval
 
 __all__ = ["PPI"]
 
@@ -69,12 +70,13 @@ class PPI(BaselineModel):
             raise ValueError(f"lam must be 'auto' or a number, got {lam!r}")
         if data.n_units == data.n_labeled:
             raise SpecificationError("ppi needs unlabeled units: every unit of the source is labeled")
-        if not self.family.smooth:
+        plain_quantile = isinstance(self.family, Quantile) and data.X.shape[1] == 1 and bool(np.all(data.X == 1.0))
+        if not self.family.smooth and not plain_quantile:
             raise SpecificationError(
-                f"ppi with model={self.family.name!r} is not available: its scores are step "
-                f"functions, so the rectified estimating equation has no Newton solution "
-                f"(ppi-python inverts a test on a grid instead); use gmm_proxy, which handles "
-                f"a {self.family.label} with a proxy source"
+                f"ppi with model={self.family.name!r} and terms {list(data.param_names)} is not available: "
+                f"its scores are step functions, so the rectified estimating equation has no "
+                f"Newton solution; ppi handles a plain quantile ('y ~ 1', by its rectified CDF, "
+                f"as ppi-python), and gmm_proxy a {self.family.label} with a proxy source"
             )
         self.lam = lam
         self.source: Source = data.sources[0]
@@ -109,6 +111,13 @@ class PPI(BaselineModel):
         self._aux_labeled = (
             source.X[rows], source.y[rows], source.row_weight[rows] * unit_weight[source.unit_pos[rows]]
         )
+        self._rectified_cdf: RectifiedCDF | None = None
+        if plain_quantile:
+            self._rectified_cdf = RectifiedCDF(
+                human=data.y, human_weight=np.ones(data.n_labeled) if self._human_weight is None else self._human_weight,
+                aux=source.y, aux_weight=source.row_weight * unit_weight[source.unit_pos], aux_unit=source.unit_pos,
+                labeled_unit=labeled, labeled_pos=data.labeled_pos,
+            )
 
     @classmethod
     def from_formula(  # type: ignore[override]
@@ -183,7 +192,9 @@ class PPI(BaselineModel):
         """ppi-python's Hessian: pooled over labeled and unlabeled rows, labeled only at lam=0."""
         data, source, n = self.model_data, self.source, self.model_data.n_labeled
         labeled_part = -self.family.evaluate(data.X, data.y, params).jacobian(self._human_weight)
-        if lam == 0:
+        if lam == 0 or not self.family.smooth:
+            # a quantile's Jacobian is the outcome's density at the estimate: the
+            # human outcome's, which the auxiliary outcomes' need not share
             return labeled_part / n
         unlabeled_part = -self.family.evaluate(source.X, source.y, params).jacobian(self._unlabeled_weight)
         return (labeled_part + unlabeled_part) / (n + self._n_unlabeled)
@@ -209,6 +220,8 @@ class PPI(BaselineModel):
         return unlabeled - labeled
 
     def _point_estimate(self, lam: float, start: np.ndarray | None = None) -> np.ndarray:
+        if self._rectified_cdf is not None:
+            return np.array([self._rectified_cdf.point_estimate(self.family.q, lam)])  # type: ignore[attr-defined]
         if lam == 0:
             return self._human
         if isinstance(self.family, OLS):
@@ -368,6 +381,38 @@ class PPI(BaselineModel):
             cov = cov * n / df
             extra = {"use_t": True, "df_resid": float(df), "small_sample_df": float(df), "small_sample_factor": n / df}
         return self._results(params, cov, lam=lam, lam_tuned=tuned, ddof=ddof, cov_type=cov_type, **extra)
+
+    def quantile_ci(
+        self, alpha: float = 0.05, lam: float = 1.0, grid: str | int | np.ndarray = GRID_POINTS,
+    ) -> tuple[float, float]:
+        """ppi-python's interval for a plain quantile: the grid points where the
+        rectified z-test of ``F_lam(theta) = q`` is not rejected at ``alpha``.
+
+        Parameters
+        ----------
+        alpha : float
+            The level; the interval covers with probability about 1 - alpha.
+        lam : float
+            The rectifier's lambda; 1 (default) is ppi-python's ``ppi_quantile_ci``,
+            ``res.lam`` the fitted one.
+        grid : int, "exact" or array
+            ``5000`` (default): that many equally spaced points over the range of
+            the outcomes, ppi-python's default; ``"exact"``: every outcome value
+            (its ``exact_grid=True``); or the points themselves.
+
+        Returns
+        -------
+        (lower, upper) : tuple of float
+            Grid points, so the interval's resolution is the grid's. Inference is
+            normal, with no small-sample correction and no kernel density (the
+            results' ``conf_int`` is the Wald interval of the kernel sandwich).
+        """
+        if self._rectified_cdf is None:
+            raise SpecificationError(
+                f"quantile_ci is the interval of a plain quantile ('y ~ 1' with a Quantile "
+                f"model), not of model={self.family.name!r} with these terms"
+            )
+        return rectified_cdf_interval(self._rectified_cdf, self.family.q, float(lam), alpha, grid)  # type: ignore[attr-defined]
 
     def summary_rows(self, results: BaselineResults) -> list:
         how = "power-tuned" if results.lam_tuned else "fixed"

@@ -5,9 +5,10 @@
 """
 
 from .estimators import DSL, PPI, Classical, Naive, RePPI
+from .etable import etable
 from .gmm import GMMProxy, GMMSynth
 
-__all__ = ["gmm_synth", "gmm_proxy", "classical", "naive", "ppi", "dsl", "reppi"]
+__all__ = ["gmm_synth", "gmm_proxy", "classical", "naive", "ppi", "dsl", "reppi", "etable"]
 
 gmm_synth = GMMSynth.from_formula
 gmm_proxy = GMMProxy.from_formula

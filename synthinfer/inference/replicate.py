@@ -582,12 +582,12 @@ class KStepBootstrap(ReplicateBootstrap):
         for m, rows in enumerate(self.sources):
             cols = layout.param_block(1 + m)
             row_counts = counts[:, rows.labeled_of_row] * rows.row_weight
-            values, all_units = self.family.batch_terms(rows.X, rows.y, at[:, cols], row_counts)
+            values, all_units = self.family.batch_terms(rows.X, rows.y, at[:, cols], row_counts * self.u[rows.labeled_of_row])
             q_m = values.shape[2]
             stacked = np.moveaxis(values, 0, 1).reshape(len(rows.X), B * q_m)
             per_unit = np.moveaxis(np.asarray(rows.aggregate @ stacked).reshape(n, B, q_m), 1, 0)
             g[:, :, layout.labeled_block(m)] = per_unit * w[None, :, None]
-            g[:, :, layout.all_units_block(m)] = per_unit
+            g[:, :, layout.all_units_block(m)] = per_unit * self.u[None, :, None]
             G[:, layout.all_units_block(m), cols] = all_units
             # with equal labeling weights the labeled block's Jacobian is the same
             G[:, layout.labeled_block(m), cols] = all_units if self.equal_weights else self.family.batch_terms(

@@ -15,38 +15,12 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from ..exceptions import ConvergenceError, SingularDesignError, UnsupportedFamilyError
+from ..exceptions import ConvergenceError, UnsupportedFamilyError
 from ..families.base import EstimatingFunction, Solution
 from ..families.glm import OLS
-from ..solvers import GRAM_RANK_TOL, _newton_step, solve_symmetric
+from ..solvers import _newton_step, check_gram_rank, solve_symmetric
 
 __all__ = ["solve_partitioned", "check_gram_rank"]
-
-
-def check_gram_rank(gram: np.ndarray, n_rows: int, names: Sequence[str], frame: str) -> None:
-    """`synthinfer.solvers.check_full_rank`'s Gram branch (the rows are not in memory)."""
-    p = gram.shape[0]
-    if n_rows < p:
-        raise SingularDesignError(f"frame {frame!r} has {n_rows} rows for {p} parameters; at least {p} are needed")
-    scale = np.sqrt(np.clip(np.diag(gram), 0.0, None))
-    zero = np.flatnonzero(scale == 0)
-    if zero.size:
-        raise SingularDesignError(
-            f"frame {frame!r}: design column(s) {[names[int(j)] for j in zero]} are zero in every "
-            f"row, so their coefficients are not identified"
-        )
-    eigval, eigvec = np.linalg.eigh(gram / np.outer(scale, scale))
-    B = np.sqrt(np.clip(eigval, 0.0, None))[:, None] * eigvec.T
-    _, r, pivots = scipy.linalg.qr(B, pivoting=True)
-    diag = np.abs(np.diag(r))
-    rank = int((diag**2 > diag[0] ** 2 * GRAM_RANK_TOL).sum())
-    if rank < p:
-        dependent = [names[int(j)] for j in pivots[rank:]]
-        raise SingularDesignError(
-            f"frame {frame!r}: the design matrix has rank {rank} < {p}; column(s) "
-            f"{dependent} are linear combinations of the others (collinear or constant "
-            f"within this frame)"
-        )
 
 
 def solve_partitioned(

@@ -495,19 +495,7 @@ def build_model_data(
     for name, frame in proxies.items():
         sources.append(_make_source(name, "proxy", frame, units, is_labeled, spec, family))
     for name, frame in synths.items():
-        unknown = frame.index.difference(units, sort=False).unique()
-        if len(unknown):
-            raise SpecificationError(
-                f"synthetic frame {name!r}: {len(unknown)} unit id(s) {describe_units(unknown)} "
-                f"name no unit of the model; every synthetic row must name the unit it was "
-                f"generated from"
-            )
-        uncovered = units.difference(frame.index, sort=False)
-        if len(uncovered):
-            raise SpecificationError(
-                f"synthetic frame {name!r} has no sample for {len(uncovered)} unit(s) "
-                f"{describe_units(uncovered)}; it must cover the same units as the proxy data"
-            )
+        check_synthetic_units(name, frame.index, units)
         sources.append(_make_source(name, "synthetic", frame, units, is_labeled, spec, family))
 
     return ModelData(
@@ -520,6 +508,23 @@ def build_model_data(
         real_index=real.index,
         frames=frames,
     )
+
+
+def check_synthetic_units(name: str, index: pd.Index, units: pd.Index) -> None:
+    """Raise unless the synthetic rows ``index`` name known units and cover every one."""
+    unknown = index.difference(units, sort=False).unique()
+    if len(unknown):
+        raise SpecificationError(
+            f"synthetic frame {name!r}: {len(unknown)} unit id(s) {describe_units(unknown)} "
+            f"name no unit of the model; every synthetic row must name the unit it was "
+            f"generated from"
+        )
+    uncovered = units.difference(index, sort=False)
+    if len(uncovered):
+        raise SpecificationError(
+            f"synthetic frame {name!r} has no sample for {len(uncovered)} unit(s) "
+            f"{describe_units(uncovered)}; it must cover the same units as the proxy data"
+        )
 
 
 def _make_source(

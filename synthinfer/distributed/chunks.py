@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import _check_ids, _check_unique
+from ..data import _check_ids, _check_unique, check_synthetic_units
 from ..exceptions import SpecificationError, describe_units
 from .alignment import ALIGNMENT_HINT
 from .design import DesignRecipe
@@ -112,19 +112,7 @@ def _build(recipe, family, names, kinds, number, frames) -> Chunk:
                 frame = frame.iloc[frame.index.get_indexer(units)]
             codes = np.arange(len(units))
         else:
-            unknown = frame.index.difference(units, sort=False).unique()
-            if len(unknown):
-                raise SpecificationError(
-                    f"synthetic frame {name!r}: {len(unknown)} unit id(s) {describe_units(unknown)} "
-                    f"name no unit of the model; every synthetic row must name the unit it was "
-                    f"generated from"
-                )
-            uncovered = units.difference(frame.index, sort=False)
-            if len(uncovered):
-                raise SpecificationError(
-                    f"synthetic frame {name!r} has no sample for {len(uncovered)} unit(s) "
-                    f"{describe_units(uncovered)}; it must cover the same units as the proxy data"
-                )
+            check_synthetic_units(name, frame.index, units)
             codes = units.get_indexer(frame.index)
         y, X = spec.apply(frame, name)
         family.check_outcome(y, frame.index, name, spec.outcome_name, auxiliary=True)

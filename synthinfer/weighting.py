@@ -142,6 +142,8 @@ def null_mean(
 
     unadjusted = mean_for(h_t)
     statistic = float(canonical_statistics(s[None], layout, np.array([float(n_independent)]))[0])
+    # s0 estimates the sources' share of T (multiple 1, its expected-value form), not
+    # the default's more cautious factor: it decides what counts as the noise part
     s0 = float(stein_factors(np.array([statistic]), unadjusted)[0])
     if s0 == 0.0:
         return unadjusted

@@ -154,6 +154,7 @@ def test_ppi_on_a_cluster_equals_the_in_memory_fit(client, model):
     on_dask = smf.ppi(FORMULA, real=real, proxy=dproxy, model=model).fit()
     assert 0 < memory.lam < 1 and memory.lam_tuned
     assert_same_ppi(memory, on_dask)
+    assert "PPI++ lambda:" in str(on_dask.summary())
 
 
 @pytest.mark.parametrize("model", ["ols", "logit"])

@@ -46,9 +46,10 @@ def test_get_prediction_equals_statsmodels_on_a_human_only_fit(model) -> None:
     ours = res.get_prediction(new)
     theirs = _statsmodels_prediction(ref, X)
     frame = ours.summary_frame(alpha=0.1)
-    assert list(frame.columns) == ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper"]
+    obs = ["obs_ci_lower", "obs_ci_upper"] if model == "ols" else []  # as statsmodels: OLS only
+    assert list(frame.columns) == ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper", *obs]
     assert frame.index.equals(new.index)
-    expected = theirs.summary_frame(alpha=0.1).iloc[:, :4].to_numpy()  # OLS adds obs_ci_*
+    expected = theirs.summary_frame(alpha=0.1).to_numpy()
     np.testing.assert_allclose(frame.to_numpy(), expected, rtol=1e-6)
     np.testing.assert_allclose(ours.conf_int(alpha=0.1), theirs.conf_int(alpha=0.1), rtol=1e-6)
     if model != "ols":
@@ -62,6 +63,8 @@ def test_get_prediction_equals_statsmodels_on_a_human_only_fit(model) -> None:
     labeled = res.get_prediction().summary_frame()
     pd.testing.assert_series_equal(labeled["mean"], res.fittedvalues, check_names=False)
     np.testing.assert_allclose(labeled["mean_se"], _statsmodels_prediction(ref, ref.model.exog).se, rtol=1e-6)
+    if model == "ols":
+        np.testing.assert_allclose(labeled[obs], ref.get_prediction().summary_frame()[obs], rtol=1e-6)
     relabeled = res.get_prediction(new, row_labels=list("abcdefghijklmnopqrst")).summary_frame()
     assert list(relabeled.index) == list("abcdefghijklmnopqrst")
 
@@ -74,7 +77,35 @@ def test_get_prediction_with_t_inference_equals_statsmodels_hc1_ols() -> None:
     new = study.proxy.drop(columns="y").iloc[:10]
     ours = res.get_prediction(new).summary_frame()
     theirs = ref.get_prediction(sm.add_constant(new[["x1", "x2"]])).summary_frame()
-    np.testing.assert_allclose(ours.to_numpy(), theirs.iloc[:, :4].to_numpy(), rtol=1e-6)
+    assert list(ours.columns) == list(theirs.columns)  # with obs_ci_lower / obs_ci_upper
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-6)
+
+
+def test_obs_intervals_of_weighted_and_gmm_ols_fits() -> None:
+    """Weighted human-only OLS: statsmodels' WLS obs intervals; with a source: the
+    labeled residual variance at the GMM coefficients added to the GMM se^2."""
+    study = make_study("ols", n_units=300, n_labeled=120, seed=7)
+    w = np.linspace(0.5, 2.0, 120)
+    real = study.real.assign(w=w)
+    res = smf.classical(study.formula, real=real, weights="w").fit(correction=None)
+    X = sm.add_constant(real[["x1", "x2"]])
+    ref = sm.WLS(real["y"], X, weights=w).fit(cov_type="HC0")
+    new = study.proxy.drop(columns="y").iloc[:8]
+    np.testing.assert_allclose(res.get_prediction(new).summary_frame().to_numpy(),
+                               ref.get_prediction(sm.add_constant(new[["x1", "x2"]])).summary_frame().to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(res.get_prediction().summary_frame().to_numpy(),
+                               ref.get_prediction().summary_frame().to_numpy(), rtol=1e-6)
+    gmm = smf.gmm_proxy(study.formula, real=study.real, proxy=study.proxy).fit()
+    pred = gmm.get_prediction(new)
+    r = study.real["y"] - gmm.predict(study.real)
+    s2 = float(r @ r) / (120 - 3)
+    q = scipy.stats.t.ppf(0.95, gmm.df_resid) if gmm.use_t else scipy.stats.norm.ppf(0.95)
+    half = q * np.sqrt(pred.se**2 + s2)
+    frame = pred.summary_frame(alpha=0.1)
+    np.testing.assert_allclose(frame[["obs_ci_lower", "obs_ci_upper"]], np.column_stack([pred.predicted - half, pred.predicted + half]), rtol=1e-12)
+    assert (frame["obs_ci_upper"] - frame["obs_ci_lower"] > frame["mean_ci_upper"] - frame["mean_ci_lower"]).all()
+    with pytest.raises(ValueError, match="OLS only"):
+        _pair("logit")[1].get_prediction(new).conf_int(obs=True)
 
 
 def test_prediction_with_a_source_is_a_linear_combination_of_the_target_coefficients() -> None:

@@ -316,3 +316,38 @@ def test_predictions_on_a_polars_frame_equal_the_pandas_ones() -> None:
     pd.testing.assert_frame_equal(res.get_prediction(with_units).summary_frame(), expected)
     without = pl.from_pandas(new.reset_index(drop=True))
     np.testing.assert_allclose(res.predict(without), res.predict(new), rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", ["logit", "poisson"])
+def test_get_margeff_atexog_equals_statsmodels(model) -> None:
+    study, res, ref = _pair(model)
+    rows = sm.add_constant(study.proxy[["x1", "x2"]]).to_numpy()[:9]
+    cases = [({1: 0.5}, "overall", "dydx"), ({1: 0.5, 2: -1.0}, "mean", "eyex"), ({2: np.linspace(-1, 1, 150)}, "overall", "dydx"),
+             (rows, "overall", "dydx"), (rows, "median", "dyex"), (rows[:1], "overall", "eydx")]
+    for atexog, at, method in cases:
+        ours = res.get_margeff(at=at, method=method, atexog=atexog)
+        theirs = ref.get_margeff(at=at, method=method, atexog=atexog)
+        np.testing.assert_allclose(ours.margeff, theirs.margeff, rtol=1e-6)
+        np.testing.assert_allclose(ours.margeff_se, theirs.margeff_se, rtol=1e-6)
+    # by design column name, and as a frame of the design: the same as by position / array
+    by_name = res.get_margeff(at="mean", atexog={"x1": 0.5})
+    np.testing.assert_allclose(by_name.margeff, res.get_margeff(at="mean", atexog={1: 0.5}).margeff, rtol=0)
+    assert not np.allclose(by_name.margeff, res.get_margeff(at="mean").margeff)  # atexog changed something
+    frame = pd.DataFrame(rows[:, ::-1], columns=["x2", "x1", "Intercept"])
+    np.testing.assert_allclose(res.get_margeff(atexog=frame).margeff, res.get_margeff(atexog=rows).margeff, rtol=0)
+    with pytest.raises(SpecificationError, match="atexog key 'x9'"):
+        res.get_margeff(atexog={"x9": 1.0})
+    with pytest.raises(ValueError, match="same number of variables"):
+        res.get_margeff(atexog=rows[:, :2])
+
+
+def test_get_margeff_atexog_with_discrete_changes_equals_statsmodels() -> None:
+    frame = _discrete_frame("binary")
+    res = smf.classical("y ~ x1 + d + k", real=frame, model="logit").fit(correction=None)
+    X = sm.add_constant(frame[["x1", "d", "k"]])
+    ref = sm.Logit(frame["y"], X).fit(disp=0, cov_type="HC0")
+    for at in ("overall", "mean"):
+        ours = res.get_margeff(at=at, dummy=True, count=True, atexog={1: 0.3, 3: 2.0})
+        theirs = ref.get_margeff(at=at, dummy=True, count=True, atexog={1: 0.3, 3: 2.0})
+        np.testing.assert_allclose(ours.margeff, theirs.margeff, rtol=1e-6)
+        np.testing.assert_allclose(ours.margeff_se, theirs.margeff_se, rtol=1e-6)

@@ -104,6 +104,10 @@ class Naive(BaselineModel):
         cov = sandwich(-evaluation.jacobian(w), scores.T @ scores)
         return self._results(params, cov, n_rows=len(y))
 
+    def inference_rows(self) -> int:
+        """The pooled rows: the naive fit treats each as an independent observation."""
+        return len(self._pooled()[1])
+
     def summary_rows(self, results: BaselineResults) -> list:
         return [("Pooled rows:", [f"{results.n_rows}"])]
 

@@ -307,6 +307,22 @@ def test_cluster_covariance(capsys, files, study) -> None:
     assert hc0["cov_type"] == "HC0" and hc0["bse"] != result["bse"]
 
 
+def test_cov_choices_are_the_covariance_names(capsys, files, study) -> None:
+    from typing import get_args
+
+    from synthinfer.cli import build_parser
+    from synthinfer.covariance import COVARIANCES, CovType
+
+    fit = build_parser()._subparsers._group_actions[0].choices["fit"]
+    choices = {a.dest: a.choices for a in fit._actions if a.dest in ("cov", "weight")}
+    assert tuple(choices["cov"]) == tuple(choices["weight"]) == get_args(CovType)
+    assert set(get_args(CovType)) == set(COVARIANCES)  # the type and the registry name the same estimators
+    result = fit_json(capsys, "--real", files["real"], "--proxy", files["proxy"], "--model", "logit", "--cov-type", "HC1")
+    res = smf.gmm_proxy(FORMULA, real=study.real, proxy=study.proxy, model="logit").fit(cov_type="HC1")
+    assert result["cov_type"] == "HC1"
+    assert_matches(result, res)
+
+
 @pytest.mark.parametrize("engine", ["patsy", "formulaic"])
 def test_engine_option(capsys, files, study, engine) -> None:
     result = fit_json(capsys, "--real", files["real"], "--proxy", files["proxy"], "--model", "logit",
@@ -401,7 +417,8 @@ BAD_INPUT = [
     ([FORMULA, "--real", "{real}", "--groups", "g"], ["--groups is only used with --cov cluster"]),
     ([FORMULA, "--real", "{realg}", "--proxy", "{proxy}", "--cov", "cluster", "--groups", "nosuch"], ["nosuch"]),
     ([FORMULA, "--real", "{real}", "--model", "tobit"], ["argument --model: invalid choice: 'tobit'"]),
-    ([FORMULA, "--real", "{real}", "--cov", "HC1"], ["argument --cov: invalid choice"]),
+    ([FORMULA, "--real", "{real}", "--cov", "HC4"], ["argument --cov/--cov-type: invalid choice"]),
+    ([FORMULA, "--real", "{real}", "--proxy", "{proxy}", "--cov", "HC3"], ["cov_type='HC3' is not available"]),
     ([FORMULA, "--real", "{real}", "--engine", "R"], ["argument --engine: invalid choice"]),
     ([FORMULA, "--real", "{real}", "--output", "xml"], ["argument --output: invalid choice"]),
     ([FORMULA], ["the following arguments are required: --real"]),

@@ -307,6 +307,16 @@ def test_cluster_covariance(capsys, files, study) -> None:
     assert hc0["cov_type"] == "HC0" and hc0["bse"] != result["bse"]
 
 
+def test_soft_llm_labels_as_a_logit_proxy(capsys, files, study, tmp_path) -> None:
+    """An LLM's probabilities (not 0/1) as the logit proxy's outcome: the command line fits them as the library does."""
+    soft = study.proxy.assign(y=np.clip(0.15 + 0.7 * study.proxy["y"] + 0.1 * np.tanh(study.proxy["x1"]), 0, 1))
+    soft.to_csv(tmp_path / "soft.csv")
+    result = fit_json(capsys, "--real", files["real"], "--proxy", tmp_path / "soft.csv", "--model", "logit")
+    res = smf.gmm_proxy(FORMULA, real=study.real, proxy=soft, model="logit").fit()
+    assert_matches(result, res)
+    assert soft["y"].between(0, 1).all() and not soft["y"].isin([0, 1]).all()
+
+
 def test_cov_choices_are_the_covariance_names(capsys, files, study) -> None:
     from typing import get_args
 

@@ -37,8 +37,8 @@ def _public_name(func: types.FunctionType) -> str | None:
     return next((name for name, value in vars(patsy).items() if value is func), None)
 
 
-def _new(cls: type) -> Any:
-    return cls.__new__(cls)
+def _new(cls: type[Any]) -> Any:
+    return object.__new__(cls)
 
 
 def _environment(namespaces: list[dict[str, Any]], flags: int) -> Any:

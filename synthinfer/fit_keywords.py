@@ -93,8 +93,9 @@ def carry_statsmodels_keywords(fit: Callable[..., Any]) -> Callable[..., Any]:
             method = carried.pop("method", None)
             check_fit_keywords(type(self).__name__, method, carried)
         results = fit(self, *args, **kwargs)
-        inner = getattr(results, "_results", results)
-        apply_use_t(inner, use_t, self.inference_rows() - len(inner.params))
+        if use_t is not None:  # counting the rows may touch every row (naive pooling): only when asked
+            inner = getattr(results, "_results", results)
+            apply_use_t(inner, use_t, self.inference_rows() - len(inner.params) if use_t else np.inf)
         return results
 
     return wrapper

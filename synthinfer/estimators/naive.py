@@ -106,6 +106,9 @@ class Naive(BaselineModel):
 
     def inference_rows(self) -> int:
         """The pooled rows: the naive fit treats each as an independent observation."""
+        pooled = getattr(self.model_data, "pooled_rows", None)
+        if pooled is not None:  # rows in partitions (Dask sources)
+            return int(pooled().n_rows)
         return len(self._pooled()[1])
 
     def summary_rows(self, results: BaselineResults) -> list:

@@ -146,6 +146,8 @@ def run(n_units: int, args: argparse.Namespace, client, root: Path) -> dict:
 def markdown(table: pd.DataFrame) -> str:
     """A Markdown table without the tabulate package."""
     def cell(value) -> str:
+        if isinstance(value, (bool, np.bool_)):
+            return str(bool(value))
         if isinstance(value, (float, np.floating)):
             return "" if np.isnan(value) else f"{value:.3g}"
         return f"{value:,}" if isinstance(value, (int, np.integer)) else str(value)

@@ -232,6 +232,39 @@ def simulation_trial(rep: int, model: str, llm: str, n: int, n_units: int, desig
     return rows
 
 
+def predicted_ratio(rep: int, model: str, llm: str, n: int, n_units: int = 2000) -> dict:
+    """The one-shot design's asymptotic variance of the human-only x1 fit over uniform labeling's.
+
+    From the simulated population's true per-unit scores ``s_i^2 = (H^-1 x_i)_1^2 v_i``
+    and each unit's weight: ``sum E[W_i^2] s_i^2 / (sum E W_i)^2`` with ``W_i = a`` for
+    a pilot unit and ``R_i / pi_i`` for a pool unit, against ``N/n sum s_i^2 / N^2``;
+    ``a = 1`` (pilot at pi = 1) and ``a = 1 / design.pilot_prob`` (``random_pilot=True``).
+    The same population, pilot and design as ``simulation_trial``'s ``optimal``.
+    """
+    rng = np.random.default_rng([rep, n, len(model), len(llm)])
+    human, proxy = simulated_population(model, llm, n_units, rng)
+    lin = (0.5 + human["x1"] - 0.5 * human["x2"]).to_numpy()
+    v = expit(lin) * (1 - expit(lin)) if model == "logit" else np.ones(n_units)
+    X = np.column_stack([np.ones(n_units), human["x1"], human["x2"]])
+    h = X @ np.linalg.inv((X * v[:, None]).T @ X / n_units)[1]
+    s2 = h**2 * v
+    rng.random(n_units)  # the uniform design's draw, as in simulation_trial
+    pilot = human.iloc[np.sort(rng.choice(n_units, PILOT, replace=False))]
+    plan = optimal_design("y ~ x1 + x2", proxy=proxy, model=model, budget=n - PILOT, pilot=pilot,
+                          target="x1", confidence="conf", random_pilot=True)
+    pi = plan.prob.reindex(human.index).to_numpy()
+    in_pilot = human.index.isin(pilot.index)
+    uniform = s2.sum() * n_units / n
+
+    def variance(a: float) -> float:
+        ew = np.where(in_pilot, a, 1.0)
+        ew2 = np.where(in_pilot, a**2, 1.0 / pi)
+        return float((ew2 * s2).sum() / ew.sum() ** 2 * n_units**2)
+
+    return dict(rep=rep, model=model, llm=llm, n=n, pilot_pi1=variance(1.0) / uniform,
+                random_pilot=variance(1.0 / plan.pilot_prob) / uniform)
+
+
 # -- summaries ----------------------------------------------------------------------
 
 def _binomial_se(p: float, reps: int) -> float:
@@ -336,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="pilot units at pi = 1 (random_pilot=False), as the run in docs/results/labeling_design/pilot_pi1")
     parser.add_argument("--cells", default=None,
                         help="simulation cells to run, e.g. logit:noise:200,ols:noise:500 (default all)")
-    parser.add_argument("--part", choices=["all", "politeness", "simulation", "summary"], default="all",
+    parser.add_argument("--part", choices=["all", "politeness", "simulation", "summary", "predicted"], default="all",
                         help="run one study only (the summary then covers the files present)")
     args = parser.parse_args(argv)
     reps, sim_reps = (1, 1) if args.quick else (args.reps, args.sim_reps)
@@ -349,6 +382,21 @@ def main(argv: list[str] | None = None) -> int:
         wanted = [tuple(c.split(":")) for c in args.cells.split(",")]
         cells = [c for c in cells if (c[0], c[1], str(c[2])) in wanted]
     args.output.mkdir(parents=True, exist_ok=True)
+    if args.part == "predicted":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows = [predicted_ratio(r, m, llm, n) for (m, llm, n) in cells for r in range(20)]
+        table = pd.DataFrame(rows).groupby(["model", "llm", "n"], sort=False)[["pilot_pi1", "random_pilot"]]
+        table = table.agg(["mean", "std"]).round(3)
+        table.columns = [" ".join(c) for c in table.columns]
+        (args.output / "predicted.md").write_text(
+            "# Predicted variance of the one-shot design over uniform labeling (human-only x1 fit)\n\n"
+            "`python benchmarks/labeling_design.py --part predicted`: the asymptotic variance from each "
+            "simulated population's true scores (see `predicted_ratio`), mean and sd over 20 populations; "
+            "pilot of 50 at pi = 1 or with `random_pilot=True`.\n\n"
+            + _markdown(table.reset_index()) + "\n")
+        print(f"wrote {args.output / 'predicted.md'}", file=sys.stderr)
+        return 0
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # counted via the results, not printed per trial

@@ -9,6 +9,8 @@ from .exceptions import (
 )
 from .estimators import PPI, Classical, Naive
 from .comparison import ComparisonTable, compare, plot_coefficients
+from .etable import ETable, etable
+from .reporting import summary_col_info
 from .families import EstimatingEquation, MNLogit, NegativeBinomial, Quantile
 from .gmm import GMMProxy, GMMSynth
 from .results import GMMSynthResults
@@ -18,6 +20,9 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     "compare",
+    "etable",
+    "ETable",
+    "summary_col_info",
     "plot_coefficients",
     "ComparisonTable",
     "Classical",

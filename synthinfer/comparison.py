@@ -8,6 +8,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .reporting import (
+    has_sources,
+    human_only_reference,
+    is_ours,
+    n_labeled,
+    n_units,
+    named_results,
+    reports_effective_n,
+)
+
 __all__ = ["compare", "ComparisonTable", "plot_coefficients"]
 
 _STATISTICS = ["coef", "std err", "ci lower", "ci upper", "se ratio", "effective n"]
@@ -30,7 +40,7 @@ class ComparisonTable(pd.DataFrame):
         """The table as strings: coefficients to 4 decimals, counts as integers."""
         def fmt(stat: str, value: float) -> str:
             if pd.isna(value):
-                return ""
+                return "\u2013" if stat == "effective n" else ""
             if stat in ("effective n", "") or stat.startswith("n"):
                 return f"{value:,.0f}"
             if stat == "se ratio":
@@ -52,22 +62,8 @@ class ComparisonTable(pd.DataFrame):
         return self.formatted().to_html()
 
 
-def _human_only_reference(res: Any) -> Any:
-    """The classical fit on the labeled units of ``res``'s model, with ``res``'s covariance
-    type (a clustered fit is measured against a clustered human-only fit, as in
-    ``res.diagnostics()``)."""
-    from .estimators import Classical
-
-    data = res.model.model_data
-    human = Classical(data.__class__(**{**data.__dict__, "sources": ()}), res.model.family)
-    cov_type = getattr(res, "cov_type", "HC0")
-    if cov_type == "cluster":
-        return human.fit(cov_type="cluster", cov_kwds=res.cov_kwds)
-    return human.fit()
-
-
 def compare(
-    results: Mapping[str, Any],
+    results: Any,
     reference: str | None = None,
     alpha: float = 0.05,
     terms: Sequence[str] | None = None,
@@ -76,12 +72,15 @@ def compare(
 
     Parameters
     ----------
-    results : dict of str to results
-        Fitted results of ``synthinfer.api`` models, by display name.
+    results : dict of str to results, list of results, or one result
+        Fitted results of ``synthinfer.api`` models and of statsmodels models
+        (OLS, Logit, GLM, ...), by display name; a list or a single result is
+        named by estimator (ours) or model class (statsmodels).
     reference : str, optional
         The human-only fit to measure standard errors against. Defaults to the
-        first result without auxiliary data; if there is none, the classical fit
-        on the first result's labeled units is computed.
+        first of our results without auxiliary data; if there is none, the
+        classical fit on the labeled units of the first of our results is
+        computed (with no result of ours, the first result).
     alpha : float
         Level of the confidence intervals.
     terms : list of str, optional
@@ -94,17 +93,26 @@ def compare(
         ci upper, se ratio (se / se of the reference) and effective n
         (``n_reference (se_reference / se)^2``: the number of human labels the
         estimator is worth), then ``("n labeled", "")`` and ``("N", "")``.
+        Effective n is NaN (shown as a dash) for naive pooling, whose standard
+        error counts LLM rows as human labels, and for statsmodels fits, whose
+        rows the table cannot relate to the reference's labeled units. A
+        statsmodels fit reports its ``nobs`` as both n labeled and N.
     """
-    if not results:
-        raise ValueError("compare needs at least one result")
+    results = named_results(results, "compare")
     if reference is not None:
         if reference not in results:
             raise KeyError(f"reference {reference!r} is not among {list(results)}")
         ref = results[reference]
     else:
-        human = [r for r in results.values() if not r.model.model_data.sources]
-        ref = human[0] if human else _human_only_reference(next(iter(results.values())))
-    names = list(terms) if terms is not None else list(ref.params.index)
+        ours = [r for r in results.values() if is_ours(r)]
+        human = [r for r in ours if reports_effective_n(r) and not has_sources(r)]
+        if human:
+            ref = human[0]
+        elif ours:
+            ref = human_only_reference(ours[0])
+        else:
+            ref = next(iter(results.values()))
+    names = list(terms) if terms is not None else [str(t) for t in ref.params.index]
     missing = {k: [t for t in names if t not in r.params.index] for k, r in results.items()}
     missing = {k: v for k, v in missing.items() if v}
     if missing:
@@ -115,30 +123,40 @@ def compare(
         names=["term", "statistic"],
     )
     table = ComparisonTable(index=rows, columns=list(results), dtype=float)
-    ref_bse = ref.bse[names]
+    ref_bse = _series(ref.bse, ref)[names]
     for key, res in results.items():
-        ci = res.conf_int(alpha=alpha).loc[names]
-        bse = res.bse[names]
+        ci = pd.DataFrame(np.asarray(res.conf_int(alpha=alpha), dtype=float),
+                          index=_series(res.params, res).index).loc[names]
+        bse = _series(res.bse, res)[names]
+        effective = n_labeled(ref) * (ref_bse / bse) ** 2
         column = {
-            "coef": res.params[names],
+            "coef": _series(res.params, res)[names],
             "std err": bse,
             "ci lower": ci.iloc[:, 0],
             "ci upper": ci.iloc[:, 1],
             "se ratio": bse / ref_bse,
-            "effective n": ref.n_labeled * (ref_bse / bse) ** 2,
+            "effective n": effective if reports_effective_n(res) else effective * np.nan,
         }
         for stat, values in column.items():
             for term in names:
                 table.loc[(term, stat), key] = float(values[term])
-        table.loc[("n labeled", ""), key] = res.n_labeled
-        table.loc[("N", ""), key] = res.nobs
+        table.loc[("n labeled", ""), key] = n_labeled(res)
+        table.loc[("N", ""), key] = n_units(res)
     table.alpha = alpha
     table.reference = reference
     return table
 
 
+def _series(values: Any, res: Any) -> pd.Series:
+    """params or bse as a float Series by term (a statsmodels fit on arrays has bare arrays)."""
+    if isinstance(values, pd.Series):
+        return values.astype(float)
+    names = getattr(res.model, "exog_names", None) or [f"x{i}" for i in range(len(values))]
+    return pd.Series(np.asarray(values, dtype=float), index=names)
+
+
 def plot_coefficients(
-    results: Mapping[str, Any],
+    results: Any,
     terms: Sequence[str] | None = None,
     alpha: float = 0.05,
     truth: Mapping[str, float] | pd.Series | None = None,
@@ -148,7 +166,8 @@ def plot_coefficients(
 
     Parameters
     ----------
-    results : dict of str to results
+    results : dict of str to results, list of results, or one result
+        As for `compare`: ours and statsmodels' fits.
     terms : list of str, optional
         Terms to plot; all but ``Intercept`` by default.
     alpha : float
@@ -165,8 +184,7 @@ def plot_coefficients(
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("plot_coefficients needs matplotlib: pip install matplotlib") from exc
-    if not results:
-        raise ValueError("plot_coefficients needs at least one result")
+    results = named_results(results, "plot_coefficients")
     first = next(iter(results.values()))
     names = list(terms) if terms is not None else [t for t in first.params.index if t != "Intercept"]
     if ax is None:

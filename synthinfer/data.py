@@ -84,6 +84,19 @@ class Source:
     def samples_per_unit(self) -> np.ndarray:
         return np.bincount(self.unit_pos, minlength=self.n_units)
 
+    def evaluate(self, family: Family, params: np.ndarray) -> Any:
+        """The family's scores at ``params`` on this source's rows (an ``Evaluation``).
+
+        The engine asks the source rather than the family, so a source whose rows
+        are not in memory (a Dask frame, `synthinfer.distributed`) can answer with
+        sums over its partitions.
+        """
+        return family.evaluate(self.X, self.y, params)
+
+    def solve(self, family: Family, weights: np.ndarray | None, **options: Any) -> Any:
+        """``family.solve`` on this source's rows (step 1's root for its eta)."""
+        return family.solve(self.X, self.y, weights, **options)
+
 
 @dataclass(frozen=True, eq=False)
 class ModelData:
@@ -97,9 +110,13 @@ class ModelData:
     spec: FormulaSpec
     real_index: pd.Index
     frames: Mapping[str, pd.DataFrame] = field(repr=False)
-    #: 1 / pi_i for the labeled units (in the order of ``real``), or None for a
-    #: simple random sample; see ``with_labeling_prob``
+    #: the weight of each labeled unit's labeled-block moments (in the order of
+    #: ``real``): its survey weight w_i times 1 / pi_i, or None when both are 1;
+    #: see ``with_labeling_prob`` and ``with_weights``
     labeled_weight: np.ndarray | None = None
+    #: survey (sampling) weights w_i of all N units (in ``unit_ids`` order), or
+    #: None; they multiply every block of a unit's moments, see ``with_weights``
+    unit_weight: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
@@ -112,6 +129,15 @@ class ModelData:
     @property
     def param_names(self) -> list[str]:
         return self.spec.param_names
+
+    @property
+    def weighted_by_pi(self) -> bool:
+        """Whether the labeled blocks carry 1/pi_i beyond the survey weights."""
+        if self.labeled_weight is None:
+            return False
+        if self.unit_weight is None:
+            return True
+        return not np.array_equal(self.labeled_weight, self.unit_weight[self.labeled_pos])
 
     def with_labeling_prob(self, prob: Any) -> ModelData:
         """The same data with known labeling probabilities pi_i of the labeled units.
@@ -135,7 +161,48 @@ class ModelData:
                 f"{what} must be known numbers in (0, 1], but are not for labeled unit(s) "
                 f"{describe_units(self.real_index[bad])}"
             )
-        return replace(self, labeled_weight=1.0 / prob_values)
+        weight = 1.0 / prob_values
+        if self.unit_weight is not None:
+            weight = weight * self.unit_weight[self.labeled_pos]
+        return replace(self, labeled_weight=weight)
+
+    def with_weights(self, weights: Any) -> ModelData:
+        """The same data with survey (sampling) weights w_i of the units.
+
+        ``weights`` is a column name (of a frame covering every unit: ``real``
+        when there is no auxiliary source, else a proxy frame, or a synthetic
+        frame whose rows of one unit agree), a Series indexed by unit id, or an
+        array in ``unit_ids`` order (``real``'s row order without sources). A
+        unit's moments, in every block, are multiplied by w_i; its labeled
+        blocks keep their 1/pi_i on top. Each w_i must be a finite number > 0.
+        """
+        if self.unit_weight is not None:
+            raise SpecificationError("survey weights are already set on this model's data")
+        what = f"survey weights {weights!r}" if isinstance(weights, str) else "survey weights"
+        if isinstance(weights, str):
+            values = pd.Series(self.unit_values(weights, what), index=self.unit_ids)
+        else:
+            values = _aligned(weights, self.unit_ids, what, "unit", "model.unit_ids")
+        if pd.api.types.is_bool_dtype(values.dtype) or not pd.api.types.is_numeric_dtype(values.dtype):
+            # strings or booleans are not recoded into numbers: say which units hold them
+            kind = np.array([isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.number)) for v in values])
+            raise SpecificationError(
+                f"{what} must be numbers (dtype {values.dtype}); unit(s) "
+                f"{describe_units(values.index[kind] if kind.any() else values.index)} hold "
+                f"non-numeric values such as {values[kind].iloc[0] if kind.any() else values.iloc[0]!r}"
+            )
+        w = values.to_numpy(dtype=float)
+        bad = ~np.isfinite(w) | (w <= 0)
+        if bad.any():
+            raise SpecificationError(
+                f"{what} must be finite numbers > 0, but are not for {int(bad.sum())} unit(s) "
+                f"{describe_units(self.unit_ids[bad])} (e.g. {w[bad][0]!r}); a unit of weight 0 "
+                f"is a dropped unit: drop it from the frames instead"
+            )
+        labeled = w[self.labeled_pos]
+        if self.labeled_weight is not None:
+            labeled = labeled * self.labeled_weight
+        return replace(self, unit_weight=w, labeled_weight=labeled)
 
     def unit_values(self, values: Any, what: str) -> np.ndarray:
         """Align a per-unit column name, Series or array to the model's units."""
@@ -222,13 +289,25 @@ def _type_name(obj: Any) -> str:
 
 def _not_a_frame(what: str, obj: Any) -> SpecificationError:
     hint = ""
-    if type(obj).__module__.split(".")[0] == "dask":
-        # Fitting on Dask collections is issue 16 and not implemented yet; say
-        # so instead of letting pandas code collect or fail obscurely.
+    if _is_dask(obj):
+        # only the auxiliary frames may be Dask ones (docs/dask.md); say so
+        # instead of letting pandas code collect or fail obscurely
         hint = (
-            "; Dask DataFrames are not supported yet: call .compute() to fit in memory"
+            "; a Dask DataFrame is accepted for proxy and synth only (real, the n labeled "
+            "units, stays a pandas frame: call .compute() on it)"
         )
     return SpecificationError(f"{what}, got {_type_name(obj)}{hint}")
+
+
+def _is_dask(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
+
+
+def _any_dask(arg: Any) -> bool:
+    """Whether ``proxy=`` / ``synth=`` holds a Dask DataFrame (alone or in a dict)."""
+    if isinstance(arg, Mapping):
+        return any(_is_dask(frame) for frame in arg.values())
+    return _is_dask(arg)
 
 
 #: The column of a polars frame that holds the unit ids (pandas frames use the index).
@@ -358,6 +437,11 @@ def build_model_data(
     namespace: Mapping[str, Any] | None = None,
 ) -> ModelData:
     """Validate the frames, learn the formula and build every design matrix."""
+    if _any_dask(proxy) or _any_dask(synth):
+        # auxiliary frames in partitions: sums over partitions, see synthinfer/distributed
+        from .distributed.data import build_partitioned_model_data
+
+        return build_partitioned_model_data(formula, real, proxy, synth, family, engine, namespace)
     real = as_pandas(real, "real")
     if not isinstance(real, pd.DataFrame):
         raise _not_a_frame("real must be a pandas DataFrame", real)
@@ -411,19 +495,7 @@ def build_model_data(
     for name, frame in proxies.items():
         sources.append(_make_source(name, "proxy", frame, units, is_labeled, spec, family))
     for name, frame in synths.items():
-        unknown = frame.index.difference(units, sort=False).unique()
-        if len(unknown):
-            raise SpecificationError(
-                f"synthetic frame {name!r}: {len(unknown)} unit id(s) {describe_units(unknown)} "
-                f"name no unit of the model; every synthetic row must name the unit it was "
-                f"generated from"
-            )
-        uncovered = units.difference(frame.index, sort=False)
-        if len(uncovered):
-            raise SpecificationError(
-                f"synthetic frame {name!r} has no sample for {len(uncovered)} unit(s) "
-                f"{describe_units(uncovered)}; it must cover the same units as the proxy data"
-            )
+        check_synthetic_units(name, frame.index, units)
         sources.append(_make_source(name, "synthetic", frame, units, is_labeled, spec, family))
 
     return ModelData(
@@ -436,6 +508,23 @@ def build_model_data(
         real_index=real.index,
         frames=frames,
     )
+
+
+def check_synthetic_units(name: str, index: pd.Index, units: pd.Index) -> None:
+    """Raise unless the synthetic rows ``index`` name known units and cover every one."""
+    unknown = index.difference(units, sort=False).unique()
+    if len(unknown):
+        raise SpecificationError(
+            f"synthetic frame {name!r}: {len(unknown)} unit id(s) {describe_units(unknown)} "
+            f"name no unit of the model; every synthetic row must name the unit it was "
+            f"generated from"
+        )
+    uncovered = units.difference(index, sort=False)
+    if len(uncovered):
+        raise SpecificationError(
+            f"synthetic frame {name!r} has no sample for {len(uncovered)} unit(s) "
+            f"{describe_units(uncovered)}; it must cover the same units as the proxy data"
+        )
 
 
 def _make_source(

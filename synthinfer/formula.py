@@ -324,7 +324,20 @@ class FormulaSpec:
             f"{'; '.join(places) or 'the data'}. Declare every level or remove those units."
         )
 
+    def categorical_terms(self) -> dict[str, Any]:
+        """The formula's categorical main-effect terms (`synthinfer.terms.CategoricalTerm`)
+        by name, learned once from the live spec and kept through pickling."""
+        if "_categorical_terms" not in self.__dict__:
+            from .terms import categorical_terms
+
+            if self._rhs_spec is None:
+                return {}
+            self._categorical_terms = categorical_terms(self.engine, self._rhs_spec)
+        return self._categorical_terms
+
     def __getstate__(self) -> dict[str, Any]:
+        if self._rhs_spec is not None:
+            self.categorical_terms()  # plain data that survives pickling, unlike patsy's spec
         state = self.__dict__.copy()
         if self.engine == "patsy":
             # patsy's DesignInfo cannot be pickled; results stay usable without it

@@ -34,7 +34,7 @@ from .formula import capture_namespace
 from .inference.protocol import ScoresAt, SourceScores
 from .inference.small_sample import CORRECTIONS
 from .model import ModelBase
-from .moments import MomentBlocks
+from .moments import MomentBlocks, assemble_blocks
 from .results import GMMSynthResultsWrapper
 from .singular import explain_singular, warn_if_few_clusters, warn_if_few_labeled
 from .weighting import ShrunkWeight
@@ -153,7 +153,10 @@ class GMMSynth(ModelBase, GMM):
         model: str | Family = "ols",
         formula: str | None = None,
         labeling_prob: Any = None,
+        weights: Any = None,
     ):
+        if weights is not None:
+            data = data.with_weights(weights)
         if labeling_prob is not None:
             data = data.with_labeling_prob(labeling_prob)
         endog, exog = self._set_data(data, model, formula)
@@ -163,16 +166,24 @@ class GMMSynth(ModelBase, GMM):
         self._evaluations: dict[int, tuple[bytes, Evaluation]] = {}
         # the designs do not change: their rank is checked by the first fit only
         self._ranks_checked = False
-        # 1/pi per labeled unit; per source, the weights of its rows (1/k, None for
-        # one row per unit) and of its labeled rows (1/k times 1/pi)
+        # w/pi per labeled unit; per source, the weights of its rows (1/k times the
+        # unit's survey weight w, None when all are 1) and of its labeled rows
+        # (1/k times w/pi)
         self._labeled_weight = data.labeled_weight
         self._row_weight: list[np.ndarray | None] = []
         self._labeled_row_weight: list[np.ndarray | None] = []
-        position = np.full(data.n_units, -1)
-        position[data.labeled_pos] = np.arange(data.n_labeled)
+        if data.labeled_weight is not None:
+            position = np.full(data.n_units, -1)
+            position[data.labeled_pos] = np.arange(data.n_labeled)
         for source in data.sources:
             row_weight = None if source.one_row_per_unit else source.row_weight
-            labeled = None if row_weight is None else row_weight[source.labeled_rows]
+            if data.unit_weight is not None:
+                unit_weight = data.unit_weight[source.unit_pos]
+                row_weight = unit_weight if row_weight is None else row_weight * unit_weight
+                # the labeled rows' w comes with labeled_weight (w/pi) below
+                labeled = None if source.one_row_per_unit else source.row_weight[source.labeled_rows]
+            else:
+                labeled = None if row_weight is None else row_weight[source.labeled_rows]
             if data.labeled_weight is not None:
                 pi_weight = data.labeled_weight[position[source.unit_pos[source.labeled_rows]]]
                 labeled = pi_weight if labeled is None else labeled * pi_weight
@@ -192,6 +203,7 @@ class GMMSynth(ModelBase, GMM):
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
+        weights: Any = None,
     ) -> GMMSynth:
         """Create the model from a formula and the real / proxy / synthetic frames.
 
@@ -219,10 +231,20 @@ class GMMSynth(ModelBase, GMM):
             the order of ``real``'s rows). The labeled moment blocks are weighted by
             1/pi_i. pi_i must be known by design and positive; the default is a
             simple random sample (all pi_i equal, which gives the same estimate).
+        weights : str, Series or array, optional
+            Survey (sampling) weights w_i > 0, one per unit: a column of a frame
+            covering every unit (``real`` without auxiliary sources, else a
+            proxy frame or a synthetic frame whose rows of a unit agree), a
+            Series indexed by unit id, or an array in ``model.unit_ids`` order.
+            Every block of a unit's moments is multiplied by w_i (its labeled
+            blocks also by 1/pi_i). Rescaling all w_i by one factor changes
+            nothing. With no source this is statsmodels' ``WLS(weights=w)`` /
+            ``GLM(var_weights=w)`` with HC0; see docs/survey-weights.md.
         """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         return cls._from_frames(
-            formula, real, proxy, synth, model, engine, namespace, labeling_prob=labeling_prob
+            formula, real, proxy, synth, model, engine, namespace, labeling_prob=labeling_prob,
+            weights=weights,
         )
 
     # -- parameter layout --------------------------------------------------------
@@ -250,8 +272,8 @@ class GMMSynth(ModelBase, GMM):
             # theta is a good start: the source estimates the same kind of coefficients
             # Newton's error after a step s is ~s**2: a step below 1e-4 leaves ~1e-8,
             # far below what the weight matrix computed from these values can feel.
-            fit = self.family.solve(
-                source.X, source.y, self._row_weight[m], names=names, frame=source.name,
+            fit = source.solve(
+                self.family, self._row_weight[m], names=names, frame=source.name,
                 start=theta, tol=1e-4, check_rank=check_rank,
             )
             pieces.append(fit.params)
@@ -275,7 +297,7 @@ class GMMSynth(ModelBase, GMM):
         cached = self._evaluations.get(m)
         if cached is None or cached[0] != key:
             source = self.model_data.sources[m]
-            cached = (key, self.family.evaluate(source.X, source.y, eta))
+            cached = (key, source.evaluate(self.family, eta))
             self._evaluations[m] = cached
         return cached[1]
 
@@ -304,9 +326,11 @@ class GMMSynth(ModelBase, GMM):
             else:
                 per_unit = source.unit_sums(evaluation.values())
                 labeled = per_unit[data.labeled_pos]
+            if data.unit_weight is not None:
+                per_unit = _scaled_rows(per_unit, data.unit_weight)
             blocks += [labeled if weight is None else labeled * weight[:, None], per_unit]
             labeled_only += [True, False]
-        return MomentBlocks(tuple(blocks), tuple(labeled_only), data.labeled_pos, data.n_units)
+        return assemble_blocks(tuple(blocks), tuple(labeled_only), data.labeled_pos, data.n_units)
 
     def momcond(self, params: np.ndarray) -> np.ndarray:
         """The (N, K) matrix of per-unit moments (not used for estimation)."""
@@ -318,8 +342,10 @@ class GMMSynth(ModelBase, GMM):
         data = self.model_data
         theta, *etas = self._split(params)
         sums = [self._target_evaluation(theta).sums(self._labeled_weight)]
-        for m, (source, eta) in enumerate(zip(data.sources, etas)):
-            evaluation = self._evaluation(m, eta)
+        # every source is evaluated before any is summed (sources in partitions
+        # then take their sums in one pass, see synthinfer/distributed)
+        evaluations = [self._evaluation(m, eta) for m, eta in enumerate(etas)]
+        for m, (source, evaluation) in enumerate(zip(data.sources, evaluations)):
             sums += [
                 evaluation.sums(self._labeled_row_weight[m], rows=source.labeled_rows),
                 evaluation.sums(self._row_weight[m]),
@@ -389,9 +415,8 @@ class GMMSynth(ModelBase, GMM):
     def _all_units_blocks(self, params: np.ndarray) -> list[np.ndarray]:
         """Each source's summed Jacobian over all its rows: the costly part of G."""
         etas = self._split(params)[1:]
-        return [
-            self._evaluation(m, eta).jacobian(self._row_weight[m]) for m, eta in enumerate(etas)
-        ]
+        evaluations = [self._evaluation(m, eta) for m, eta in enumerate(etas)]
+        return [evaluation.jacobian(self._row_weight[m]) for m, evaluation in enumerate(evaluations)]
 
     def _gauss_newton(
         self,
@@ -466,11 +491,26 @@ class GMMSynth(ModelBase, GMM):
         G = self._jacobian(start)
         GW = G.T @ weights
         hessian = GW @ G
-        step = -scipy.linalg.solve(hessian, GW @ self.momcond_mean(start), assume_a="sym")
+        step = -scipy.linalg.solve(hessian, GW @ self._step_one_moments(start), assume_a="sym")
         se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian)), 0, None) / self.nobs)
         params = start + step
         step_in_se = float(np.max(np.abs(step) / np.where(se > 0, se, 1.0)))
         return params, SolverInfo(True, 1, step_in_se), self._jacobian(params)
+
+    def _step_one_moments(self, start: np.ndarray) -> np.ndarray:
+        """gbar at step 1 with the blocks step 1 solved set to their root, zero.
+
+        A check-loss minimum interpolates p rows (zero residuals), where the step
+        score takes one side's value: the block's mean is then up to p/n away from
+        the zero that its subgradient attains. One Gauss-Newton step would treat
+        that artefact as information and move theta by ~p / (n f(0)), a sizeable
+        fraction of a standard error in a tail where the density f is small.
+        """
+        gbar = self.momcond_mean(start)
+        gbar[self.layout.moment_block(0)] = 0.0
+        for m in range(self.layout.n_sources):
+            gbar[self.layout.moment_block(2 + 2 * m)] = 0.0
+        return gbar
 
     def fit(  # type: ignore[override]
         self,
@@ -484,6 +524,7 @@ class GMMSynth(ModelBase, GMM):
         maxiter: int = 100,
         tol: float = 1e-8,
         method: str | None = None,
+        use_t: bool | None = None,
         **kwargs: Any,
     ):
         """Two-step GMM estimate.
@@ -530,6 +571,15 @@ class GMMSynth(ModelBase, GMM):
         method : {None, "newton", "gauss-newton"}
             statsmodels' optimiser keyword, accepted for drop-in use; the solver
             is always Newton / Gauss-Newton, any other name raises ValueError.
+        use_t : bool, optional
+            Student's t (True) or normal (False) inference for the tests and
+            intervals; it does not change the covariance. None (default): t
+            exactly when ``correction="small-sample"``, with its degrees of
+            freedom. True with another correction: t with ``df_resid = n - p``
+            (labeled units minus target parameters; with clusters G - 1, G the
+            clusters holding labeled units), statsmodels' small-sample
+            reference. False: normal inference even with the small-sample
+            covariance (``df_resid`` infinite).
         **kwargs
             statsmodels' ``disp``, ``full_output``, ``callback``, ``retall`` and
             ``skip_hessian`` are accepted and ignored (nothing is printed);
@@ -540,6 +590,8 @@ class GMMSynth(ModelBase, GMM):
         GMMSynthResults
         """
         check_fit_keywords(type(self).__name__, method, kwargs)
+        if use_t not in (None, True, False):
+            raise ValueError(f"use_t must be True, False or None, got {use_t!r}")
         if correction == "none":
             correction = None
         if correction not in CORRECTIONS:
@@ -605,6 +657,7 @@ class GMMSynth(ModelBase, GMM):
             jacobian=jacobian,
             correction=correction,
             shrinkage=shrinkage if self.model_data.sources else None,
+            requested_use_t=use_t,
             wargs={},
             options_other={"weights_method": weighting.cov_type, "has_optimal_weights": weighting is covariance, "optim_method": "gauss-newton"},
             optim_args={"maxiter": maxiter, "tol": tol},
@@ -644,10 +697,20 @@ class GMMProxy(GMMSynth):
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
+        weights: Any = None,
     ) -> GMMProxy:
         """As ``GMMSynth.from_formula``, with proxy data only."""
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         return super().from_formula(  # type: ignore[return-value]
             formula, real, proxy, None, model, engine=engine, eval_env=namespace,
-            labeling_prob=labeling_prob,
+            labeling_prob=labeling_prob, weights=weights,
         )
+
+
+def _scaled_rows(
+    block: np.ndarray | tuple[np.ndarray, np.ndarray], weight: np.ndarray
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """A per-unit block with row i multiplied by weight[i]; factors stay factors."""
+    if isinstance(block, tuple):
+        return block[0], block[1] * weight
+    return block * weight[:, None]

@@ -71,4 +71,9 @@ class ModelBase:
         # a copy: a family may learn from the frames (mnlogit's classes)
         family = copy.copy(get_family(model))
         data = build_model_data(formula, real, proxy, synth, family, engine, namespace)
+        # survey weights belong to the data, whatever the estimator: every model
+        # reads them from ``ModelData.unit_weight`` / ``labeled_weight``
+        weights = kwds.pop("weights", None)
+        if weights is not None:
+            data = data.with_weights(weights)
         return cls(data, family, formula=formula, **kwds)  # type: ignore[call-arg]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .rowblocks import scaled_rows_gram
 
-__all__ = ["MomentBlocks", "group_sums"]
+__all__ = ["MomentBlocks", "assemble_blocks", "group_sums"]
 
 
 #: An all-units block given as factors ``(X, r)``: its value is ``X * r[:, None]``.
@@ -64,9 +64,17 @@ class MomentBlocks:
     def mean(self) -> np.ndarray:
         """gbar = (1/N) sum_i g_i."""
         # a matrix-vector product sums the rows an order of magnitude faster than .sum(axis=0)
-        return np.concatenate([
-            b[1] @ b[0] if isinstance(b, tuple) else np.ones(len(b)) @ b for b in self.blocks
-        ]) / self.n_units
+        return np.concatenate([self._block_sum(a) for a in range(len(self.blocks))]) / self.n_units
+
+    def _block_sum(self, a: int) -> np.ndarray:
+        """Block a's sum over the units it lives on."""
+        b = self.blocks[a]
+        return b[1] @ b[0] if isinstance(b, tuple) else np.ones(len(b)) @ b
+
+    def _all_units_gram(self, full: list[int]) -> np.ndarray:
+        """``sum_i u_i u_i'`` of the all-units blocks ``full``, stacked: one pass over the N units."""
+        parts = [b if isinstance(b, tuple) else (b, None) for b in (self.blocks[a] for a in full)]
+        return scaled_rows_gram(parts)
 
     def _on_labeled(self, a: int) -> np.ndarray:
         """Block a's values on the labeled units."""
@@ -90,10 +98,8 @@ class MomentBlocks:
         span = [slice(starts[a], starts[a + 1]) for a in range(len(self.blocks))]
         full = [a for a, only in enumerate(self.labeled_only) if not only]
         if full:
-            # the products among all-units blocks: one pass over the N units
-            parts = [b if isinstance(b, tuple) else (b, None) for b in (self.blocks[a] for a in full)]
             index = np.concatenate([np.arange(starts[a], starts[a + 1]) for a in full])
-            out[np.ix_(index, index)] = scaled_rows_gram(parts)
+            out[np.ix_(index, index)] = self._all_units_gram(full)
         labeled = [a for a, only in enumerate(self.labeled_only) if only]
         on_labeled = {a: self._on_labeled(a) for a in range(len(self.blocks))} if labeled else {}
         # a block that is zero off the labeled units restricts the product to them
@@ -123,6 +129,24 @@ class MomentBlocks:
             group_sums(codes[self.labeled_pos] if labeled_only else codes, n_clusters, values)
             for values, labeled_only in zip(self.values, self.labeled_only)
         ])
+
+
+def assemble_blocks(
+    blocks: tuple, labeled_only: tuple[bool, ...], labeled_pos: np.ndarray, n_units: int
+) -> MomentBlocks:
+    """The moment blocks of one evaluation, of the kind their all-units blocks need.
+
+    An all-units block whose units live in partitions (a Dask source, see
+    `synthinfer.distributed`) names the `MomentBlocks` subclass that sums
+    over them (``moment_blocks_type``); in-memory blocks give `MomentBlocks`.
+    Everything downstream (S, the Stein rule, the J test) reads only the
+    interface: ``mean``, ``second_moment``, ``labeled_rows``, ``n_units``.
+    """
+    for block in blocks:
+        kind = getattr(block, "moment_blocks_type", None)
+        if kind is not None:
+            return kind(blocks, labeled_only, labeled_pos, n_units)
+    return MomentBlocks(blocks, labeled_only, labeled_pos, n_units)
 
 
 def group_sums(codes: np.ndarray, n_groups: int, values: np.ndarray) -> np.ndarray:

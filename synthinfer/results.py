@@ -27,7 +27,11 @@ from .inference.diagnostics import Diagnostics, diagnose
 from .inference.power import LabelBudget, plan_labels
 from .inference.small_sample import SmallSampleCorrection
 from .inference.windmeijer import windmeijer_covariance
+from .margins import MarginalEffects, get_margeff
 from .prediction import fittedvalues, predict, resid
+from .prediction_inference import PredictionResults, get_prediction
+from .summary2 import summary2
+from .terms import t_test_pairwise
 
 __all__ = ["ReportingMixin", "GMMSynthResults", "GMMSynthResultsWrapper", "ResultsWrapper"]
 
@@ -104,11 +108,58 @@ class ReportingMixin:
         )
         return table
 
-    def predict(self, exog: pd.DataFrame | None = None, transform: bool = True, which: str = "mean") -> pd.Series:
+    def predict(self, exog: Any = None, transform: bool = True, which: str = "mean") -> pd.Series:
         """Predicted mean (``which="mean"``) or linear index (``"linear"``) of the
-        target model on ``exog`` through the learned formula; None: the labeled
-        units. See `synthinfer.prediction.predict`."""
+        target model on ``exog``: new data through the learned formula
+        (``transform=True``) or a design matrix (``transform=False``); None: the
+        labeled units. See `synthinfer.prediction.predict`."""
         return predict(self, exog, transform=transform, which=which)
+
+    def get_prediction(
+        self, exog: Any = None, transform: bool = True, which: str = "mean", row_labels: Any = None,
+    ) -> PredictionResults:
+        """Predictions with delta-method standard errors and intervals from the
+        target block of the covariance; ``.summary_frame(alpha)`` has statsmodels'
+        columns ``mean``, ``mean_se``, ``mean_ci_lower``, ``mean_ci_upper``. See
+        `synthinfer.prediction_inference`."""
+        return get_prediction(self, exog, transform=transform, which=which, row_labels=row_labels)
+
+    def get_margeff(
+        self, at: str = "overall", method: str = "dydx", atexog: Any = None, dummy: bool = False,
+        count: bool = False,
+    ) -> MarginalEffects:
+        """Marginal effects (average, or at the mean, median or zero) with
+        delta-method standard errors from the covariance of the target
+        coefficients, as statsmodels' ``get_margeff``; for OLS ``dydx`` is the
+        coefficients. See `synthinfer.margins`."""
+        return get_margeff(self, at=at, method=method, atexog=atexog, dummy=dummy, count=count)
+
+    def summary2(
+        self, yname: str | None = None, xname: list[str] | None = None, title: str | None = None,
+        alpha: float = 0.05, float_format: str = "%.4f",
+    ) -> Any:
+        """statsmodels' ``summary2`` layout: a model-information table, the
+        coefficient table and the notes (``as_text``, ``as_latex``, ``as_html``).
+        See `synthinfer.summary2`."""
+        return summary2(self, yname=yname, xname=xname, title=title, alpha=alpha, float_format=float_format)
+
+    @property
+    def df_model(self) -> float:
+        """The model's degrees of freedom as statsmodels counts them: slope
+        coefficients, design columns minus the constant (per equation for the
+        multinomial logit; a dispersion parameter does not count)."""
+        model = self.model
+        columns = list(model.model_data.param_names)
+        names = list(model.family.param_names(columns))
+        p = len(columns)
+        k_constant = int(getattr(model, "k_constant", 0) or 0)
+        if names[:p] == columns:
+            equations = 1
+        elif p and len(names) % p == 0:
+            equations = len(names) // p
+        else:
+            return float("nan")
+        return float(equations * (p - k_constant))
 
     @property
     def fittedvalues(self) -> pd.Series:
@@ -149,13 +200,16 @@ class ReportingMixin:
         finally:
             self.df_resid = df
 
-    def t_test_pairwise(self, term_name: str, *args: Any, **kwds: Any) -> Any:
+    def t_test_pairwise(
+        self, term_name: str, method: str | list[str] = "hs", alpha: float = 0.05,
+        factor_labels: list[str] | None = None, ignore: bool = False,
+    ) -> Any:
         """statsmodels' ``t_test_pairwise``: all pairwise contrasts of a
-        categorical term's levels, read from the formula learned at fit time."""
-        data = self.model.data
-        if getattr(data, "model_spec", None) is None:
-            data.model_spec = self.model.model_data.spec._rhs_spec
-        return super().t_test_pairwise(term_name, *args, **kwds)  # type: ignore[misc]
+        categorical term's levels with multiple-testing corrected p-values,
+        read from the formula learned at fit time (kept through pickling; see
+        `synthinfer.terms`). ``ignore`` is accepted for statsmodels' signature."""
+        terms = self.model.model_data.spec.categorical_terms()
+        return t_test_pairwise(self, terms, term_name, method=method, alpha=alpha, factor_labels=factor_labels)
 
     def wald_test(self, r_matrix: Any, *args: Any, **kwds: Any) -> Any:
         """statsmodels' ``wald_test``; a constraint naming an unknown term is a
@@ -173,6 +227,15 @@ class ReportingMixin:
                 f"the constraint {r_matrix!r} could not be read ({str(exc).splitlines()[0]}); "
                 f"it may use only the terms {list(self.model.exog_names)}"
             ) from exc
+
+    @property
+    def default_model_infos(self) -> dict:
+        """The rows statsmodels' ``summary_col`` adds for this fit when given no
+        ``info_dict``: "N units" and "n labeled", so a column never shows N
+        without saying which count it is (see `synthinfer.summary_col_info`)."""
+        from .reporting import summary_col_info
+
+        return summary_col_info()
 
     def _repr_html_(self) -> str:
         return self.summary().as_html()
@@ -215,6 +278,16 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         if self.small_sample is not None:
             self.use_t = True
             self.df_resid = self.small_sample.df
+        requested = self.__dict__.get("requested_use_t")
+        if requested is False:
+            self.use_t = False
+            self.df_resid = np.inf
+        elif requested is True and self.small_sample is None:
+            # statsmodels' t reference: n - p, or G - 1 with clusters
+            self.use_t = True
+            independent = self.model._independent_labeled(self.covariance)
+            clustered = self.covariance.groups is not None
+            self.df_resid = float(independent - 1 if clustered else independent - self.model.k_target)
 
     @cached_property
     def small_sample(self) -> SmallSampleCorrection | None:
@@ -415,6 +488,11 @@ class GMMSynthResults(ReportingMixin, GMMResults):
                 f"{self.small_sample.description}; fit(correction=None) gives the plain "
                 f"two-step covariance with normal inference."
             ]
+        elif self.use_t:
+            notes = [
+                f"Standard errors: {self.covariance.description}; inference is Student's t "
+                f"with {self.df_resid:.4g} degrees of freedom (fit(use_t=True))."
+            ]
         else:
             notes = [f"Standard errors: {self.covariance.description}; inference is normal (z)."]
         if self.weighting is not self.covariance and self.model.source_names:
@@ -426,16 +504,24 @@ class GMMSynthResults(ReportingMixin, GMMResults):
             notes.append(self.model.family.jacobian_note)
         if self.correction == "windmeijer" and self.model.source_names:
             notes.append("Covariance with Windmeijer's finite-sample correction for the estimated weight matrix.")
-        if self.model.model_data.labeled_weight is not None:
+        data = self.model.model_data
+        surveyed, by_pi = data.unit_weight is not None, data.weighted_by_pi
+        if surveyed:
+            notes.append(
+                "Every unit's moments are weighted by its survey weight w_i"
+                + (", the labeled blocks also by 1/pi (known labeling probabilities)." if by_pi else ".")
+            )
+        elif by_pi:
             notes.append(
                 "Labeled units are weighted by 1/pi, their known labeling probabilities."
             )
         if not self.model.source_names:
-            weighted = self.model.model_data.labeled_weight is not None
+            weighting = {(False, True): " weighted by 1/pi", (True, False): " weighted by w (WLS / GLM var_weights)",
+                         (True, True): " weighted by w/pi"}.get((surveyed, by_pi), "")
             notes.append(
                 f"Human-only fit: no auxiliary source was given. This equals "
                 f"{self.model.family.label} on the labeled units"
-                f"{' weighted by 1/pi' if weighted else ''} with "
+                f"{weighting} with "
                 f"{'HC1 covariance and t inference' if self.small_sample is not None else 'HC0 covariance'}."
             )
         else:

@@ -196,13 +196,22 @@ def explain_singular(data: ModelData, covariance: Any, s: np.ndarray) -> str:
         share = float(np.max(w**2) / np.sum(w**2))
         if share > _DOMINANT_WEIGHT_SHARE:
             where = int(np.argmax(w))
-            causes.append(
-                f"an extreme labeling probability: labeled unit {data.real_index[where]!r} has "
-                f"pi = {1 / w[where]:.3g} (weight 1/pi = {w[where]:.3g}, against a median "
-                f"{np.median(w):.3g}) and carries {share:.0%} of the squared weights, so the "
-                f"weighted labeled moments are essentially that one unit's. Check the labeling "
-                f"probabilities"
-            )
+            if data.unit_weight is not None:
+                causes.append(
+                    f"an extreme weight: labeled unit {data.real_index[where]!r} has weight "
+                    f"(survey weight{' / pi' if data.weighted_by_pi else ''}) {w[where]:.3g}, "
+                    f"against a median {np.median(w):.3g}, and carries {share:.0%} of the squared "
+                    f"weights, so the weighted labeled moments are essentially that one unit's. "
+                    f"Check the weights"
+                )
+            else:
+                causes.append(
+                    f"an extreme labeling probability: labeled unit {data.real_index[where]!r} has "
+                    f"pi = {1 / w[where]:.3g} (weight 1/pi = {w[where]:.3g}, against a median "
+                    f"{np.median(w):.3g}) and carries {share:.0%} of the squared weights, so the "
+                    f"weighted labeled moments are essentially that one unit's. Check the labeling "
+                    f"probabilities"
+                )
     for a in range(n_sources):
         for b in range(a + 1, n_sources):
             first, second = data.sources[a], data.sources[b]

@@ -19,7 +19,7 @@ from .exceptions import ConvergenceError, SingularDesignError
 if TYPE_CHECKING:
     from .families.base import EstimatingFunction, Solution
 
-__all__ = ["check_full_rank", "newton_root", "solve_symmetric", "QR_RANK_CHECK_MAX_ROWS"]
+__all__ = ["check_full_rank", "check_gram_rank", "newton_root", "solve_symmetric", "QR_RANK_CHECK_MAX_ROWS"]
 
 
 # Above this many rows the rank check works on the p x p Gram matrix instead of a
@@ -39,31 +39,51 @@ def check_full_rank(
     it is used instead of the rows when the frame is large.
     """
     n, p = X.shape
+    if gram is not None and n > QR_RANK_CHECK_MAX_ROWS:
+        check_gram_rank(gram, n, names, frame)
+        return
+    _check_row_count(n, p, frame)
+    scale = np.sqrt((X**2).sum(axis=0))
+    _check_zero_columns(scale, names, frame)
+    _, r, pivots = scipy.linalg.qr(X / scale, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int((diag > diag[0] * max(n, p) * np.finfo(float).eps * 10).sum())
+    _check_rank(rank, p, pivots, names, frame)
+
+
+def check_gram_rank(gram: np.ndarray, n_rows: int, names: Sequence[str], frame: str) -> None:
+    """`check_full_rank` from a Gram ``X' diag(w) X`` of ``n_rows`` rows alone
+    (large frames, and rows that are not in memory)."""
+    p = gram.shape[0]
+    _check_row_count(n_rows, p, frame)
+    scale = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+    _check_zero_columns(scale, names, frame)
+    # B'B = the scaled Gram, so B has X's column dependencies
+    eigval, eigvec = np.linalg.eigh(gram / np.outer(scale, scale))
+    B = np.sqrt(np.clip(eigval, 0.0, None))[:, None] * eigvec.T
+    _, r, pivots = scipy.linalg.qr(B, pivoting=True)
+    diag = np.abs(np.diag(r))
+    rank = int((diag**2 > diag[0] ** 2 * GRAM_RANK_TOL).sum())
+    _check_rank(rank, p, pivots, names, frame)
+
+
+def _check_row_count(n: int, p: int, frame: str) -> None:
     if n < p:
         raise SingularDesignError(
             f"frame {frame!r} has {n} rows for {p} parameters; at least {p} are needed"
         )
-    if gram is None or n <= QR_RANK_CHECK_MAX_ROWS:
-        scale = np.sqrt((X**2).sum(axis=0))
-    else:
-        scale = np.sqrt(np.clip(np.diag(gram), 0.0, None))
+
+
+def _check_zero_columns(scale: np.ndarray, names: Sequence[str], frame: str) -> None:
     zero = np.flatnonzero(scale == 0)
     if zero.size:
         raise SingularDesignError(
             f"frame {frame!r}: design column(s) {[names[int(j)] for j in zero]} are zero in every "
             f"row, so their coefficients are not identified"
         )
-    if gram is None or n <= QR_RANK_CHECK_MAX_ROWS:
-        _, r, pivots = scipy.linalg.qr(X / scale, mode="economic", pivoting=True)
-        diag = np.abs(np.diag(r))
-        rank = int((diag > diag[0] * max(n, p) * np.finfo(float).eps * 10).sum())
-    else:
-        # B'B = the scaled Gram, so B has X's column dependencies
-        eigval, eigvec = np.linalg.eigh(gram / np.outer(scale, scale))
-        B = np.sqrt(np.clip(eigval, 0.0, None))[:, None] * eigvec.T
-        _, r, pivots = scipy.linalg.qr(B, pivoting=True)
-        diag = np.abs(np.diag(r))
-        rank = int((diag**2 > diag[0] ** 2 * GRAM_RANK_TOL).sum())
+
+
+def _check_rank(rank: int, p: int, pivots: np.ndarray, names: Sequence[str], frame: str) -> None:
     if rank < p:
         dependent = [names[int(j)] for j in pivots[rank:]]
         raise SingularDesignError(

@@ -54,6 +54,11 @@ PAGES = {
     "labeling-design/index.html": "Why inference stays valid",
     "reference/design/index.html": "variance-optimal labeling probabilities",
     "notebooks/labeling_design/index.html": "optimal_design",
+    "from-statsmodels/index.html": "What is identical, what differs",
+    "notebooks/reporting_tables/index.html": "summary_col_info",
+    "changelog/index.html": "Keep a Changelog",
+    "survey-weights/index.html": "freq_weights",
+    "dask/index.html": "equal known divisions",
 }
 
 
@@ -95,12 +100,41 @@ def test_page_is_built(site: Path, page: str) -> None:
     assert PAGES[page] in visible_text(path.read_text(encoding="utf-8")), f"{page} lacks {PAGES[page]!r}"
 
 
-def test_notebooks_are_rendered_without_executing(site: Path) -> None:
-    for name in ("quickstart", "synthetic_data"):
+def test_notebooks_are_published_with_their_outputs(site: Path) -> None:
+    """The build renders the notebooks as stored (it does not execute them), and
+    they are stored executed, so the site shows their outputs."""
+    for name in ("quickstart", "synthetic_data", "reporting_tables"):
         text = visible_text((site / "notebooks" / name / "index.html").read_text(encoding="utf-8"))
         # the last cell prints "notebook ran in N s" when executed
-        assert "notebook ran in" in text
-        assert not re.search(r"notebook ran in \d+ s", text), f"{name} was executed during the build"
+        assert re.search(r"notebook ran in \d+ s", text), f"{name} is published without its outputs"
+    tables = visible_text((site / "notebooks" / "reporting_tables" / "index.html").read_text(encoding="utf-8"))
+    for needle in ("N units", "n labeled", "effective n", "J p-value", r"\begin{tabular}"):
+        assert needle in tables, needle
+
+
+def test_citation_file_cites_the_package_and_the_paper() -> None:
+    """CITATION.cff is CFF 1.2.0 (validated with cffconvert when it was written)
+    and cites the paper by the title docs/method.md gives."""
+    yaml = pytest.importorskip("yaml")
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0"
+    for key in ("message", "title", "authors", "type", "version", "license"):
+        assert cff[key], key
+    assert cff["version"] in (ROOT / "pyproject.toml").read_text()
+    (paper,) = cff["references"]
+    method = re.sub(r"\s+", " ", (ROOT / "docs" / "method.md").read_text(encoding="utf-8"))
+    assert f'"{paper["title"]}"' in method
+    assert "arXiv:2508.06635" in paper["identifiers"][0]["value"] and "2508.06635" in method
+    surnames = [a["family-names"] for a in paper["authors"]]
+    assert f"Source: {', '.join(surnames)}," in method
+
+
+def test_changelog_follows_keep_a_changelog() -> None:
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert text.startswith("# Changelog")
+    assert "## [Unreleased]" in text
+    sections = re.findall(r"^### (\w+)$", text, re.M)
+    assert sections and set(sections) <= {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
 
 
 def test_api_reference_renders_docstrings(site: Path) -> None:
@@ -119,3 +153,35 @@ def test_strict_build_fails_on_a_broken_link(tmp_path: Path) -> None:
     result = build(tmp_path / "mkdocs.yml", tmp_path / "site")
     assert result.returncode != 0
     assert "no-such-page.md" in result.stdout + result.stderr
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def rendered_dom(page: Path) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium (no network needed)."""
+    result = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
+         "--dump-dom", page.as_uri()],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+def test_formulas_render_offline_with_mathjax_served_by_the_site(site: Path) -> None:
+    """MathJax comes from the site (no CDN): the built page typesets its TeX from file://."""
+    source = (site / "method" / "index.html").read_text(encoding="utf-8")
+    scripts = re.findall(r'<script[^>]+src="([^"]+)"', source)
+    assert any(s.endswith("javascripts/mathjax/tex-mml-chtml.js") for s in scripts), scripts
+    assert not [s for s in scripts if re.match(r"(https?:)?//", s)], f"scripts from the network: {scripts}"
+    assert (site / "javascripts" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2" / "MathJax_Main-Regular.woff").is_file()
+    raw = re.findall(r'class="arithmatex">(.*?)</', source, re.S)
+    assert any("\\pi_i" in tex for tex in raw), "docs/method.md should hold a TeX formula"
+    dom = rendered_dom(site / "method" / "index.html")
+    assert dom.count("<mjx-container") >= len(raw) > 0, (dom.count("<mjx-container"), len(raw))
+    # the TeX source is gone from the page: MathJax replaced every delimiter
+    left = [tex for tex in re.findall(r'class="arithmatex">(.*?)</', dom, re.S) if "\\(" in tex or "\\[" in tex]
+    assert not left, left[:3]
+    assert "\\frac{1}{k_i}" not in visible_text(dom)

@@ -15,7 +15,7 @@ import pytest
 matplotlib.use("Agg")
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
-PAGES = ["estimands.md"]
+PAGES = ["estimands.md", "from-statsmodels.md", "survey-weights.md"]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 

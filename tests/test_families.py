@@ -325,8 +325,71 @@ def test_ppi_mean_equals_ppi_python_ppi_mean_ci(lam) -> None:
 
 def test_ppi_refuses_a_family_whose_rectified_loss_it_cannot_solve() -> None:
     real, proxy, _ = _frames("ols")
-    with pytest.raises(SpecificationError, match="quantile"):
-        smf.ppi("y ~ 1", real=real, proxy=proxy, model=Quantile(0.5))
+    with pytest.raises(SpecificationError, match=r"plain quantile \('y ~ 1'"):
+        smf.ppi("y ~ x1", real=real, proxy=proxy, model=Quantile(0.5))
+    with pytest.raises(SpecificationError, match="quantile_ci is the interval of a plain quantile"):
+        smf.ppi("y ~ x1", real=real, proxy=proxy, model="ols").quantile_ci()
+
+
+# -- PPI++ for a plain quantile -------------------------------------------------------------
+def _quantile_ppi_arrays(real, proxy):
+    Y = real["y"].to_numpy()
+    return Y, proxy.loc[real.index, "y"].to_numpy(), proxy.drop(real.index)["y"].to_numpy()
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9])
+def test_ppi_quantile_equals_ppi_python_point_estimate_and_interval(q) -> None:
+    """At lambda = 1 (ppi-python's only lambda for a quantile) the estimate is its
+    exact-grid point estimate and quantile_ci its interval, on its default grid
+    (5000 points) and on its exact grid: the same grid points, so equal to 1e-12.
+    Its default point estimate searches the 5000-point grid: within one grid step."""
+    from ppi_py import ppi_quantile_ci, ppi_quantile_pointestimate
+
+    real, proxy, _ = _frames("ols", n_units=1500, n_labeled=200, seed=8)
+    Y, Yhat, Yhat_unlabeled = _quantile_ppi_arrays(real, proxy)
+    model = smf.ppi("y ~ 1", real=real, proxy=proxy, model=Quantile(q), lam=1.0)
+    res = model.fit(correction=None)
+    exact = ppi_quantile_pointestimate(Y, Yhat, Yhat_unlabeled, q, exact_grid=True)
+    np.testing.assert_allclose(res.params["Intercept"], exact, rtol=1e-12)
+    values = np.concatenate([Y, Yhat, Yhat_unlabeled])
+    step = (values.max() - values.min()) / 4999
+    assert abs(res.params["Intercept"] - ppi_quantile_pointestimate(Y, Yhat, Yhat_unlabeled, q)) <= step
+    np.testing.assert_allclose(
+        model.quantile_ci(alpha=0.1), ppi_quantile_ci(Y, Yhat, Yhat_unlabeled, q, alpha=0.1), rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        model.quantile_ci(alpha=0.05, grid="exact"),
+        ppi_quantile_ci(Y, Yhat, Yhat_unlabeled, q, alpha=0.05, exact_grid=True), rtol=1e-12,
+    )
+
+
+def test_ppi_quantile_with_labeling_probabilities_equals_ppi_python_weights() -> None:
+    """ppi-python's w and w_unlabeled are our 1/pi and 1/(1 - pi), each set normalised."""
+    from ppi_py import ppi_quantile_ci, ppi_quantile_pointestimate
+
+    real, proxy, _ = _frames("ols", n_units=1500, n_labeled=200, seed=8)
+    rng = np.random.default_rng(3)
+    pi = pd.Series(rng.uniform(0.05, 0.2, len(proxy)), index=proxy.index)
+    Y, Yhat, Yhat_unlabeled = _quantile_ppi_arrays(real, proxy)
+    w, w_unlabeled = 1 / pi.loc[real.index].to_numpy(), 1 / (1 - pi.drop(real.index).to_numpy())
+    model = smf.ppi("y ~ 1", real=real, proxy=proxy, model=Quantile(0.75), lam=1.0, labeling_prob=pi)
+    res = model.fit(correction=None)
+    theirs = ppi_quantile_pointestimate(Y, Yhat, Yhat_unlabeled, 0.75, exact_grid=True, w=w, w_unlabeled=w_unlabeled)
+    np.testing.assert_allclose(res.params["Intercept"], theirs, rtol=1e-12)
+    np.testing.assert_allclose(
+        model.quantile_ci(alpha=0.1, grid="exact"),
+        ppi_quantile_ci(Y, Yhat, Yhat_unlabeled, 0.75, alpha=0.1, exact_grid=True, w=w, w_unlabeled=w_unlabeled),
+        rtol=1e-12,
+    )
+
+
+def test_ppi_quantile_at_lambda_zero_is_the_classical_quantile() -> None:
+    """lambda = 0 is the human-only sample quantile with its kernel sandwich."""
+    real, proxy, _ = _frames("ols", n_units=3000, n_labeled=301, seed=8)
+    ours = smf.ppi("y ~ 1", real=real, proxy=proxy, model=Quantile(0.9), lam=0).fit(correction=None)
+    classical = smf.classical("y ~ 1", real=real, model=Quantile(0.9)).fit(correction=None)
+    np.testing.assert_allclose(ours.params, classical.params, rtol=1e-12)
+    np.testing.assert_allclose(ours.bse, classical.bse, rtol=1e-12)
 
 
 def test_tidy_is_the_coefficient_table_of_every_estimator() -> None:

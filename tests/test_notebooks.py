@@ -6,7 +6,14 @@ synthinfer, not whatever a user-level kernelspec points at). A cell that
 raises fails the test with the cell's traceback. So does anything a cell
 writes to stderr (a warning, a stray print in library code), because a
 notebook shown to users should run cleanly; only matplotlib's one-time
-font-cache notice is allowed. Notebooks must be stored without outputs.
+font-cache notice is allowed.
+
+Notebooks are stored with their outputs, because the docs site publishes them
+as stored. So a stored notebook must be fully executed, and its text outputs
+must be those the fresh run gives (timings and object addresses aside): a
+change to the package that changes a number in a notebook fails here until
+the notebook is re-executed with ``python tests/test_notebooks.py
+notebooks/NAME.ipynb`` (in place, with the same kernel as the test).
 """
 
 from __future__ import annotations
@@ -83,15 +90,58 @@ def test_notebooks_exist() -> None:
     assert {"quickstart.ipynb", "synthetic_data.ipynb"} <= names, names
 
 
+# what may differ between two runs of the same notebook
+VOLATILE = [
+    (re.compile(r" at 0x[0-9a-f]+"), " at 0x..."),
+    (re.compile(r"(ran|executed) in \d+(\.\d+)? s"), r"\1 in ... s"),
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"),  # the fake LLM server's free port
+    (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)?"), "TIMESTAMP"),
+    # statsmodels' summary header
+    (re.compile(r"(Date:\s+)\w{3}, \d\d \w{3} \d{4}"), r"\1DATE"),
+    (re.compile(r"(Time:\s+)\d\d:\d\d:\d\d"), r"\1TIME"),
+]
+
+
+def text_outputs(nb: nbformat.NotebookNode) -> list[list[str]]:
+    """Per code cell, its stdout and plain-text results with the volatile parts masked
+    (figures and HTML are left out: the plain text carries the same numbers)."""
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        texts = []
+        for output in cell.get("outputs", []):
+            if output.output_type == "stream" and output.name == "stdout":
+                text = output.text
+            elif output.output_type in ("execute_result", "display_data"):
+                text = output.get("data", {}).get("text/plain", "")
+                if text.startswith("<Figure size"):
+                    continue
+            else:
+                continue
+            for pattern, replacement in VOLATILE:
+                text = pattern.sub(replacement, text)
+            texts.append(text)
+        cells.append(texts)
+    return cells
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_is_stored_without_outputs(path: Path) -> None:
+def test_notebook_is_stored_executed(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)
-    dirty = [
-        i for i, cell in enumerate(nb.cells)
-        if cell.cell_type == "code" and (cell.outputs or cell.execution_count is not None)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    counts = [cell.execution_count for cell in code]
+    assert counts == list(range(1, len(code) + 1)), (
+        f"{path.name}: execution counts {counts}: store it executed top to bottom in a fresh kernel "
+        f"(python tests/test_notebooks.py {path.relative_to(NOTEBOOK_DIR.parent)})"
+    )
+    bad = [
+        i for i, cell in enumerate(code)
+        for output in cell.outputs
+        if output.output_type == "error" or (output.output_type == "stream" and output.name == "stderr")
     ]
-    assert not dirty, f"{path.name}: cells {dirty} have stored outputs; clear them before committing"
+    assert not bad, f"{path.name}: code cells {bad} store errors or stderr output"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
@@ -102,6 +152,13 @@ def test_notebook_executes(path: Path, kernel_dir: Path) -> None:
     assert any(cell.cell_type == "code" and cell.outputs for cell in nb.cells), "no cell produced output"
     noise = [line for line in stderr_text(nb).splitlines() if line.strip() and not BENIGN_STDERR.match(line)]
     assert not noise, f"{path.name} wrote to stderr (warnings or prints):\n" + "\n".join(noise[:40])
+    stored = text_outputs(nbformat.read(path, as_version=4))
+    fresh = text_outputs(nb)
+    stale = [i for i, (a, b) in enumerate(zip(stored, fresh)) if a != b]
+    assert len(stored) == len(fresh) and not stale, (
+        f"{path.name}: the stored outputs of code cells {stale} differ from a fresh run; re-execute it "
+        f"with python tests/test_notebooks.py {path.relative_to(NOTEBOOK_DIR.parent)}"
+    )
     print(f"{path.name}: executed in {elapsed:.1f} s")
 
 
@@ -135,3 +192,24 @@ def test_the_kernel_is_this_interpreter(tmp_path: Path, kernel_dir: Path) -> Non
     nbformat.write(nb, path)
     out = execute(path, kernel_dir).cells[0].outputs[0]["text"].strip()
     assert Path(out).resolve() == Path(sys.executable).resolve()
+
+
+if __name__ == "__main__":
+    # Re-execute notebooks in place, with the kernel the tests use.
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "python3"
+        spec.mkdir()
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "Python 3", "language": "python",
+        }))
+        for name in sys.argv[1:] or [str(p) for p in NOTEBOOKS]:
+            target = Path(name).resolve()
+            started = time.perf_counter()
+            executed = execute(target, Path(tmp))
+            # the stored kernelspec stays the generic one, not the test's
+            executed.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+            nbformat.write(executed, target)
+            print(f"{target.name}: executed in {time.perf_counter() - started:.1f} s")

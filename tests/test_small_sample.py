@@ -135,11 +135,12 @@ def test_stein_null_mean_is_the_mean_of_t_under_zero_correlation() -> None:
 
 
 def test_fit_reports_the_plug_in_null_mean() -> None:
-    _, model = _model("ols", n_labeled=100, aux="noise", seed=2)
+    _, model = _model("ols", n_labeled=100, aux="useful", seed=0)
     res = model.fit()
     w = res.weighting
     assert np.isfinite(w.d) and w.d > 0
-    assert w.factor == pytest.approx(max(0.0, 1.0 - w.d / w.statistic))
+    assert 0.0 < w.factor < 1.0  # the rule's multiple (2) matters here
+    assert w.factor == pytest.approx(max(0.0, 1.0 - 2.0 * w.d / w.statistic))
     assert f"d = {w.d:.3g}" in w.description
 
 

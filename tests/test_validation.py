@@ -534,20 +534,13 @@ def test_auxiliary_must_be_a_dataframe_or_dict_of_dataframes(role):
         smf.gmm_synth(FORMULA, real=real, **frames)
 
 
-@pytest.mark.parametrize("role", ["real", "proxy", "synth"])
-def test_dask_frame_is_named_and_refused(role):
-    # Fitting on Dask is not implemented (issue 16): the error must say the
-    # frame is a Dask one and how to fit in memory, not "got DataFrame".
+def test_dask_real_is_named_and_refused():
+    # proxy and synth may be Dask frames (tests/test_dask.py); real, the n labeled
+    # units, stays pandas: the error must say the frame is a Dask one and what to do
     dd = pytest.importorskip("dask.dataframe")
     real, proxy, synth = study()
-    frames = {"real": real, "proxy": proxy, "synth": synth}
-    frames[role] = dd.from_pandas(frames[role], npartitions=2)
-    with pytest.raises(SpecificationError, match=names(role, "dask", "not supported yet", ".compute()")):
-        smf.gmm_synth(FORMULA, **frames)
-    frames[role] = {"one": frames[role]} if role != "real" else frames[role]
-    if role != "real":
-        with pytest.raises(SpecificationError, match=names("'one'", "dask", "not supported yet")):
-            smf.gmm_synth(FORMULA, **frames)
+    with pytest.raises(SpecificationError, match=names("real", "dask", "proxy and synth only", ".compute()")):
+        smf.gmm_synth(FORMULA, real=dd.from_pandas(real, npartitions=2), proxy=proxy, synth=synth)
 
 
 def test_source_names_must_be_unique_and_not_real():

@@ -5,6 +5,7 @@
   data; biased unless the LLM is exact. Shown for contrast.
 - `PPI`: prediction-powered inference with power tuning (PPI++) on one source.
 - `DSL`: design-based supervised learning (Egami et al. 2023), OLS.
+- `RePPI`: recalibrated prediction-powered inference (Ji, Lei and Zrnic 2025) on one source.
 """
 
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
@@ -12,5 +13,10 @@ from .classical import Classical
 from .dsl import DSL
 from .naive import Naive
 from .ppi import PPI
+from .recalibration import LinearRecalibration
+from .reppi import RePPI
 
-__all__ = ["Classical", "DSL", "Naive", "PPI", "BaselineModel", "BaselineResults", "BaselineResultsWrapper"]
+__all__ = [
+    "Classical", "DSL", "Naive", "PPI", "RePPI", "LinearRecalibration",
+    "BaselineModel", "BaselineResults", "BaselineResultsWrapper",
+]

@@ -68,7 +68,8 @@ class BaselineResults(ReportingMixin, LikelihoodModelResults):
         if self.small_sample_df is not None:
             notes = [
                 f"Standard errors are robust (sandwich) with the small-sample correction: "
-                f"covariance x n/(n - p - tuned lambda) = {self.small_sample_factor:.3f} and a "
+                f"covariance x {getattr(self, 'small_sample_label', 'n/(n - p - tuned lambda)')} = "
+                f"{self.small_sample_factor:.3f} and a "
                 f"t({self.small_sample_df:.4g}) reference; fit(correction=None) gives normal inference."
             ]
         else:

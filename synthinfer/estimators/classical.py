@@ -27,15 +27,19 @@ class Classical(GMMSynth):
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
+        weights: Any = None,
     ) -> Classical:
         """As ``GMMSynth.from_formula`` with the human-labeled frame only.
 
-        With ``labeling_prob`` it is the inverse-probability-weighted estimate.
+        With ``labeling_prob`` it is the inverse-probability-weighted estimate;
+        with survey ``weights`` (a column of ``real``, a Series by unit id or an
+        array in ``real``'s row order) it is statsmodels' ``WLS(weights=w)`` or
+        ``GLM(var_weights=w)`` with HC0 covariance (``fit(correction=None)``).
         """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         return super().from_formula(  # type: ignore[return-value]
             formula, real, None, None, model, engine=engine, eval_env=namespace,
-            labeling_prob=labeling_prob,
+            labeling_prob=labeling_prob, weights=weights,
         )
 
     @property

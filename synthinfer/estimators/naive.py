@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..data import FrameArg
+from ..exceptions import SpecificationError
 from ..families import Family
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
@@ -28,6 +29,8 @@ class Naive(BaselineModel):
     """
 
     estimator_label = "Naive pooling"
+    # its standard error counts LLM rows as human labels: no human-label equivalent
+    reports_effective_n = False
 
     @classmethod
     def from_formula(  # type: ignore[override]
@@ -40,21 +43,36 @@ class Naive(BaselineModel):
         *,
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
+        weights: Any = None,
     ) -> Naive:
+        """Create the model; ``weights`` are survey weights, as in ``GMMSynth.from_formula``.
+
+        A pooled row's weight is its unit's survey weight w_i (every synthetic
+        row of a unit included).
+        """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        return cls._from_frames(formula, real, proxy, synth, model, engine, namespace)
+        return cls._from_frames(formula, real, proxy, synth, model, engine, namespace, weights=weights)
 
     def pooled_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """The stacked (X, y) the naive fit treats as human data."""
+        X, y, _ = self._pooled()
+        return X, y
+
+    def _pooled(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """The pooled (X, y) and each row's survey weight (None without weights)."""
         data = self.model_data
         labeled = np.zeros(data.n_units, dtype=bool)
         labeled[data.labeled_pos] = True
         Xs, ys = [data.X], [data.y]
+        unit_weight = data.unit_weight
+        ws = [] if unit_weight is None else [unit_weight[data.labeled_pos]]
         for source in data.sources:
             rows = ~labeled[source.unit_pos] if source.kind == "proxy" else slice(None)
             Xs.append(source.X[rows])
             ys.append(source.y[rows])
-        return np.vstack(Xs), np.concatenate(ys)
+            if unit_weight is not None:
+                ws.append(unit_weight[source.unit_pos[rows]])
+        return np.vstack(Xs), np.concatenate(ys), None if unit_weight is None else np.concatenate(ws)
 
     def fit(self, method: str | None = None, **kwargs: Any) -> BaselineResultsWrapper:  # type: ignore[override]
         """Fit on the pooled rows; HC0 covariance over rows.
@@ -69,11 +87,21 @@ class Naive(BaselineModel):
             ``skip_hessian`` are accepted and ignored; anything else raises TypeError.
         """
         check_fit_keywords(type(self).__name__, method, kwargs)
-        X, y = self.pooled_rows()
-        params = self.family.solve(X, y, None, names=self.model_data.param_names, frame="pooled rows").params
+        pooled = getattr(self.model_data, "pooled_rows", None)
+        if pooled is not None:
+            # auxiliary rows in partitions (Dask sources): the same sums, taken there
+            if getattr(self.model_data, "unit_weight", None) is not None:
+                raise SpecificationError("weights= is not supported with Dask sources yet")
+            rows = pooled()
+            params = rows.solve(self.family, names=self.model_data.param_names, frame="pooled rows").params
+            evaluation = rows.evaluate(self.family, params)
+            cov = sandwich(-evaluation.jacobian(), evaluation.score_gram())
+            return self._results(params, cov, n_rows=rows.n_rows)
+        X, y, w = self._pooled()
+        params = self.family.solve(X, y, w, names=self.model_data.param_names, frame="pooled rows").params
         evaluation = self.family.evaluate(X, y, params)
-        scores = evaluation.values()
-        cov = sandwich(-evaluation.jacobian(), scores.T @ scores)
+        scores = evaluation.values() if w is None else evaluation.values() * w[:, None]
+        cov = sandwich(-evaluation.jacobian(w), scores.T @ scores)
         return self._results(params, cov, n_rows=len(y))
 
     def summary_rows(self, results: BaselineResults) -> list:

@@ -18,11 +18,12 @@ import scipy.linalg
 
 from ..data import FrameArg, ModelData, Source
 from ..exceptions import ConvergenceError, SpecificationError, SynthInferWarning, describe_units
-from ..families import OLS, Family
+from ..families import OLS, Family, Quantile
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
 from ..rowblocks import scaled_rows_gram
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
+from .ppi_quantile import GRID_POINTS, RectifiedCDF, rectified_cdf_interval
 
 __all__ = ["PPI", "TUNINGS"]
 
@@ -100,16 +101,22 @@ class PPI(BaselineModel):
             raise ValueError(f"lam must be 'auto' or a number, got {lam!r}")
         if data.n_units == data.n_labeled:
             raise SpecificationError("ppi needs unlabeled units: every unit of the source is labeled")
-        if not self.family.smooth:
+        plain_quantile = isinstance(self.family, Quantile) and data.X.shape[1] == 1 and bool(np.all(data.X == 1.0))
+        if not self.family.smooth and not plain_quantile:
             raise SpecificationError(
-                f"ppi with model={self.family.name!r} is not available: its scores are step "
-                f"functions, so the rectified estimating equation has no Newton solution "
-                f"(ppi-python inverts a test on a grid instead); use gmm_proxy, which handles "
-                f"a {self.family.label} with a proxy source"
+                f"ppi with model={self.family.name!r} and terms {list(data.param_names)} is not available: "
+                f"its scores are step functions, so the rectified estimating equation has no "
+                f"Newton solution; ppi handles a plain quantile ('y ~ 1', by its rectified CDF, "
+                f"as ppi-python), and gmm_proxy a {self.family.label} with a proxy source"
             )
         self.lam = lam
         self.tuning = tuning
         self.folds, self.seed = _check_crossfit(tuning, lam, folds, seed, data.n_labeled, len(data.param_names))
+        if tuning == "crossfit" and plain_quantile:
+            raise SpecificationError(
+                "tuning='crossfit' is not available for a plain quantile ('y ~ 1' with a Quantile "
+                "model): its rectified CDF takes one lambda; use tuning='in-sample' or a fixed lam"
+            )
         self.source: Source = data.sources[0]
         labeled = np.zeros(data.n_units, dtype=bool)
         labeled[data.labeled_pos] = True
@@ -119,13 +126,18 @@ class PPI(BaselineModel):
         unit_weight = np.ones(data.n_units)
         self._human_weight: np.ndarray | None = None
         self.labeling_prob: np.ndarray | None = None
-        if labeling_prob is not None:
-            self.labeling_prob = _unit_labeling_prob(data, labeling_prob, labeled)
-            human = 1.0 / self.labeling_prob[data.labeled_pos]
-            self._human_weight = human / human.mean()
-            # 1/(1 - pi) off the labeled units (where pi may be 1, so it is not evaluated)
+        if labeling_prob is not None or data.unit_weight is not None:
+            # survey weights w_i (1 without) times the design weights of each set
+            survey = np.ones(data.n_units) if data.unit_weight is None else data.unit_weight
+            human = survey[data.labeled_pos]
             unlabeled = np.zeros(data.n_units)
-            unlabeled[~labeled] = 1.0 / (1.0 - self.labeling_prob[~labeled])
+            unlabeled[~labeled] = survey[~labeled]
+            if labeling_prob is not None:
+                self.labeling_prob = _unit_labeling_prob(data, labeling_prob, labeled)
+                human = human / self.labeling_prob[data.labeled_pos]
+                # 1/(1 - pi) off the labeled units (where pi may be 1, so it is not evaluated)
+                unlabeled[~labeled] /= 1.0 - self.labeling_prob[~labeled]
+            self._human_weight = human / human.mean()
             unit_weight = unlabeled / unlabeled.sum() * self._n_unlabeled
             unit_weight[data.labeled_pos] = self._human_weight
         # Each unlabeled unit's weight; passes over the unlabeled units' rows weight
@@ -141,6 +153,13 @@ class PPI(BaselineModel):
         labeled_index = np.full(data.n_units, -1)
         labeled_index[data.labeled_pos] = np.arange(data.n_labeled)
         self._aux_labeled_unit = labeled_index[source.unit_pos[rows]]
+        self._rectified_cdf: RectifiedCDF | None = None
+        if plain_quantile:
+            self._rectified_cdf = RectifiedCDF(
+                human=data.y, human_weight=np.ones(data.n_labeled) if self._human_weight is None else self._human_weight,
+                aux=source.y, aux_weight=source.row_weight * unit_weight[source.unit_pos], aux_unit=source.unit_pos,
+                labeled_unit=labeled, labeled_pos=data.labeled_pos,
+            )
 
     @classmethod
     def from_formula(  # type: ignore[override]
@@ -155,6 +174,7 @@ class PPI(BaselineModel):
         engine: str | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
+        weights: Any = None,
         tuning: str = "in-sample",
         folds: int | None = None,
         seed: int | None = None,
@@ -166,15 +186,17 @@ class PPI(BaselineModel):
         all units, such as the proxy frame, or a Series indexed by unit id).
         As in ppi-python's ``w`` and ``w_unlabeled``, labeled units are weighted
         by 1/pi_i and unlabeled units by 1/(1 - pi_i), each set's weights
-        normalised to mean 1. ``tuning``, ``folds``, ``seed``: how lambda is
-        tuned (see the class). See ``GMMSynth.from_formula`` for the others.
+        normalised to mean 1. ``weights``: survey weights w_i of every unit (as
+        in ``GMMSynth.from_formula``); they multiply those design weights before
+        the normalisation. ``tuning``, ``folds``, ``seed``: how lambda is tuned
+        (see the class). See ``GMMSynth.from_formula`` for the others.
         """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
         if (proxy is None) == (synth is None):
             raise SpecificationError("ppi takes exactly one auxiliary source: give proxy= or synth=")
         return cls._from_frames(
             formula, real, proxy, synth, model, engine, namespace, lam=lam, labeling_prob=labeling_prob,
-            tuning=tuning, folds=folds, seed=seed,
+            weights=weights, tuning=tuning, folds=folds, seed=seed,
         )
 
     # -- the pieces of PPI++ ---------------------------------------------------------
@@ -202,7 +224,7 @@ class PPI(BaselineModel):
             per_unit = source.unit_sums(evaluation.values())
             labeled = self._weighted(per_unit[labeled_pos])
             unlabeled = (self._n_unlabeled, w @ per_unit, scaled_rows_gram([(per_unit, w)]))
-        used = labeled if use is None else labeled[use]
+        used = labeled if use is None else labeled[use] * self._use_scale(use)
         labeled_moments = (len(used), np.ones(len(used)) @ used, used.T @ used)
         all_units = tuple(a + b for a, b in zip(labeled_moments, unlabeled))
         return labeled, all_units, unlabeled
@@ -223,6 +245,15 @@ class PPI(BaselineModel):
         """Each labeled unit's design weight (1 without labeling probabilities)."""
         n = self.model_data.n_labeled
         return np.ones(n) if self._human_weight is None else self._human_weight
+
+    def _use_scale(self, use: np.ndarray) -> float:
+        """1 / the used units' mean design weight: it renormalises their weights to
+        mean 1, as ppi-python normalises the weights of the labels it is given."""
+        return 1.0 if self._human_weight is None else float(1.0 / self._human_weight[use].mean())
+
+    def _used_weight(self, use: np.ndarray) -> np.ndarray:
+        """The labeled units' design weights, zero off ``use``, mean 1 over ``use``."""
+        return self._design_weight() * use * self._use_scale(use)
 
     def _unit_lambdas(self, lam: float | np.ndarray) -> np.ndarray:
         return np.broadcast_to(np.asarray(lam, dtype=float), (self.model_data.n_labeled,))
@@ -246,9 +277,12 @@ class PPI(BaselineModel):
         data, source, n = self.model_data, self.source, self.model_data.n_labeled
         weight = self._human_weight
         if use is not None:
-            weight, n = self._design_weight() * use, int(use.sum())
+            weight = self._used_weight(use)
+            n = int(use.sum())
         labeled_part = -self.family.evaluate(data.X, data.y, params).jacobian(weight)
-        if lam == 0:
+        if lam == 0 or not self.family.smooth:
+            # a quantile's Jacobian is the outcome's density at the estimate: the
+            # human outcome's, which the auxiliary outcomes' need not share
             return labeled_part / n
         unlabeled_part = -self.family.evaluate(source.X, source.y, params).jacobian(self._unlabeled_weight)
         return (labeled_part + unlabeled_part) / (n + self._n_unlabeled)
@@ -302,6 +336,9 @@ class PPI(BaselineModel):
     def _point_estimate(
         self, lam: float | np.ndarray, start: np.ndarray | None = None, use: np.ndarray | None = None
     ) -> np.ndarray:
+        if self._rectified_cdf is not None:
+            # tuning='crossfit' refuses the plain quantile, so lam is one number here
+            return np.array([self._rectified_cdf.point_estimate(self.family.q, lam)])  # type: ignore[attr-defined]
         if use is None and np.ndim(lam) == 0:
             if lam == 0:
                 return self._human
@@ -330,8 +367,8 @@ class PPI(BaselineModel):
         w_h = self._design_weight()
         lam_units = self._unit_lambdas(lam)
         if use is not None:
-            w_h, lam_units = w_h * use, lam_units * use
-        n = int(np.count_nonzero(w_h)) if use is not None else data.n_labeled
+            w_h, lam_units = self._used_weight(use), lam_units * use * self._use_scale(use)
+        n = int(np.count_nonzero(use)) if use is not None else data.n_labeled
         # lam_i scales unit i's auxiliary rows; one lambda gives lam w_lab
         w_lab = w_lab * lam if np.ndim(lam) == 0 and use is None else w_lab * lam_units[self._aux_labeled_unit]
         unlabeled_lam = self._lam_bar(lam, use)
@@ -395,7 +432,8 @@ class PPI(BaselineModel):
         grads = self._weighted(self.family.evaluate(data.X, data.y, params).values())
         grads_hat, all_units, _ = self._aux_score_moments(params, use)
         if use is not None:
-            grads, grads_hat = grads[use], grads_hat[use]
+            scale = self._use_scale(use)
+            grads, grads_hat = grads[use] * scale, grads_hat[use] * scale
         n = len(grads)
         inv_hessian = np.linalg.inv(self._hessian(params, lam=1.0, use=use))
         g_c, h_c = grads - grads.mean(axis=0), grads_hat - grads_hat.mean(axis=0)
@@ -520,12 +558,46 @@ class PPI(BaselineModel):
             fold_lam=fold_lam, fold=fold, ddof=ddof, cov_type=cov_type, **extra,
         )
 
+    def quantile_ci(
+        self, alpha: float = 0.05, lam: float = 1.0, grid: str | int | np.ndarray = GRID_POINTS,
+    ) -> tuple[float, float]:
+        """ppi-python's interval for a plain quantile: the grid points where the
+        rectified z-test of ``F_lam(theta) = q`` is not rejected at ``alpha``.
+
+        Parameters
+        ----------
+        alpha : float
+            The level; the interval covers with probability about 1 - alpha.
+        lam : float
+            The rectifier's lambda; 1 (default) is ppi-python's ``ppi_quantile_ci``,
+            ``res.lam`` the fitted one.
+        grid : int, "exact" or array
+            ``5000`` (default): that many equally spaced points over the range of
+            the outcomes, ppi-python's default; ``"exact"``: every outcome value
+            (its ``exact_grid=True``); or the points themselves.
+
+        Returns
+        -------
+        (lower, upper) : tuple of float
+            Grid points, so the interval's resolution is the grid's. Inference is
+            normal, with no small-sample correction and no kernel density (the
+            results' ``conf_int`` is the Wald interval of the kernel sandwich).
+        """
+        if self._rectified_cdf is None:
+            raise SpecificationError(
+                f"quantile_ci is the interval of a plain quantile ('y ~ 1' with a Quantile "
+                f"model), not of model={self.family.name!r} with these terms"
+            )
+        return rectified_cdf_interval(self._rectified_cdf, self.family.q, float(lam), alpha, grid)  # type: ignore[attr-defined]
+
     def summary_rows(self, results: BaselineResults) -> list:
         how = {"in-sample": "power-tuned", "crossfit": f"cross-fitted ({self.folds} folds)"}.get(results.tuning, "fixed")
         return [("PPI++ lambda:", [f"{results.lam:.4f}"]), ("Lambda:", [how])]
 
     def summary_notes(self, results: BaselineResults) -> list[str]:
         notes = []
+        if self.model_data.unit_weight is not None:
+            notes.append("Units are weighted by their survey weights w_i.")
         if self.labeling_prob is not None:
             notes.append(
                 "Labeled units are weighted by 1/pi and unlabeled units by 1/(1 - pi), "

@@ -149,6 +149,43 @@ class EstimatingFunction(ABC):
         """A function whose gradient in b is ``-sum w psi``, for line search; None if there is none."""
         return None
 
+    def batch_terms(
+        self, X: np.ndarray, y: np.ndarray, params: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The scores at many parameter vectors at once.
+
+        Parameters
+        ----------
+        X, y : ndarray
+            The rows, (rows, columns) and (rows,).
+        params : ndarray
+            One parameter vector per replicate, (B, k).
+        weights : ndarray
+            One weight per replicate and row, (B, rows).
+
+        Returns
+        -------
+        values : ndarray
+            Per replicate and row, the scores, (B, rows, q).
+        jacobians : ndarray
+            Per replicate, ``sum_j w_bj d psi_j / d b``, (B, q, k).
+
+        Notes
+        -----
+        The bootstrap evaluates all its replicates through this. The default
+        evaluates one vector at a time; families whose scores vectorise
+        override it.
+        """
+        values, jacobians = [], []
+        for b, w in zip(params, weights):
+            evaluation = self.evaluate(X, y, b)
+            values.append(evaluation.values())
+            jacobians.append(evaluation.jacobian(w))
+        k = self.n_params(X.shape[1])
+        if not values:
+            return np.zeros((0, len(y), self.n_moments(X.shape[1]))), np.zeros((0, self.n_moments(X.shape[1]), k))
+        return np.stack(values), np.stack(jacobians)
+
     def start_params(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
         return np.zeros(self.n_params(X.shape[1]))
 

@@ -63,7 +63,7 @@ class OLS(GLMFamily):
         return np.ones_like(lin)
 
     def residual_and_weight(self, y: np.ndarray, lin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return y - lin, np.ones(len(lin))
+        return y - lin, np.ones(np.shape(lin))
 
     def index_objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
         return 0.5 * float(w @ (y - lin) ** 2)
@@ -164,6 +164,10 @@ class Probit(SingleIndexFamily):
 
     def mean(self, lin: np.ndarray) -> np.ndarray:
         return scipy.special.ndtr(lin)
+
+    def mean_deriv(self, lin: np.ndarray) -> np.ndarray:
+        """d mu / d lin: the standard normal density."""
+        return np.exp(-0.5 * lin * lin) / np.sqrt(2 * np.pi)
 
     def residual_and_weight(self, y: np.ndarray, lin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         q = 2.0 * y - 1.0

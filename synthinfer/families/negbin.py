@@ -96,6 +96,13 @@ class NegativeBinomial(EstimatingFunction):
                 f"{outcome!r} is not in {int(bad.sum())} unit(s) {describe_units(index[bad])}"
             )
 
+    def mean(self, lin: np.ndarray) -> np.ndarray:
+        """The mean ``exp(x'b)`` of the linear index (alpha does not enter it)."""
+        return np.exp(lin)
+
+    def mean_deriv(self, lin: np.ndarray) -> np.ndarray:
+        return np.exp(lin)
+
     def evaluate(self, X: np.ndarray, y: np.ndarray, params: np.ndarray) -> _NBEvaluation:
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             return _NBEvaluation(X, y, np.asarray(params, dtype=float))

@@ -85,6 +85,18 @@ class SingleIndexFamily(EstimatingFunction):
     def objective(self, X: np.ndarray, y: np.ndarray, params: np.ndarray, w: np.ndarray) -> float | None:
         return self.index_objective(X @ params, y, w)
 
+    def batch_terms(
+        self, X: np.ndarray, y: np.ndarray, params: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """As the base class, with the linear index of every replicate in one product."""
+        lin = params @ X.T
+        with np.errstate(over="ignore", invalid="ignore"):
+            r, d = self.residual_and_weight(y, lin)
+        d = np.broadcast_to(d, lin.shape)
+        values = X[None] * r[:, :, None]
+        weighted = X[None] * (weights * d)[:, :, None]
+        return values, -np.matmul(np.swapaxes(weighted, 1, 2), X)
+
     def index_objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float | None:
         """The line-search objective as a function of the linear index (None: none)."""
         return None

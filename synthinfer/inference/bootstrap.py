@@ -85,6 +85,7 @@ def resample_units(data: ModelData, draw: np.ndarray) -> ModelData:
         real_index=pd.RangeIndex(len(real_rows)),
         frames={},
         labeled_weight=None if data.labeled_weight is None else data.labeled_weight[real_rows],
+        unit_weight=None if data.unit_weight is None else data.unit_weight[draw],
     )
 
 
@@ -274,6 +275,11 @@ def bootstrap(
     """Resample units (or clusters) and refit; see `GMMSynthResults.bootstrap`."""
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer of at least 2, got {n_boot!r}")
+    if getattr(results.model.model_data, "partitioned", False):
+        raise SpecificationError(
+            "the bootstrap resamples the units in memory, which a fit on Dask sources does not "
+            "support yet; compute() a sample of the units and bootstrap in memory (docs/dask.md)"
+        )
     if method in ("fast", "replicate"):
         from .replicate import fast_bootstrap, replicate_bootstrap
 

@@ -157,7 +157,7 @@ def plan_labels(results: Any) -> LabelBudget:
     if data.labeled_weight is not None:
         raise NotImplementedError(
             "label planning assumes a simple random sample of labeled units; the pilot was "
-            "fitted with labeling probabilities"
+            "fitted with labeling probabilities or survey weights"
         )
     blocks = model.moment_blocks(np.asarray(results.params_full))
     psi = blocks.values[0]

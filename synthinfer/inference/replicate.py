@@ -41,7 +41,7 @@ import scipy.linalg
 import scipy.sparse
 
 from ..moments import group_sums
-from ..weighting import canonical_statistics, shrink, stein_factors
+from ..weighting import canonical_statistics, shrink, stein_rule
 
 __all__ = ["ReplicateBootstrap", "EXACT_POOL_MAX"]
 
@@ -91,7 +91,11 @@ class ReplicateBootstrap:
             [np.arange(self.layout.all_units_block(m).start, self.layout.all_units_block(m).stop) for m in range(M)]
         ) if M else np.zeros(0, dtype=int)
         self.w = np.ones(n) if data.labeled_weight is None else np.asarray(data.labeled_weight, dtype=float)
-        self.equal_weights = bool(np.all(self.w == 1.0))
+        #: survey weights: w on every block of a unit (u on the labeled units), and
+        #: w/pi (self.w) on its labeled blocks
+        unit_weight = np.ones(data.n_units) if data.unit_weight is None else np.asarray(data.unit_weight, dtype=float)
+        self.u = unit_weight[data.labeled_pos]
+        self.equal_weights = bool(np.array_equal(self.w, self.u))
         etas = self.layout.split_params(self.params)[1:]
         # per unit, each source's all-units contribution at eta_hat: (N, q M)
         is_labeled = np.zeros(data.n_units, dtype=bool)
@@ -103,14 +107,17 @@ class ReplicateBootstrap:
         for m, (source, eta) in enumerate(zip(data.sources, etas)):
             evaluation = self.family.evaluate(source.X, source.y, eta)
             row_weight = np.asarray(source.row_weight, dtype=float)
-            contributions[:, m * q:(m + 1) * q] = source.unit_sums(evaluation.values()) if not source.one_row_per_unit else evaluation.values()
+            contributions[:, m * q:(m + 1) * q] = unit_weight[:, None] * (
+                source.unit_sums(evaluation.values()) if not source.one_row_per_unit else evaluation.values()
+            )
+            all_units_weight = row_weight * unit_weight[source.unit_pos]
             rows = source.labeled_rows
             of_row = labeled_index[source.unit_pos[rows]]
             aggregate = scipy.sparse.csr_matrix(
                 (row_weight[rows], (of_row, np.arange(len(rows)))), shape=(n, len(rows))
             )
-            total_jacobian = evaluation.jacobian(row_weight)
-            labeled_jacobian = evaluation.jacobian(row_weight[rows], rows=rows)
+            total_jacobian = evaluation.jacobian(all_units_weight)
+            labeled_jacobian = evaluation.jacobian(all_units_weight[rows], rows=rows)
             self.sources.append(_SourceRows(
                 X=source.X[rows], y=source.y[rows], row_weight=row_weight[rows], labeled_of_row=of_row,
                 aggregate=aggregate, pool_jacobian=total_jacobian - labeled_jacobian,
@@ -188,7 +195,7 @@ class ReplicateBootstrap:
         for rows, eta in zip(self.sources, etas):
             evaluation = self.family.evaluate(rows.X, rows.y, eta)
             per_unit = np.asarray(rows.aggregate @ evaluation.values())
-            pieces += [per_unit * self.w[:, None], per_unit]
+            pieces += [per_unit * self.w[:, None], per_unit * self.u[:, None]]
             evaluations.append(evaluation)
         return evaluations, np.hstack(pieces)
 
@@ -202,7 +209,7 @@ class ReplicateBootstrap:
         for m, (rows, evaluation) in enumerate(zip(self.sources, evaluations[1:])):
             row_counts = counts[rows.labeled_of_row] * rows.row_weight
             cols = layout.param_block(1 + m)
-            all_units = evaluation.jacobian(row_counts)
+            all_units = evaluation.jacobian(row_counts * self.u[rows.labeled_of_row])
             G[layout.all_units_block(m), cols] = all_units
             # with equal labeling weights the labeled block's Jacobian is the same
             G[layout.labeled_block(m), cols] = all_units if self.equal_weights else evaluation.jacobian(
@@ -264,7 +271,7 @@ class ReplicateBootstrap:
         base_singular = base_eigenvalues[:, 0] <= base_eigenvalues[:, -1] * 1e-14
         if self.shrink and self.M:
             statistic = canonical_statistics(s, self.layout, independent)
-            s = shrink(s, self.layout, stein_factors(statistic, self.stein_d))
+            s = shrink(s, self.layout, stein_rule(statistic, self.stein_d))
         scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
         scaled = s / (scale[:, :, None] * scale[:, None, :])
         eigenvalues = np.linalg.eigvalsh(scaled)
@@ -428,9 +435,9 @@ class KStepBootstrap(ReplicateBootstrap):
             per_unit_jac = np.asarray(rows.aggregate @ jac.reshape(len(jac), -1)).reshape(self.n, *jac.shape[1:])
             cols = layout.param_block(1 + m)
             g[:, layout.labeled_block(m)] = per_unit * w
-            g[:, layout.all_units_block(m)] = per_unit
+            g[:, layout.all_units_block(m)] = per_unit * self.u[:, None]
             J[:, layout.labeled_block(m), cols] = per_unit_jac * w[:, :, None]
-            J[:, layout.all_units_block(m), cols] = per_unit_jac
+            J[:, layout.all_units_block(m), cols] = per_unit_jac * self.u[:, None, None]
         return g, J
 
     def _batch_s(self, g: np.ndarray, gbar: np.ndarray, counts: np.ndarray, group_counts: np.ndarray,
@@ -561,18 +568,34 @@ class KStepBootstrap(ReplicateBootstrap):
 
     def _replicate_terms(self, at: np.ndarray, counts: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each replicate's labeled unit moments at its own iterate, (B, n, K), and
-        the count-weighted sum of their Jacobians, (B, K, P)."""
-        layout = self.layout
-        B = len(at)
+        the count-weighted sum of their Jacobians, (B, K, P), all replicates in
+        one batch per source (`EstimatingFunction.batch_terms`)."""
+        layout, data = self.layout, self.data
+        B, n = len(at), self.n
         g = np.empty((B, *self.g_hat.shape))
         G = np.zeros((B, layout.n_moments, layout.n_params))
-        for b in range(B):
-            if bad[b]:
-                g[b] = self.g_hat
-                continue
-            g[b], G[b] = self._labeled_terms(at[b], counts[b])
+        w = self.w
+        target = layout.moment_block(0)
+        values, jacobian = self.family.batch_terms(data.X, data.y, at[:, layout.param_block(0)], counts * w)
+        g[:, :, target] = values * w[None, :, None]
+        G[:, target, layout.param_block(0)] = jacobian
+        for m, rows in enumerate(self.sources):
+            cols = layout.param_block(1 + m)
+            row_counts = counts[:, rows.labeled_of_row] * rows.row_weight
+            values, all_units = self.family.batch_terms(rows.X, rows.y, at[:, cols], row_counts * self.u[rows.labeled_of_row])
+            q_m = values.shape[2]
+            stacked = np.moveaxis(values, 0, 1).reshape(len(rows.X), B * q_m)
+            per_unit = np.moveaxis(np.asarray(rows.aggregate @ stacked).reshape(n, B, q_m), 1, 0)
+            g[:, :, layout.labeled_block(m)] = per_unit * w[None, :, None]
+            g[:, :, layout.all_units_block(m)] = per_unit * self.u[None, :, None]
+            G[:, layout.all_units_block(m), cols] = all_units
+            # with equal labeling weights the labeled block's Jacobian is the same
+            G[:, layout.labeled_block(m), cols] = all_units if self.equal_weights else self.family.batch_terms(
+                rows.X, rows.y, at[:, cols], row_counts * w[rows.labeled_of_row]
+            )[1]
+        g[bad] = self.g_hat
+        G[bad] = 0.0
         return g, G
-
 
 def _one_blas_thread() -> Any:
     """One BLAS thread for the batched products: thousands of small K x K

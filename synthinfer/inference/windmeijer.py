@@ -47,6 +47,10 @@ def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covarianc
     data = model.model_data
     n_units = data.n_units
     blocks = model.moment_blocks(params)
+    partitioned = getattr(blocks, "ds_times_v", None)
+    if partitioned is not None:
+        # blocks whose units live in partitions take the same sums partition by partition
+        return partitioned(model.scores_at(params), v, covariance)
     starts = np.cumsum([0] + [b.shape[1] for b in blocks.values])
     v_blocks = [v[starts[b] : starts[b + 1]] for b in range(len(blocks.values))]
     # c_i = (g_i - gbar)' v, per unit

@@ -1,0 +1,312 @@
+"""Fits on Dask sources equal the in-memory fits, and bad input in a partition is named.
+
+The equality tests run on a real ``dask.distributed`` LocalCluster of two
+workers with one thread each; the workers are in-process (``processes=False``:
+the same scheduler, workers and task protocol, without the seconds a process
+start costs; the same fits were checked with process workers too, see
+docs/dask.md). The validation tests use the synchronous scheduler: what they
+check does not depend on where a partition is computed.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+dask = pytest.importorskip("dask")
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+import synthinfer.api as smf  # noqa: E402
+from synthinfer.exceptions import SpecificationError  # noqa: E402
+
+FORMULA = "y ~ x1 + C(g)"
+PARTITIONS = 16
+RTOL = 1e-10
+
+
+def names(*parts: object) -> str:
+    """A regex matching a message that contains every part, in any order."""
+    return "(?s)" + "".join(f"(?=.*{re.escape(str(p))})" for p in parts)
+
+
+def make_frames(model: str, n_units: int = 4000, n_labeled: int = 300, k: int = 2, seed: int = 0):
+    """real, proxy (one row per unit) and synth (k rows per unit), indexed by unit id."""
+    rng = np.random.default_rng(seed)
+    ids = pd.Index(np.arange(n_units) * 3 + 7, name="unit")
+    x1 = rng.normal(size=n_units)
+    g = rng.choice(["a", "b", "c"], size=n_units)
+    lin = 0.3 + 0.8 * x1 + 0.5 * (g == "b")
+    if model == "ols":
+        y = lin + rng.normal(size=n_units)
+        y_proxy = y + 0.8 * rng.normal(size=n_units)
+    else:
+        y = (rng.random(n_units) < 1 / (1 + np.exp(-lin))).astype(float)
+        y_proxy = np.where(rng.random(n_units) < 0.8, y, 1 - y)
+    labeled = np.sort(rng.choice(n_units, n_labeled, replace=False))
+    real = pd.DataFrame({"y": y, "x1": x1, "g": g}, index=ids).iloc[labeled]
+    proxy = pd.DataFrame({"y": y_proxy, "x1": x1, "g": g}, index=ids)
+    rep = np.repeat(np.arange(n_units), k)
+    if model == "ols":
+        y_synth = lin[rep] + rng.normal(size=n_units * k)
+    else:
+        y_synth = (rng.random(n_units * k) < 1 / (1 + np.exp(-lin[rep]))).astype(float)
+    synth = pd.DataFrame(
+        {"y": y_synth, "x1": x1[rep] + 0.3 * rng.normal(size=n_units * k), "g": g[rep]},
+        index=pd.Index(ids[rep], name="unit"),
+    )
+    return real, proxy, synth
+
+
+def as_dask(proxy: pd.DataFrame, synth: pd.DataFrame, npartitions: int = PARTITIONS):
+    """The aligned layout docs/dask.md asks for: sorted by unit id, equal divisions."""
+    dproxy = dd.from_pandas(proxy.sort_index(), npartitions=npartitions, sort=True)
+    dsynth = dd.from_pandas(synth.sort_index(), npartitions=npartitions, sort=True)
+    return dproxy, dsynth.repartition(divisions=dproxy.divisions)
+
+
+def partition_of(frame, unit) -> int:
+    return min(bisect.bisect_right(list(frame.divisions), unit) - 1, frame.npartitions - 1)
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+    ) as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def assert_same_fit(memory, on_dask) -> None:
+    np.testing.assert_allclose(np.asarray(on_dask.params), np.asarray(memory.params), rtol=RTOL)
+    np.testing.assert_allclose(np.asarray(on_dask.bse), np.asarray(memory.bse), rtol=RTOL)
+    np.testing.assert_allclose(on_dask.params_full, memory.params_full, rtol=RTOL)
+    np.testing.assert_allclose(
+        np.asarray(on_dask.cov_params_full()), np.asarray(memory.cov_params_full()), rtol=RTOL, atol=1e-300,
+    )
+    j_memory, j_dask = memory.jtest(), on_dask.jtest()
+    assert j_dask[2] == j_memory[2]
+    np.testing.assert_allclose(j_dask[:2], j_memory[:2], rtol=RTOL)
+    factor = getattr(memory.weighting, "factor", None)
+    assert getattr(on_dask.weighting, "factor", None) == (None if factor is None else pytest.approx(factor, rel=RTOL))
+
+
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_gmm_synth_on_a_cluster_equals_the_in_memory_fit(client, model):
+    real, proxy, synth = make_frames(model)
+    dproxy, dsynth = as_dask(proxy, synth)
+    assert dproxy.npartitions >= 16 and dsynth.npartitions == dproxy.npartitions
+    memory = smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model=model).fit()
+    on_dask = smf.gmm_synth(FORMULA, real=real, proxy=dproxy, synth=dsynth, model=model).fit()
+    assert_same_fit(memory, on_dask)
+    assert on_dask.nobs == memory.nobs == 4000
+    assert on_dask.model.model_data.sources[1].n_rows == 8000
+
+
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_gmm_proxy_on_the_threaded_scheduler_equals_the_in_memory_fit(model):
+    # dask's default scheduler, without a cluster
+    real, proxy, synth = make_frames(model, n_units=2000)
+    dproxy, _ = as_dask(proxy, synth)
+    memory = smf.gmm_proxy(FORMULA, real=real, proxy=proxy, model=model).fit()
+    with dask.config.set(scheduler="threads"):
+        on_dask = smf.gmm_proxy(FORMULA, real=real, proxy=dproxy, model=model).fit()
+    assert_same_fit(memory, on_dask)
+
+
+def test_plain_fit_and_diagnostics_equal_the_in_memory_ones():
+    # correction=None and no shrinkage: the plain two-step covariance, S^-1 weights
+    real, proxy, synth = make_frames("logit", n_units=2000)
+    dproxy, dsynth = as_dask(proxy, synth)
+    plain = {"correction": None, "shrinkage": None}
+    memory = smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model="logit").fit(**plain)
+    with dask.config.set(scheduler="threads"):
+        on_dask = smf.gmm_synth(FORMULA, real=real, proxy=dproxy, synth=dsynth, model="logit").fit(**plain)
+        assert_same_fit(memory, on_dask)
+        # a refit per source and the residual correlations
+        a, b = memory.diagnostics(), on_dask.diagnostics()
+        np.testing.assert_allclose(b.effective_n, a.effective_n, rtol=RTOL)
+        np.testing.assert_allclose(b.variance_reduction, a.variance_reduction, rtol=RTOL, atol=1e-12)
+        np.testing.assert_allclose(b.residual_correlation, a.residual_correlation, rtol=RTOL)
+        assert "Data sources" in str(on_dask.summary())
+
+
+def test_synthetic_only_equals_the_in_memory_fit():
+    # no proxy: the units are those the synthetic frame names; k = 3
+    real, proxy, synth = make_frames("ols", n_units=1000, n_labeled=150, k=3)
+    _, dsynth = as_dask(proxy, synth)
+    memory = smf.gmm_synth(FORMULA, real=real, synth={"s": synth}).fit()
+    with dask.config.set(scheduler="threads"):
+        on_dask = smf.gmm_synth(FORMULA, real=real, synth={"s": dsynth}).fit()
+    assert_same_fit(memory, on_dask)
+
+
+# -- no N-row array on the client --------------------------------------------------------
+def test_per_unit_arrays_are_refused_not_collected():
+    real, proxy, synth = make_frames("ols", n_units=400, n_labeled=60)
+    dproxy, dsynth = as_dask(proxy, synth)
+    with dask.config.set(scheduler="sync"):
+        model = smf.gmm_synth(FORMULA, real=real, proxy=dproxy, synth=dsynth)
+        source = model.model_data.sources[0]
+        assert source.labeled.n_rows == 60 and source.n_rows == 400
+        with pytest.raises(SpecificationError, match=names("'proxy'", "Dask frame", "not collected")):
+            source.X  # noqa: B018
+        blocks = model.moment_blocks(model.fitstart())
+        with pytest.raises(SpecificationError, match="Dask"):
+            blocks.full()
+        with pytest.raises(SpecificationError, match=names("cluster", "Dask")):
+            model.fit(cov_type="cluster", cov_kwds={"groups": "g"})
+        # what reads every row in memory says so instead of collecting the rows
+        res = model.fit(correction=None)
+        for method in ("fast", "refit"):
+            with pytest.raises(SpecificationError, match=names("bootstrap", "Dask")):
+                res.bootstrap(n_boot=9, method=method)
+        with pytest.raises(SpecificationError, match="Dask"):
+            res.label_budget()
+        with pytest.raises(SpecificationError, match=names("'proxy'", "Dask frame")):
+            smf.ppi(FORMULA, real=real, proxy=dproxy)
+
+
+# -- alignment --------------------------------------------------------------------------
+def test_sources_with_different_divisions_are_refused():
+    real, proxy, synth = make_frames("ols", n_units=400, n_labeled=60)
+    dproxy, _ = as_dask(proxy, synth)
+    dsynth = dd.from_pandas(synth.sort_index(), npartitions=5, sort=True)
+    with pytest.raises(SpecificationError, match=names("'proxy'", "'synth'", "different divisions", "repartition")):
+        smf.gmm_synth(FORMULA, real=real, proxy=dproxy, synth=dsynth)
+
+
+def test_unknown_divisions_are_refused():
+    real, proxy, synth = make_frames("ols", n_units=400, n_labeled=60)
+    dproxy = dd.from_pandas(proxy, npartitions=4).clear_divisions()
+    with pytest.raises(SpecificationError, match=names("'proxy'", "unknown divisions")):
+        smf.gmm_proxy(FORMULA, real=real, proxy=dproxy)
+
+
+def test_divisions_that_do_not_describe_the_index_are_refused():
+    real, proxy, synth = make_frames("ols", n_units=400, n_labeled=60)
+    dproxy, dsynth = as_dask(proxy, synth, npartitions=4)
+    # a partition whose rows fall outside its declared range (divisions lied about)
+    wrong = list(dproxy.divisions)
+    wrong[2] = wrong[1] + 3
+    parts = [proxy.loc[(proxy.index >= lo) & (proxy.index < hi)] for lo, hi in zip(dproxy.divisions[:-1], dproxy.divisions[1:])]
+    bad = dd.from_delayed([dask.delayed(p) for p in parts], meta=proxy.iloc[:0], divisions=tuple(wrong))
+    with dask.config.set(scheduler="sync"), pytest.raises(
+        SpecificationError, match=names("'proxy'", "outside", "divisions"),
+    ):
+        smf.gmm_proxy(FORMULA, real=real, proxy=bad)
+
+
+def test_a_pandas_source_beside_a_dask_one_is_refused():
+    real, proxy, synth = make_frames("ols", n_units=400, n_labeled=60)
+    dproxy, _ = as_dask(proxy, synth)
+    with pytest.raises(SpecificationError, match=names("'synth'", "pandas", "every one must be")):
+        smf.gmm_synth(FORMULA, real=real, proxy=dproxy, synth=synth)
+
+
+# -- bad input in a partition names the units ---------------------------------------------
+@pytest.fixture
+def small():
+    real, proxy, synth = make_frames("logit", n_units=400, n_labeled=60)
+    return real, proxy, synth
+
+
+def fit_on_dask(real, proxy, synth, model="logit", formula=FORMULA):
+    dproxy, dsynth = as_dask(proxy, synth, npartitions=4)
+    with dask.config.set(scheduler="sync"):
+        return smf.gmm_synth(formula, real=real, proxy=dproxy, synth=dsynth, model=model)
+
+
+def test_missing_value_in_a_partition_names_the_unit_and_partition(small):
+    real, proxy, synth = small
+    unit = proxy.index[300]
+    proxy.loc[unit, "x1"] = np.nan
+    part = partition_of(as_dask(proxy, synth, npartitions=4)[0], unit)
+    with pytest.raises(SpecificationError, match=names("'proxy'", "'x1'", "missing values", f"{unit}", f"partition {part}")):
+        fit_on_dask(real, proxy, synth)
+
+
+def test_outcome_outside_the_support_names_the_unit(small):
+    real, proxy, synth = small
+    unit = synth.index[123]
+    synth.loc[unit, "y"] = 2.0
+    with pytest.raises(SpecificationError, match=names("'synth'", "probability in [0, 1]", f"{unit}")):
+        fit_on_dask(real, proxy, synth)
+
+
+def test_duplicate_proxy_id_names_the_unit(small):
+    real, proxy, synth = small
+    unit = proxy.index[77]
+    proxy = pd.concat([proxy, proxy.loc[[unit]]]).sort_index()
+    with pytest.raises(SpecificationError, match=names("'proxy'", "unique unit ids", f"{unit}")):
+        fit_on_dask(real, proxy, synth)
+
+
+def test_synthetic_row_of_an_unknown_unit_is_named(small):
+    real, proxy, synth = small
+    stray = synth.iloc[[10]].copy()
+    stray.index = pd.Index([proxy.index[10] + 1], name="unit")  # between two unit ids
+    synth = pd.concat([synth, stray]).sort_index()
+    with pytest.raises(SpecificationError, match=names("'synth'", "name no unit", f"{proxy.index[10] + 1}")):
+        fit_on_dask(real, proxy, synth)
+
+
+def test_unit_without_a_synthetic_sample_is_named(small):
+    real, proxy, synth = small
+    unit = proxy.index[200]
+    synth = synth.drop(index=unit)
+    with pytest.raises(SpecificationError, match=names("'synth'", "no sample", f"{unit}")):
+        fit_on_dask(real, proxy, synth)
+
+
+def test_labeled_unit_missing_from_the_proxy_is_named(small):
+    real, proxy, synth = small
+    unit = real.index[5]
+    proxy, synth = proxy.drop(index=unit), synth.drop(index=unit)
+    with pytest.raises(SpecificationError, match=names("real (labeled) unit", f"{unit}", "'proxy'")):
+        fit_on_dask(real, proxy, synth)
+
+
+def test_level_outside_the_declared_levels_names_level_and_units(small):
+    real, proxy, synth = small
+    with pytest.raises(SpecificationError, match=names("['c']", "'proxy'", "units")):
+        fit_on_dask(real, proxy, synth, formula="y ~ x1 + C(g, levels=['a', 'b'])")
+
+
+def test_stateful_transforms_are_refused_with_a_reason(small):
+    real, proxy, synth = small
+    with pytest.raises(SpecificationError, match=names("center", "stateful", "not supported yet")):
+        fit_on_dask(real, proxy, synth, formula="y ~ center(x1)")
+
+
+def test_the_core_imports_without_dask():
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('dask', 'distributed'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import synthinfer, synthinfer.api, synthinfer.gmm\n"
+        "assert not any(m.split('.')[0] == 'dask' for m in sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_naive_pooling_equals_the_in_memory_fit(model):
+    # human rows, the proxy rows of unlabeled units and every synthetic row, pooled
+    real, proxy, synth = make_frames(model, n_units=1000, n_labeled=150)
+    dproxy, dsynth = as_dask(proxy, synth)
+    memory = smf.naive(FORMULA, real=real, proxy=proxy, synth=synth, model=model).fit()
+    with dask.config.set(scheduler="threads"):
+        on_dask = smf.naive(FORMULA, real=real, proxy=dproxy, synth=dsynth, model=model).fit()
+    np.testing.assert_allclose(np.asarray(on_dask.params), np.asarray(memory.params), rtol=RTOL)
+    np.testing.assert_allclose(np.asarray(on_dask.bse), np.asarray(memory.bse), rtol=RTOL)
+    assert on_dask.n_rows == memory.n_rows == 150 + 850 + 2000

@@ -644,8 +644,13 @@ def _check_crossfit(
     seed = 0 if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
         raise SpecificationError(f"seed must be a non-negative integer, got {seed!r}")
+    if folds > n_labeled:
+        raise SpecificationError(
+            f"tuning='crossfit' with folds={folds}: folds={folds} exceeds the {n_labeled} labeled "
+            f"units, so some folds would be empty: use fewer folds"
+        )
     training = n_labeled - -(-n_labeled // folds)  # labeled units outside the largest fold
-    if folds > n_labeled or training <= n_params:
+    if training <= n_params:
         raise SpecificationError(
             f"tuning='crossfit' with folds={folds} on {n_labeled} labeled units leaves {training} "
             f"labeled units to tune a fold's lambda, which must exceed the {n_params} coefficients: "

@@ -357,6 +357,18 @@ def _demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _estimators(names: list[str] | None, experiments: Any) -> Any:
+    """--estimators: None is the default set, ["all"] every estimator; unknown names are errors."""
+    if names is None:
+        return experiments.DEFAULT_ESTIMATORS
+    if names == ["all"]:
+        return "all"
+    unknown = [name for name in names if name not in experiments.ESTIMATORS]
+    if unknown:
+        raise CLIError(f"--estimators: unknown estimator(s) {unknown} (choose from {', '.join(experiments.ESTIMATORS)} or all)")
+    return names
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from . import experiments
 
@@ -369,6 +381,7 @@ def _simulate(args: argparse.Namespace) -> int:
             args.output,
             n_labeled=args.n_labeled or (100, 200, 500, 1000),
             trials=args.trials, seed=args.seed, jobs=args.jobs, progress=not args.no_progress,
+            estimators=_estimators(args.estimators, experiments),
         )
     else:
         for model in args.models or ():
@@ -387,7 +400,7 @@ def _simulate(args: argparse.Namespace) -> int:
             models=args.models or experiments.MODELS,
             scenarios=args.scenarios or tuple(experiments.SCENARIOS),
             trials=args.trials, seed=args.seed, jobs=args.jobs, target=args.target or "x1",
-            progress=not args.no_progress,
+            progress=not args.no_progress, estimators=_estimators(args.estimators, experiments),
         )
     columns = ["scenario", "model", "n_labeled", "estimator", "target", "fits", "failures", "bias",
                "rel_mse", "coverage", "coverage_mc_se", "mean_width", "j_reject"]
@@ -762,6 +775,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
     simulate.add_argument("--plots", type=_list_of(str, ("png", "svg", "pdf")), default=None,
                           metavar="FMT,...", help="draw coverage and relative-MSE plots (png, svg, pdf)")
+    simulate.add_argument("--estimators", type=_list_of(str), default=None, metavar="E,E,...",
+                          help="estimators to fit where they apply, or 'all' (default: classical, naive, "
+                               "ppi_*, gmm_*; 'all' adds cross-fitted PPI++ ppi_cf_*, the infeasible oracle "
+                               "PPI++ ppi_oracle_*, RePPI reppi_* and DSL dsl_proxy)")
     simulate.set_defaults(handler=_simulate)
     _add_llm_commands(commands)
     for subcommand in commands.choices.values():

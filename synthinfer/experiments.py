@@ -23,7 +23,8 @@ is recorded as a failed row with its error message, counted per cell by
 ``summarize``, and left out of the cell's statistics.
 
 Beside the default estimators, ``estimators=`` adds PPI++ with cross-fitted
-power tuning (``ppi_cf_*``), DSL (``dsl_proxy``) and the paper's oracle PPI++
+power tuning (``ppi_cf_*``), RePPI (``reppi_*``, ``smf.reppi`` with its
+defaults), DSL (``dsl_proxy``) and the paper's oracle PPI++
 (``ppi_oracle_*``, `oracle_ppi`): lambda picked on a grid by its distance to
 the known truth. The oracle is infeasible (no study knows its truth); it is an
 upper bound for the PPI family in simulation and lives here, never in
@@ -97,11 +98,13 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 #: ending in ``_proxy`` need a proxy, those ending in ``_synth`` synthetic data;
 #: ``gmm_synth`` uses the synthetic data and the proxy if there is one.
 #: ``ppi_cf_*`` is PPI++ with cross-fitted lambda (``tuning="crossfit"``),
-#: ``ppi_oracle_*`` the infeasible oracle PPI++ (`oracle_ppi`), ``dsl_proxy``
-#: DSL with the default labeling probability n/N.
+#: ``ppi_oracle_*`` the infeasible oracle PPI++ (`oracle_ppi`), ``reppi_*``
+#: RePPI with its default learner and folds, ``dsl_proxy`` DSL with the default
+#: labeling probability n/N.
 ESTIMATORS = (
     "classical", "naive", "ppi_proxy", "ppi_synth", "ppi_cf_proxy", "ppi_cf_synth",
-    "ppi_oracle_proxy", "ppi_oracle_synth", "dsl_proxy", "gmm_proxy", "gmm_synth",
+    "ppi_oracle_proxy", "ppi_oracle_synth", "reppi_proxy", "reppi_synth", "dsl_proxy",
+    "gmm_proxy", "gmm_synth",
 )
 #: The estimators a run fits unless ``estimators=`` says otherwise.
 DEFAULT_ESTIMATORS = ("classical", "naive", "ppi_proxy", "ppi_synth", "gmm_proxy", "gmm_synth")
@@ -279,6 +282,10 @@ def _fit_one(
     if name in ("ppi_oracle_proxy", "ppi_oracle_synth"):
         source = {"proxy": proxy} if name.endswith("proxy") else {"synth": synth}
         return oracle_ppi(formula, real, **source, truth=truth, model=family, targets=targets, eval_env=env)
+    if name == "reppi_proxy":
+        return smf.reppi(formula, real=real, proxy=proxy, model=family, eval_env=env).fit()
+    if name == "reppi_synth":
+        return smf.reppi(formula, real=real, synth=synth, model=family, eval_env=env).fit()
     if name == "dsl_proxy":
         return smf.dsl(formula, real=real, proxy=proxy, model=family, eval_env=env).fit()
     if name == "gmm_proxy":
@@ -812,6 +819,8 @@ _STYLE: dict[str, dict[str, Any]] = {
     "ppi_cf_synth": {"color": "tab:red", "marker": "D", "linestyle": "--"},
     "ppi_oracle_proxy": {"color": "tab:brown", "marker": "*", "linestyle": ":"},
     "ppi_oracle_synth": {"color": "tab:pink", "marker": "*", "linestyle": ":"},
+    "reppi_proxy": {"color": "tab:olive", "marker": "h"},
+    "reppi_synth": {"color": "tab:cyan", "marker": "h"},
     "dsl_proxy": {"color": "tab:purple", "marker": "P"},
     "gmm_proxy": {"color": "tab:blue", "marker": "^"},
     "gmm_synth": {"color": "tab:green", "marker": "v"},

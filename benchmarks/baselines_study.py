@@ -1,20 +1,24 @@
 """The PPI family, DSL and GMM side by side: which estimator wins where (docs/baselines.md).
 
-    nice python benchmarks/baselines_study.py                # the committed run (about 10 min on 2 busy cores)
+    nice -n 10 python benchmarks/baselines_study.py --jobs 1     # the committed run
     python benchmarks/baselines_study.py --trials 5 --output DIR   # a quick look
 
 Runs ``synthinfer.experiments.run_simulation`` with every estimator
 (``estimators="all"``: human-only, naive pooling, PPI++ with in-sample and
-cross-fitted lambda, the infeasible oracle PPI++, DSL, GMM-Proxy and
+cross-fitted lambda, the infeasible oracle PPI++, RePPI, DSL, GMM-Proxy and
 GMM-Synth) on simulated studies: N = 2,000 units, n = 200 labeled,
 OLS and logit, three scenarios of the auxiliary data (informative proxy and
 synthetic samples, pure noise, one-directional bias), target coefficient x1,
-seeds derived from base seed 0. Writes ``trials.csv`` and ``summary.csv``
-(``synthinfer simulate``'s files) and ``table.md``: per cell the MSE relative
-to human-only and the coverage of the 95% interval of every estimator, the
-feasible estimator with the smallest MSE among those whose coverage is not
-below 0.95 by more than two Monte Carlo SE, and where GMM-Synth stands. A
-rerun in the same directory resumes (trials already there are skipped).
+seeds derived from base seed 0; and ``run_politeness`` (``synthinfer simulate
+--politeness``) with every estimator that takes a proxy, n = 200 labeled
+requests of the bundled politeness data, targets hedging and
+first_person_plural. Writes ``trials.csv`` and ``summary.csv``
+(``synthinfer simulate``'s files) in ``simulation/`` and ``politeness/``, and
+``table.md``: per cell the MSE relative to human-only and the coverage of the
+95% interval of every estimator, the feasible estimator with the smallest MSE
+among those whose coverage is not below 0.95 by more than two Monte Carlo SE,
+and where GMM-Synth (politeness: GMM-Proxy) stands. A rerun in the same
+directory resumes (trials already there are skipped).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from synthinfer.experiments import ESTIMATORS, run_simulation
+from synthinfer.experiments import ESTIMATORS, run_politeness, run_simulation
 
 SCENARIOS = ("proxy+synth", "noise", "biased")
 N_LABELED = (200,)
@@ -41,12 +45,12 @@ def _covers(row: pd.Series) -> bool:
     return bool(row["coverage"] >= 0.95 - 2 * max(row["coverage_mc_se"], np.sqrt(0.95 * 0.05 / row["fits"])))
 
 
-def table(summary: pd.DataFrame) -> str:
+def table(summary: pd.DataFrame, gmm: str = "gmm_synth") -> str:
     """Markdown: one row per cell; rel. MSE / coverage per estimator; the winner."""
     names = [e for e in ESTIMATORS if e in set(summary["estimator"])]
-    head = "| model | scenario | n | " + " | ".join(names) + " | best feasible (covering) | GMM-Synth rank |"
-    lines = [head, "|---|---|---|" + "---|" * len(names) + "---|---|"]
-    for (model, scenario, n), cell in summary.groupby(["model", "scenario", "n_labeled"], sort=False):
+    head = "| model | scenario | n | target | " + " | ".join(names) + f" | best feasible (covering) | {gmm} rank |"
+    lines = [head, "|---|---|---|---|" + "---|" * len(names) + "---|---|"]
+    for (model, scenario, n, target), cell in summary.groupby(["model", "scenario", "n_labeled", "target"], sort=False):
         by = cell.set_index("estimator")
         texts = []
         for name in names:
@@ -59,19 +63,20 @@ def table(summary: pd.DataFrame) -> str:
         covering = feasible[[_covers(r) for _, r in feasible.iterrows()]]
         best = covering["mse"].idxmin() if len(covering) else "none"
         ranked = list(feasible.sort_values("mse").index)
-        rank = f"{ranked.index('gmm_synth') + 1} of {len(ranked)}" if "gmm_synth" in ranked else ""
-        lines.append(f"| {model} | {scenario} | {n} | " + " | ".join(texts) + f" | {best} | {rank} |")
+        rank = f"{ranked.index(gmm) + 1} of {len(ranked)}" if gmm in ranked else ""
+        lines.append(f"| {model} | {scenario} | {n} | {target} | " + " | ".join(texts) + f" | {best} | {rank} |")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="docs/results/baselines_study")
-    parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--politeness-trials", type=int, default=40)
+    parser.add_argument("--jobs", type=int, default=1)
     args = parser.parse_args(argv)
     result = run_simulation(
-        args.output, n_labeled=N_LABELED, n_units=N_UNITS, models=("ols", "logit"),
+        Path(args.output, "simulation"), n_labeled=N_LABELED, n_units=N_UNITS, models=("ols", "logit"),
         scenarios=SCENARIOS, trials=args.trials, seed=0, jobs=args.jobs, target="x1",
         estimators="all", progress=False,
     )
@@ -86,6 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         f"{int(summary['failures'].sum())}. The oracle PPI++ is infeasible (it picks lambda by the "
         f"truth) and is never the 'best feasible'; naive pooling does not claim coverage and is left "
         f"out of it too.\n\n" + table(summary) + "\n"
+    )
+    polite = run_politeness(
+        Path(args.output, "politeness"), n_labeled=(200,), trials=args.politeness_trials, seed=0,
+        jobs=args.jobs, estimators="all", progress=False,
+    ).summary
+    text += (
+        f"\nPoliteness data (n = 200 labeled requests of 5,480, the truth the full-data human-only "
+        f"fit; proxy GPT-4o's labels), {int(polite['trials'].max())} trials, failed fits: "
+        f"{int(polite['failures'].sum())}:\n\n" + table(polite, gmm="gmm_proxy") + "\n"
     )
     Path(args.output, "table.md").write_text(text)
     sys.stdout.write(text)

@@ -6,7 +6,7 @@
 ``synthinfer fit FORMULA --real FILE [--proxy [NAME=]FILE ...] [--synth [NAME=]FILE ...]``
     GMM-Synth from CSV or Parquet files; prints the summary, JSON or a CSV
     table of the coefficients.
-``synthinfer simulate [--n-labeled 50,100 ...] [--politeness] --output DIR``
+``synthinfer simulate [--n-labeled 50,100 ...] [--politeness] [--estimators all] --output DIR``
     The repeated-sampling study of ``synthinfer.experiments``: per-trial
     rows and a per-cell summary (bias, MSE, coverage, width, J-test rejection)
     in DIR, resumable; ``--plots png`` draws coverage and relative MSE.

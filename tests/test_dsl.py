@@ -152,3 +152,23 @@ def test_dsl_logit_coverage_unequal_labeling_probabilities():
         hits += lo <= 1.0 <= hi
     # 95% nominal; fail only outside the binomial 0.1% and 99.9% quantiles
     assert scipy.stats.binom.ppf(0.001, reps, 0.95) <= hits <= scipy.stats.binom.ppf(0.999, reps, 0.95)
+
+
+def test_dsl_logit_bad_input():
+    import pytest
+
+    from synthinfer.exceptions import SpecificationError
+
+    real, proxy = _logit_study(np.random.default_rng(6), N=400)
+    kw = dict(model="logit", labeling_prob="pi")
+    with pytest.raises(SpecificationError, match="logit outcome must be 0 or 1"):
+        smf.dsl("y ~ x", real=real.assign(y=real["y"] * 2), proxy=proxy, **kw).fit()
+    with pytest.raises(SpecificationError, match="folds must be an integer >= 2, got 1"):
+        smf.dsl("y ~ x", real=real, proxy=proxy, folds=1, **kw)
+    # too few labeled units outside a fold for the outcome model's 3 features
+    few = real.iloc[:5]
+    with pytest.raises(SpecificationError, match="labeled training units for 3 outcome-model features"):
+        smf.dsl("y ~ x", real=few, proxy=proxy, folds=5, **kw).fit()
+    pi0 = proxy.assign(pi=np.where(proxy.index.isin(real.index), 0.0, proxy["pi"]))
+    with pytest.raises(SpecificationError, match="labeling probabilities of labeled units"):
+        smf.dsl("y ~ x", real=real, proxy=pi0, **kw)

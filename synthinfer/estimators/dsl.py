@@ -71,7 +71,7 @@ class DSL(BaselineModel):
         if len(data.sources) != 1 or data.sources[0].kind != "proxy" or not data.sources[0].one_row_per_unit:
             raise SpecificationError("dsl takes exactly one proxy= frame with one row per unit")
         if not (isinstance(folds, int) and folds >= 2):
-            raise ValueError(f"folds must be an integer >= 2, got {folds!r}")
+            raise SpecificationError(f"dsl: folds must be an integer >= 2, got {folds!r}")
         self.source = data.sources[0]
         self.folds, self.seed = folds, seed
         labeled = np.zeros(data.n_units, dtype=bool)

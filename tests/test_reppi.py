@@ -271,7 +271,7 @@ def test_reppi_bad_input() -> None:
     with pytest.raises(ValueError, match="correction must be"):
         model.fit(correction="hc3")
     with pytest.raises(TypeError):
-        model.fit(maxiter=3)
+        model.fit(not_a_keyword=3)  # statsmodels' maxiter is accepted (test_fit_keywords)
     before = real.copy()
     model.fit()
     pd.testing.assert_frame_equal(real, before)

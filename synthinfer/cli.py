@@ -365,7 +365,9 @@ def _estimators(names: list[str] | None, experiments: Any) -> Any:
         return "all"
     unknown = [name for name in names if name not in experiments.ESTIMATORS]
     if unknown:
-        raise CLIError(f"--estimators: unknown estimator(s) {unknown} (choose from {', '.join(experiments.ESTIMATORS)} or all)")
+        raise CLIError(
+            f"--estimators: unknown estimator(s) {unknown} (choose from {', '.join(experiments.ESTIMATORS)} or all)"
+        )
     return names
 
 

@@ -65,18 +65,21 @@ def _ols(X, y, w=None):
     return np.linalg.solve((X * w[:, None]).T @ X, (X * w[:, None]).T @ y)
 
 
-def _hand_lambda_ols(X, Y, Yhat, Xu, Yhat_u):
+def _hand_lambda_ols(X, Y, Yhat, Xu, Yhat_u, w=None, wu=None):
     """ppi-python's ppi_ols_ci tuning, written out: tuned at the lambda = 1 estimate,
-    re-tuned at the tuned estimate; lambda = num / denom of _calc_lam_glm, clipped."""
+    re-tuned at the tuned estimate; lambda = num / denom of _calc_lam_glm, clipped.
+    Weights w (labeled), wu (unlabeled) are normalised to mean 1, as ppi-python does."""
     n, N = len(Y), len(Yhat_u)
+    w = np.ones(n) if w is None else w / w.mean()
+    wu = np.ones(N) if wu is None else wu / wu.mean()
 
-    def estimate(lam):  # ppi_ols_pointestimate: OLS(lam Yhat_u on Xu) - OLS(lam Yhat - Y on X)
-        return _ols(Xu, lam * Yhat_u) - _ols(X, lam * Yhat - Y)
+    def estimate(lam):  # ppi_ols_pointestimate: WLS(lam Yhat_u on Xu) - WLS(lam Yhat - Y on X)
+        return _ols(Xu, lam * Yhat_u, wu) - _ols(X, lam * Yhat - Y, w)
 
     def tune(theta):
-        inv_h = np.linalg.inv((X.T @ X + Xu.T @ Xu) / (n + N))
-        return _lambda_rule(X * (X @ theta - Y)[:, None], X * (X @ theta - Yhat)[:, None],
-                            Xu * (Xu @ theta - Yhat_u)[:, None], inv_h)
+        inv_h = np.linalg.inv(((X * w[:, None]).T @ X + (Xu * wu[:, None]).T @ Xu) / (n + N))
+        return _lambda_rule(X * (w * (X @ theta - Y))[:, None], X * (w * (X @ theta - Yhat))[:, None],
+                            Xu * (wu * (Xu @ theta - Yhat_u))[:, None], inv_h)
 
     return tune(estimate(tune(estimate(1.0))))
 
@@ -116,6 +119,23 @@ def test_crossfit_fold_lambdas_and_estimate_by_hand_ols() -> None:
     inv_h = np.linalg.inv((X.T @ X + Xu.T @ Xu) / (n + N))  # ppi-python's pooled Hessian
     V = inv_h @ (n / N * lam_bar**2 * hu_c.T @ hu_c / N + d.T @ d / n) @ inv_h / n
     np.testing.assert_allclose(res.cov_params(), V, rtol=1e-9)
+
+
+def test_crossfit_fold_lambdas_with_survey_weights_by_hand_ols() -> None:
+    """Each fold's training units get their survey weights renormalised to mean 1 (ppi-python's w)."""
+    study = make_study("ols", n_units=1000, n_labeled=200, aux="useful", seed=18)
+    X, Y, Yhat, Xu, Yhat_u = _arrays(study)
+    sw = pd.Series(np.random.default_rng(18).uniform(0.2, 5.0, 1000), index=study.proxy.index)
+    w, wu = sw[study.real.index].to_numpy(), sw[study.proxy.index[~study.proxy.index.isin(study.real.index)]].to_numpy()
+    res = smf.ppi(study.formula, real=study.real, proxy=study.proxy, weights=sw, tuning="crossfit", folds=4).fit()
+    fold = res.fold
+    hand = np.array([_hand_lambda_ols(X[fold != k], Y[fold != k], Yhat[fold != k], Xu, Yhat_u, w[fold != k], wu)
+                     for k in range(4)])
+    np.testing.assert_allclose(res.fold_lam, hand, rtol=0, atol=1e-10)
+    # the unlabeled term's lambda is the weighted mean of the units' lambdas
+    assert res.lam == pytest.approx(np.average(hand[fold], weights=w), abs=1e-12)
+    unweighted = smf.ppi(study.formula, real=study.real, proxy=study.proxy, tuning="crossfit", folds=4).fit()
+    assert np.max(np.abs(unweighted.fold_lam - hand)) > 1e-3  # the weights matter
 
 
 def _logit_rectified(X, Y, Yhat, Xu, Yhat_u, lam_i, lam_bar):

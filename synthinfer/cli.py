@@ -36,13 +36,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 
 import numpy as np
 import pandas as pd
 
 from .covariance import COVARIANCES
 from .families import FAMILIES
+from .options import Correction, Engine, OutputFormat, Shrinkage, choices
 from . import __version__
 from . import api as smf
 from .comparison import compare
@@ -414,6 +415,10 @@ def _simulate(args: argparse.Namespace) -> int:
 # -- annotate and synthesize with an LLM (synthinfer.llm; needs the llm extra) ------------------
 
 
+@overload
+def _text_or_file(value: str, what: str) -> str: ...
+@overload
+def _text_or_file(value: None, what: str) -> None: ...
 def _text_or_file(value: str | None, what: str) -> str | None:
     """A template given inline, or as ``@FILE``."""
     if value is None or not value.startswith("@"):
@@ -626,7 +631,7 @@ def _list_of(kind: Any, choices: Sequence[str] | None = None) -> Any:
         items = [item.strip() for item in text.split(",") if item.strip()]
         if not items:
             raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-        out = []
+        out: list[int | str] = []
         for item in items:
             if kind is int:
                 value = _integer(item)
@@ -712,17 +717,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--weight", choices=sorted(COVARIANCES), default="HC0",
                      help="S of the step-2 weight matrix (HC0, default; cluster: efficient with "
                           "dependent clusters, with --groups); --cov alone does not change the estimate")
-    fit.add_argument("--correction", choices=["small-sample", "windmeijer", "none"], default="small-sample",
+    fit.add_argument("--correction", choices=choices(Correction), default="small-sample",
                      help="covariance correction: small-sample (default: Windmeijer, a degrees-of-freedom "
                           "factor and t inference), windmeijer alone, or none (the plain two-step)")
-    fit.add_argument("--shrinkage", choices=["stein", "none"], default="stein",
+    fit.add_argument("--shrinkage", choices=choices(Shrinkage), default="stein",
                      help="weight matrix: stein (default: sources that do not predict the human "
                           "moments are shrunk away) or none (the efficient S^-1)")
     fit.add_argument("--groups", metavar="COL", default=None,
                      help="cluster column (one value per unit), with --cov cluster")
-    fit.add_argument("--engine", choices=["patsy", "formulaic"], default=None,
+    fit.add_argument("--engine", choices=choices(Engine), default=None,
                      help="formula engine (default: statsmodels' formula_engine option)")
-    fit.add_argument("--output", choices=["text", "json", "csv"], default="text",
+    fit.add_argument("--output", choices=choices(OutputFormat), default="text",
                      help="summary (text, default), a JSON object, or a CSV table of coefficients")
     fit.set_defaults(handler=_fit)
 

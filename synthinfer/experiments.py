@@ -349,9 +349,9 @@ def _run(
         mode = str(grid_keys["mode"].iloc[0]) if len(grid_keys) else "simulation"
         check_output_dir(out_dir, mode)
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / TRIALS_FILE
-        if path.exists() and path.stat().st_size > 0:
-            existing = _read_trials(path)
+        previous = out_dir / TRIALS_FILE
+        if previous.exists() and previous.stat().st_size > 0:
+            existing = _read_trials(previous)
     done = set(map(tuple, existing[KEY].astype(str).to_numpy())) if len(existing) else set()
     todo = [t for t in tasks if tuple(str(t[k]) for k in KEY) not in done]
     n_skipped = len(tasks) - len(todo)
@@ -484,7 +484,8 @@ def run_simulation(
     >>> result.summary[["estimator", "bias", "rel_mse", "coverage"]]  # doctest: +SKIP
     """
     n_labeled = _check_positive_ints("n_labeled", n_labeled)
-    units = _check_positive_ints("n_units", [n_units] if np.isscalar(n_units) else n_units)
+    sizes = n_units if isinstance(n_units, Iterable) and not np.isscalar(n_units) else [n_units]
+    units = _check_positive_ints("n_units", sizes)
     trials = _check_positive_ints("trials", [trials])[0]
     models = list(models)
     for model in models:

@@ -35,6 +35,7 @@ from .inference.protocol import ScoresAt, SourceScores
 from .inference.small_sample import CORRECTIONS
 from .model import ModelBase
 from .moments import MomentBlocks, assemble_blocks
+from .options import Correction, Engine, Shrinkage
 from .results import GMMSynthResultsWrapper
 from .singular import explain_singular, warn_if_few_clusters, warn_if_few_labeled
 from .weighting import ShrunkWeight
@@ -192,7 +193,7 @@ class GMMSynth(ModelBase, GMM):
         self.param_names_full = layout.param_names_full
 
     @classmethod
-    def from_formula(  # type: ignore[override]
+    def from_formula(
         cls,
         formula: str,
         real: pd.DataFrame,
@@ -200,7 +201,7 @@ class GMMSynth(ModelBase, GMM):
         synth: FrameArg = None,
         model: str | Family = "ols",
         *,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
         weights: Any = None,
@@ -398,7 +399,7 @@ class GMMSynth(ModelBase, GMM):
         """Analytic gradient of the GMM objective ``gbar' W gbar``."""
         return 2.0 * self.gradient_momcond(params).T @ weights @ self.momcond_mean(params)
 
-    def calc_weightmatrix(self, moms, weights_method="cov", wargs=(), params=None):  # type: ignore[override]
+    def calc_weightmatrix(self, moms, weights_method="cov", wargs=(), params=None):
         """S: blockwise at ``params`` when given, else column-centered from ``moms``."""
         if params is not None:
             return get_covariance("HC0", None, self.model_data).s(self.moment_blocks(params))
@@ -406,7 +407,7 @@ class GMMSynth(ModelBase, GMM):
         return centered.T @ centered / moms.shape[0]
 
     # -- step 2 ------------------------------------------------------------------
-    def fitgmm(self, start, weights=None, optim_method="gauss-newton", optim_args=None):  # type: ignore[override]
+    def fitgmm(self, start, weights=None, optim_method="gauss-newton", optim_args=None):
         """Minimise ``gbar' W gbar`` by Gauss-Newton; returns the parameters."""
         if weights is None:
             weights = self.start_weights(inv=False)
@@ -512,15 +513,15 @@ class GMMSynth(ModelBase, GMM):
             gbar[self.layout.moment_block(2 + 2 * m)] = 0.0
         return gbar
 
-    def fit(  # type: ignore[override]
+    def fit(
         self,
         cov_type: str = "HC0",
         cov_kwds: Mapping[str, Any] | None = None,
         *,
         weight_type: str = "HC0",
         weight_kwds: Mapping[str, Any] | None = None,
-        correction: str | None = "small-sample",
-        shrinkage: str | None = "stein",
+        correction: Correction | None = "small-sample",
+        shrinkage: Shrinkage | None = "stein",
         maxiter: int = 100,
         tol: float = 1e-8,
         method: str | None = None,
@@ -694,14 +695,14 @@ class GMMProxy(GMMSynth):
         proxy: FrameArg,
         model: str | Family = "ols",
         *,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
         weights: Any = None,
     ) -> GMMProxy:
         """As ``GMMSynth.from_formula``, with proxy data only."""
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        return super().from_formula(  # type: ignore[return-value]
+        return super().from_formula(
             formula, real, proxy, None, model, engine=engine, eval_env=namespace,
             labeling_prob=labeling_prob, weights=weights,
         )

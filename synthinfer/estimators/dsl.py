@@ -18,6 +18,7 @@ from ..data import FrameArg, ModelData
 from ..exceptions import SpecificationError
 from ..families import OLS, Family
 from ..formula import capture_namespace
+from ..options import Engine
 from .base import BaselineModel, BaselineResultsWrapper, sandwich
 from .ppi import _unit_labeling_prob
 
@@ -68,7 +69,7 @@ class DSL(BaselineModel):
                 raise SpecificationError("dsl needs labeling probabilities > 0 on labeled units")
 
     @classmethod
-    def from_formula(  # type: ignore[override]
+    def from_formula(
         cls,
         formula: str,
         real: pd.DataFrame,
@@ -78,7 +79,7 @@ class DSL(BaselineModel):
         labeling_prob: Any = None,
         folds: int = 5,
         seed: int = 0,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
     ) -> DSL:
         """Create the model from a formula, the real frame and the proxy frame (all units)."""
@@ -103,7 +104,7 @@ class DSL(BaselineModel):
         fold = rng.permutation(np.arange(data.n_units) % self.folds)
         return X, annotation, y, fold
 
-    def fit(self) -> BaselineResultsWrapper:  # type: ignore[override]
+    def fit(self) -> BaselineResultsWrapper:
         """DSL estimate with the sandwich covariance of its moment (normal inference)."""
         X, annotation, y, fold = self.design()
         labeled, pi = self._labeled, self.labeling_prob

@@ -21,6 +21,7 @@ from ..exceptions import ConvergenceError, SpecificationError, SynthInferWarning
 from ..families import OLS, Family, Quantile
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
+from ..options import Correction, Engine
 from ..rowblocks import scaled_rows_gram
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
 from .ppi_quantile import GRID_POINTS, RectifiedCDF, rectified_cdf_interval
@@ -120,7 +121,7 @@ class PPI(BaselineModel):
             )
 
     @classmethod
-    def from_formula(  # type: ignore[override]
+    def from_formula(
         cls,
         formula: str,
         real: pd.DataFrame,
@@ -129,7 +130,7 @@ class PPI(BaselineModel):
         model: str | Family = "ols",
         lam: str | float = "auto",
         *,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
         weights: Any = None,
@@ -315,8 +316,8 @@ class PPI(BaselineModel):
         inv_hessian = np.linalg.inv(self._hessian(params, lam))
         return inv_hessian @ (n / n_unl * var_unl + var) @ inv_hessian / n
 
-    def fit(  # type: ignore[override]
-        self, ddof: int = 0, correction: str | None = "small-sample", method: str | None = None, **kwargs: Any,
+    def fit(
+        self, ddof: int = 0, correction: Correction | None = "small-sample", method: str | None = None, **kwargs: Any,
     ) -> BaselineResultsWrapper:
         """PPI++ estimate and covariance.
 

@@ -26,6 +26,7 @@ from ..exceptions import ConvergenceError, SpecificationError
 from ..families import Family
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
+from ..options import Correction, Engine
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
 from .recalibration import LinearRecalibration, feature_layout
 
@@ -132,14 +133,18 @@ class RePPI(BaselineModel):
                 f"reppi with {folds} folds trains the recalibration on {smallest} labeled units, "
                 f"too few for {p} coefficients: use fewer folds or more labels (n = {n})"
             )
-        self.folds, self.learner, self.pilot, self.tuning, self.seed = int(folds), learner, pilot, tuning, seed
+        self.folds: int = int(folds)
+        self.learner: Any = learner
+        self.pilot: str | np.ndarray = pilot
+        self.tuning: str | float = tuning
+        self.seed: int = seed
         self.source: Source = data.sources[0]
         labeled = np.zeros(data.n_units, dtype=bool)
         labeled[data.labeled_pos] = True
-        self._unlabeled_pos = np.flatnonzero(~labeled)
+        self._unlabeled_pos: np.ndarray = np.flatnonzero(~labeled)
 
     @classmethod
-    def from_formula(  # type: ignore[override]
+    def from_formula(
         cls,
         formula: str,
         real: pd.DataFrame,
@@ -152,7 +157,7 @@ class RePPI(BaselineModel):
         pilot: Any = "classical",
         tuning: str | float = "optimal",
         seed: int = 0,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
     ) -> RePPI:
         """Create the model from a formula, the real frame and one auxiliary source.
@@ -282,8 +287,8 @@ class RePPI(BaselineModel):
             "after the shift). Try tuning=0 (the human-only fit) or another learner."
         )
 
-    def fit(  # type: ignore[override]
-        self, correction: str | None = "small-sample", method: str | None = None, **kwargs: Any,
+    def fit(
+        self, correction: Correction | None = "small-sample", method: str | None = None, **kwargs: Any,
     ) -> BaselineResultsWrapper:
         """RePPI estimate and its sandwich covariance.
 

@@ -150,7 +150,7 @@ class MNLogit(EstimatingFunction):
     def param_names(self, columns: Sequence[str]) -> list[str]:
         return [f"{c}:{name}" for c in self.classes[1:] for name in columns]
 
-    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:  # type: ignore[override]
+    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:
         bad = ~np.isin(y, np.arange(len(self.classes)))
         if bad.any():
             raise SpecificationError(
@@ -171,7 +171,7 @@ class MNLogit(EstimatingFunction):
         chosen = lin[np.arange(len(X)), y.astype(int)]
         return float(w @ (log_norm - chosen))
 
-    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:  # type: ignore[override]
+    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:
         from ..exceptions import PerfectSeparationError
 
         if np.max(np.abs(params)) > 15:

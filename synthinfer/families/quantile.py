@@ -127,7 +127,7 @@ class Quantile(SingleIndexFamily):
         loss = e * (self.q - (e < 0))
         return float(loss.sum() if w is None else w @ loss)
 
-    def solve(  # type: ignore[override]
+    def solve(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, *, names: Sequence[str], frame: str,
         start: np.ndarray | None = None, maxiter: int = 100, tol: float = 1e-7, check_rank: bool = True,
     ) -> Solution:

@@ -255,6 +255,50 @@ def test_mnlogit_human_only_equals_statsmodels_mnlogit_hc0() -> None:
     assert 0 <= ours.wald_test("favour:x1 = neutral:x1", scalar=True).pvalue <= 1
 
 
+def _coefficient_blocks(text: str) -> dict[str, list[list[float]]]:
+    """The printed coefficient blocks of a summary: header label -> rows of numbers."""
+    blocks: dict[str, list[list[float]]] = {}
+    current = None
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 1 and fields[1] == "coef":
+            current = blocks.setdefault(fields[0], [])
+        elif current is not None and len(fields) == 7:
+            try:
+                current.append([float(v) for v in fields[1:]])
+            except ValueError:
+                current = None
+        elif line.startswith("="):
+            current = None
+    return blocks
+
+
+def test_mnlogit_summary_has_one_block_per_class_with_its_params_and_bse() -> None:
+    real, proxy = _stance_frames()
+    for res in (
+        smf.gmm_proxy("stance ~ x1 + x2", real=real, proxy=proxy, model="mnlogit").fit(),
+        smf.classical("stance ~ x1 + x2", real=real, model="mnlogit").fit(correction=None),
+    ):
+        blocks = _coefficient_blocks(res.summary().as_text())
+        assert list(blocks) == ["stance=favour", "stance=neutral"]
+        for label, block in blocks.items():
+            cls = label.split("=")[1]
+            names = [f"{cls}:{c}" for c in ("Intercept", "x1", "x2")]
+            printed = np.array(block)
+            # the summary prints 4 decimals for coef and 3 for the standard error
+            np.testing.assert_allclose(printed[:, 0], res.params[names], atol=5e-5)
+            np.testing.assert_allclose(printed[:, 1], res.bse[names], atol=5e-4)
+            np.testing.assert_allclose(printed[:, 4:], res.conf_int().loc[names], atol=5e-4)
+    # the human-only blocks print the numbers of statsmodels' MNLogit summary (HC0)
+    codes = real["stance"].map({"against": 0, "favour": 1, "neutral": 2}).rename("stance")
+    theirs = sm.MNLogit(codes, sm.add_constant(real[["x1", "x2"]])).fit(disp=0, cov_type="HC0", method="newton", tol=1e-12)
+    their_blocks = _coefficient_blocks(theirs.summary().as_text())
+    assert list(their_blocks) == ["stance=1", "stance=2"]
+    ours = blocks  # the classical fit, the last of the loop
+    for mine, their in zip(ours.values(), their_blocks.values()):
+        np.testing.assert_array_equal(np.array(mine)[:, [0, 1, 4, 5]], np.array(their)[:, [0, 1, 4, 5]])
+
+
 def test_mnlogit_with_a_proxy_source_and_a_chosen_reference() -> None:
     from synthinfer.families import MNLogit
 

@@ -150,6 +150,11 @@ class MNLogit(EstimatingFunction):
     def param_names(self, columns: Sequence[str]) -> list[str]:
         return [f"{c}:{name}" for c in self.classes[1:] for name in columns]
 
+    def equations(self, columns: Sequence[str]) -> list[tuple[str, slice]]:
+        """One equation per non-reference class, as statsmodels' MNLogit summary."""
+        p = len(columns)
+        return [(str(c), slice(j * p, (j + 1) * p)) for j, c in enumerate(self.classes[1:])]
+
     def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:
         bad = ~np.isin(y, np.arange(len(self.classes)))
         if bad.any():

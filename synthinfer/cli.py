@@ -241,7 +241,7 @@ def _number(value: Any) -> float | None:
 
 
 def _as_json(res: Any, formula: str) -> str:
-    ci = res.conf_int()
+    table = res.tidy()
     jval, jpval, jdf = res.jtest()
     sources = [
         {"name": s.name, "kind": s.kind, "rows": int(s.n_rows), "units": int(s.n_units)}
@@ -251,10 +251,12 @@ def _as_json(res: Any, formula: str) -> str:
         "estimator": res.estimator,
         "model": res.model.family.name,
         "formula": formula,
-        "params": {k: _number(v) for k, v in res.params.items()},
-        "bse": {k: _number(v) for k, v in res.bse.items()},
-        "conf_int": {k: [_number(lo), _number(hi)] for k, (lo, hi) in zip(ci.index, ci.to_numpy())},
-        "pvalues": {k: _number(v) for k, v in res.pvalues.items()},
+        "params": {k: _number(v) for k, v in table["estimate"].items()},
+        "bse": {k: _number(v) for k, v in table["std_error"].items()},
+        "conf_int": {
+            k: [_number(lo), _number(hi)] for k, (lo, hi) in zip(table.index, table[["conf_low", "conf_high"]].to_numpy())
+        },
+        "pvalues": {k: _number(v) for k, v in table["p_value"].items()},
         "nobs": int(res.nobs),
         "n_labeled": int(res.n_labeled),
         "jtest": {"statistic": _number(jval), "pvalue": _number(jpval), "df": int(jdf)},
@@ -270,18 +272,11 @@ def _as_json(res: Any, formula: str) -> str:
 
 
 def _as_csv(res: Any) -> str:
-    ci = res.conf_int()
-    table = pd.DataFrame(
-        {
-            "coef": res.params,
-            "std_err": res.bse,
-            ("t" if getattr(res, "use_t", False) else "z"): res.tvalues,
-            "p_value": res.pvalues,
-            "ci_lower": ci.iloc[:, 0],
-            "ci_upper": ci.iloc[:, 1],
-        }
-    )
-    table.index.name = "term"
+    statistic = "t" if getattr(res, "use_t", False) else "z"
+    table = res.tidy().rename(columns={
+        "estimate": "coef", "std_error": "std_err", "statistic": statistic,
+        "conf_low": "ci_lower", "conf_high": "ci_upper",
+    })
     return table.to_csv(lineterminator="\n")
 
 
@@ -344,13 +339,14 @@ def _demo(args: argparse.Namespace) -> int:
     print(compare(fits))
     print()
     print(f"Full-data truth (human labels of all {data.n_units:,} requests):")
-    reference = pd.DataFrame({"coef": truth.params, "std err": truth.bse})
+    reference = truth.tidy()[["estimate", "std_error"]].rename(columns={"estimate": "coef", "std_error": "std err"})
+    reference.index.name = None
     print(reference.to_string(float_format=lambda v: f"{v:.4f}"))
     print()
     covered = []
     for name, res in fits.items():
-        ci = res.conf_int()
-        inside = ((ci.iloc[:, 0] <= truth.params) & (truth.params <= ci.iloc[:, 1])).sum()
+        table = res.tidy()
+        inside = ((table["conf_low"] <= truth.params) & (truth.params <= table["conf_high"])).sum()
         covered.append(f"{name} {inside}/{len(truth.params)}")
     print("95% intervals covering the full-data value: " + ", ".join(covered))
     print()

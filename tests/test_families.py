@@ -109,6 +109,47 @@ def test_plain_quantile_is_a_sample_quantile() -> None:
     np.testing.assert_allclose(res.params["Intercept"], np.median(real["y"]), rtol=1e-9)
 
 
+def _powell_bse(X: np.ndarray, y: np.ndarray, params: np.ndarray, q: float, h: float) -> np.ndarray:
+    """Powell's kernel sandwich written out: bread sum K(e/h)/h x x' (Epanechnikov),
+    meat the centered score cross product, as the GMM's S."""
+    e = y - X @ params
+    u = e / h
+    density = np.where(np.abs(u) <= 1, 0.75 * (1 - u**2), 0.0) / h
+    bread = (X * density[:, None]).T @ X
+    psi = X * (q - (e < 0))[:, None]
+    psi = psi - psi.mean(axis=0)
+    inv = np.linalg.inv(bread)
+    return np.sqrt(np.diag(inv @ (psi.T @ psi) @ inv))
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9])
+def test_quantile_bandwidth_and_sandwich_are_quantreg_s(q: float) -> None:
+    real, _, _ = _frames("ols", n_labeled=401)
+    y = real["y"].to_numpy()
+    # y ~ 1: the same sandwich as QuantReg's vcov="robust" (one density for all rows)
+    ours = smf.classical("y ~ 1", real=real, model=Quantile(q)).fit(correction=None)
+    theirs = QuantReg(y, np.ones((len(y), 1))).fit(q=q, p_tol=1e-12, max_iter=5000)
+    np.testing.assert_allclose(ours.params.to_numpy(), theirs.params, rtol=1e-9)
+    e = y - ours.params.to_numpy()[0]
+    assert Quantile(q).bandwidth(y, e) == pytest.approx(theirs.bandwidth, rel=1e-12)
+    # the GMM's S is centered (the check-loss vertex leaves a mean score of ~1/n) and
+    # the zero residual of the vertex row counts as not below the quantile: ~1e-5 apart
+    np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse, rtol=1e-4)
+    np.testing.assert_allclose(
+        ours.bse.to_numpy(), _powell_bse(np.ones((len(y), 1)), y, ours.params.to_numpy(), q, theirs.bandwidth),
+        rtol=1e-10,
+    )
+    # with a covariate: QuantReg's bandwidth (its residuals' IQR; its IRLS stops ~1e-7 from
+    # the LP's vertex), and Powell's sandwich, a density per row, written out with it
+    X = sm.add_constant(real[["x1"]]).to_numpy()
+    ours = smf.classical("y ~ x1", real=real, model=Quantile(q)).fit(correction=None)
+    theirs = QuantReg(y, X).fit(q=q, p_tol=1e-12, max_iter=5000)
+    params = ours.params.to_numpy()
+    assert Quantile(q).bandwidth(y, y - X @ params) == pytest.approx(theirs.bandwidth, rel=1e-5)
+    h = Quantile(q).bandwidth(y, y - X @ params)
+    np.testing.assert_allclose(ours.bse.to_numpy(), _powell_bse(X, y, params, q, h), rtol=1e-10)
+
+
 def test_quantile_kernel_sandwich_is_close_to_statsmodels_robust_in_a_large_iid_sample() -> None:
     """Powell's kernel sandwich and QuantReg's robust covariance estimate the same
     asymptotic variance; with homoskedastic errors and n = 5000 they agree to a few percent."""

@@ -11,11 +11,16 @@ indexed by unit id so the files give known, equal divisions), samples
   --max-in-memory``.
 
 It reports wall times (model build + fit), the number of passes over the
-partitions, the cluster's peak memory (distributed's MemorySampler), the
+partitions, the peak memory of the largest worker and of the cluster, the
 ratio of the two wall times and the largest relative difference of params,
 bse and J. Run ``python benchmarks/dask_scaling.py`` (defaults: N = 1e5, 1e6)
-or e.g. ``--n-units 1e6 1e7 1e8 --no-persist`` (out of core); outputs go to
-``benchmarks/results/dask/`` (``results.csv``, ``results.md``).
+or e.g. ``--n-units 1e7 1e8 --no-persist --data-dir /scratch/dask_bench``
+(out of core: every pass reads the Parquet files again); outputs go to
+``benchmarks/results/dask/`` (``results.csv``, ``results.md``), where a run
+replaces the rows of the same N and persist setting and keeps the others.
+The Parquet files are deleted after each N. The peak memory is sampled from
+the scheduler's view of each worker's process memory (every 0.5 s): the
+largest single worker (``peak_worker_memory_gb``) and the cluster's total.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import platform
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -70,10 +76,36 @@ def relative(a, b) -> float:
     return float(np.max(np.abs(a - b) / np.abs(a)))
 
 
+class WorkerMemory:
+    """The peak process memory of each worker and of the cluster, polled from the scheduler."""
+
+    def __init__(self, client, interval: float = 0.5) -> None:
+        self.client, self.interval = client, interval
+        self.worker_peak, self.cluster_peak = 0.0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            workers = self.client.scheduler_info()["workers"].values()
+            memory = [w["metrics"]["memory"] for w in workers]
+            if memory:
+                self.worker_peak = max(self.worker_peak, max(memory))
+                self.cluster_peak = max(self.cluster_peak, sum(memory))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> WorkerMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def run(n_units: int, args: argparse.Namespace, client, root: Path) -> dict:
     import dask
     import dask.dataframe as dd
-    from distributed.diagnostics import MemorySampler
 
     from synthinfer.distributed.reduction import PASSES
 
@@ -83,15 +115,17 @@ def run(n_units: int, args: argparse.Namespace, client, root: Path) -> dict:
     write_time = time.perf_counter() - t
     proxy = dd.read_parquet(data_dir / "proxy", index="unit", calculate_divisions=True)
     synth = dd.read_parquet(data_dir / "synth", index="unit", calculate_divisions=True)
-    row = {"N": n_units, "partitions": proxy.npartitions, "write_s": write_time}
-    sampler = MemorySampler()
+    row = {"N": n_units, "persist": not args.no_persist, "partitions": proxy.npartitions,
+           "write_s": write_time}
     PASSES["count"] = 0
-    with dask.config.set({"synthinfer.persist": not args.no_persist}), sampler.sample("fit", interval=0.2):
+    with dask.config.set({"synthinfer.persist": not args.no_persist}), WorkerMemory(client) as memory_use:
         t = time.perf_counter()
         on_dask = smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model="logit").fit()
         row["dask_s"] = time.perf_counter() - t
     row["passes"] = PASSES["count"] + 1  # + the levels pass, which does not go through map_reduce
-    row["peak_cluster_memory_gb"] = float(sampler.to_pandas()["fit"].max()) / 1e9
+    row["s_per_pass"] = row["dask_s"] / row["passes"]
+    row["peak_worker_memory_gb"] = memory_use.worker_peak / 1e9
+    row["peak_cluster_memory_gb"] = memory_use.cluster_peak / 1e9
     dask_params, dask_bse, dask_j = np.asarray(on_dask.params), np.asarray(on_dask.bse), on_dask.jtest()[0]
     del on_dask.model.model_data.sources[0].chunks[:]  # free the persisted designs
     client.run(lambda: __import__("gc").collect())
@@ -112,6 +146,8 @@ def run(n_units: int, args: argparse.Namespace, client, root: Path) -> dict:
 def markdown(table: pd.DataFrame) -> str:
     """A Markdown table without the tabulate package."""
     def cell(value) -> str:
+        if isinstance(value, (bool, np.bool_)):
+            return str(bool(value))
         if isinstance(value, (float, np.floating)):
             return "" if np.isnan(value) else f"{value:.3g}"
         return f"{value:,}" if isinstance(value, (int, np.integer)) else str(value)
@@ -131,13 +167,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-in-memory", type=float, default=1e7)
     parser.add_argument("--no-persist", action="store_true", help="read the partitions at every pass")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the Parquet files are written (default: a temporary directory)")
     parser.add_argument("--output", type=Path, default=Path("benchmarks/results/dask"))
     args = parser.parse_args(argv)
     from distributed import Client, LocalCluster
 
     warnings.simplefilter("ignore")
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, LocalCluster(
+    if args.data_dir is not None:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.data_dir) as tmp, LocalCluster(
         n_workers=args.workers, threads_per_worker=1, memory_limit=args.memory_limit, dashboard_address=None,
     ) as cluster, Client(cluster) as client:
         for n in args.n_units:
@@ -145,14 +185,23 @@ def main(argv: list[str] | None = None) -> None:
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     args.output.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.output / "results.csv", index=False)
+    previous = args.output / "results.csv"
+    if previous.exists():
+        # keep the rows of other N / persist settings (earlier runs)
+        old = pd.read_csv(previous)
+        if "persist" not in old:
+            old.insert(1, "persist", True)
+        keep = ~old.set_index(["N", "persist"]).index.isin(table.set_index(["N", "persist"]).index)
+        table = pd.concat([old[keep], table], ignore_index=True).sort_values(["persist", "N"], ascending=[False, True])
+    table.to_csv(previous, index=False)
     header = (
         f"# gmm_synth logit on Dask vs in memory\n\n"
         f"{args.workers} process workers x 1 thread, memory limit {args.memory_limit} each, "
-        f"p = {P}, n = {args.labeled} labeled units, {args.rows_per_file} rows per Parquet file, "
-        f"persist = {not args.no_persist}; Python {platform.python_version()} on {platform.machine()}, "
-        f"command: `python {' '.join(sys.argv)}`. Times are build + fit wall seconds, on a "
-        f"shared machine.\n\n"
+        f"p = {P}, n = {args.labeled} labeled units, {args.rows_per_file} rows per Parquet file; "
+        f"Python {platform.python_version()} on {platform.machine()}, last command: "
+        f"`python {' '.join(sys.argv)}`. Times are build + fit wall seconds, on a shared "
+        f"2-core machine; persist = False reads the Parquet files at every pass (out of core). "
+        f"memory_s and ratio are empty where the in-memory fit was not run.\n\n"
     )
     (args.output / "results.md").write_text(header + markdown(table) + "\n")
 

@@ -14,7 +14,9 @@ Two studies, seeded and run over ``--jobs`` processes (joblib):
      burn-in of Gligoric et al.), then `optimal_design` for the other 450
      expected labels, target ``hedging``, ``first_person_plural`` or both,
      from GPT-4o's label and confidence with the disagreement model learned on
-     the pilot (uniform mixture 0.1);
+     the pilot (uniform mixture 0.1); the pilot is a simple random sample, so
+     the designs take ``random_pilot=True`` (its units count for the whole
+     population, see `synthinfer.design.rules.random_pilot_prob`);
    - ``sequential (first_person_plural)``: the same pilot, then 3 rounds of
      150 expected labels, the disagreement model refitted before each round.
 
@@ -35,8 +37,9 @@ Two studies, seeded and run over ``--jobs`` processes (joblib):
    0.5 x2)``, N = 2,000, n = 200 and 500 expected labels, target ``x1``; the LLM
    is ``informative`` (a confidence c ~ U(0.5, 1) per unit; logit: the label is
    right with probability c; OLS: ``f = y + 3 (1 - c) e``) or ``noise``
-   (independent of everything). Designs ``uniform``, ``optimal`` (pilot of 50 +
-   one-shot design) and ``sequential`` (pilot of 50 + 3 rounds).
+   (independent of everything). Designs ``uniform``, ``optimal`` (random pilot
+   of 50 + one-shot design) and ``sequential`` (random pilot of 50 + 3 rounds),
+   both with ``random_pilot=True``. ``--cells model:llm:n,...`` runs some cells.
 
 Writes ``politeness.csv.gz``, ``simulation.csv.gz`` (one row per repetition,
 design, estimator and term), ``politeness_summary.csv``,
@@ -119,7 +122,7 @@ def _sequential(formula, proxy, human, model, budget, rounds, pilot, seed, targe
 
 # -- 1. politeness ------------------------------------------------------------------
 
-def politeness_trial(rep: int, budget: int, designs: list[str]) -> list[dict]:
+def politeness_trial(rep: int, budget: int, designs: list[str], random_pilot: bool = True) -> list[dict]:
     data = load_politeness()
     formula, model = data.formula, "logit"
     proxy = data.proxy.assign(conf=data.frame["confidence_gpt4o"])
@@ -139,10 +142,11 @@ def politeness_trial(rep: int, budget: int, designs: list[str]) -> list[dict]:
             target = ["hedging", "first_person_plural"] if target == "both" else target
             if design.startswith("sequential"):
                 real, prob = _sequential(formula, proxy, human, model, budget - PILOT, 3, pilot,
-                                         int(rng.integers(2**31)), target, confidence="conf")
+                                         int(rng.integers(2**31)), target, confidence="conf",
+                                         random_pilot=random_pilot)
             else:
                 plan = optimal_design(formula, proxy=proxy, model=model, budget=budget - PILOT,
-                                      pilot=pilot, target=target, confidence="conf")
+                                      pilot=pilot, target=target, confidence="conf", random_pilot=random_pilot)
                 real = pd.concat([pilot, human.loc[plan.draw(rng).index]])
                 prob = plan.prob
         # the estimated per-unit variance of the full-data fit (for the finite-population correction)
@@ -194,7 +198,8 @@ def simulated_population(model: str, llm: str, n_units: int, rng: np.random.Gene
     return human, proxy
 
 
-def simulation_trial(rep: int, model: str, llm: str, n: int, n_units: int, designs: list[str]) -> list[dict]:
+def simulation_trial(rep: int, model: str, llm: str, n: int, n_units: int, designs: list[str],
+                     random_pilot: bool = True) -> list[dict]:
     rng = np.random.default_rng([rep, n, len(model), len(llm)])
     human, proxy = simulated_population(model, llm, n_units, rng)
     formula = "y ~ x1 + x2"
@@ -208,10 +213,11 @@ def simulation_trial(rep: int, model: str, llm: str, n: int, n_units: int, desig
             pilot = human.iloc[np.sort(rng.choice(n_units, PILOT, replace=False))]
             if design == "sequential":
                 real, prob = _sequential(formula, proxy, human, model, n - PILOT, 3, pilot,
-                                         int(rng.integers(2**31)), "x1", confidence="conf")
+                                         int(rng.integers(2**31)), "x1", confidence="conf",
+                                         random_pilot=random_pilot)
             else:
                 plan = optimal_design(formula, proxy=proxy, model=model, budget=n - PILOT,
-                                      pilot=pilot, target="x1", confidence="conf")
+                                      pilot=pilot, target="x1", confidence="conf", random_pilot=random_pilot)
                 real = pd.concat([pilot, human.loc[plan.draw(rng).index]])
                 prob = plan.prob
         for estimator in ESTIMATORS:
@@ -226,6 +232,39 @@ def simulation_trial(rep: int, model: str, llm: str, n: int, n_units: int, desig
     return rows
 
 
+def predicted_ratio(rep: int, model: str, llm: str, n: int, n_units: int = 2000) -> dict:
+    """The one-shot design's asymptotic variance of the human-only x1 fit over uniform labeling's.
+
+    From the simulated population's true per-unit scores ``s_i^2 = (H^-1 x_i)_1^2 v_i``
+    and each unit's weight: ``sum E[W_i^2] s_i^2 / (sum E W_i)^2`` with ``W_i = a`` for
+    a pilot unit and ``R_i / pi_i`` for a pool unit, against ``N/n sum s_i^2 / N^2``;
+    ``a = 1`` (pilot at pi = 1) and ``a = 1 / design.pilot_prob`` (``random_pilot=True``).
+    The same population, pilot and design as ``simulation_trial``'s ``optimal``.
+    """
+    rng = np.random.default_rng([rep, n, len(model), len(llm)])
+    human, proxy = simulated_population(model, llm, n_units, rng)
+    lin = (0.5 + human["x1"] - 0.5 * human["x2"]).to_numpy()
+    v = expit(lin) * (1 - expit(lin)) if model == "logit" else np.ones(n_units)
+    X = np.column_stack([np.ones(n_units), human["x1"], human["x2"]])
+    h = X @ np.linalg.inv((X * v[:, None]).T @ X / n_units)[1]
+    s2 = h**2 * v
+    rng.random(n_units)  # the uniform design's draw, as in simulation_trial
+    pilot = human.iloc[np.sort(rng.choice(n_units, PILOT, replace=False))]
+    plan = optimal_design("y ~ x1 + x2", proxy=proxy, model=model, budget=n - PILOT, pilot=pilot,
+                          target="x1", confidence="conf", random_pilot=True)
+    pi = plan.prob.reindex(human.index).to_numpy()
+    in_pilot = human.index.isin(pilot.index)
+    uniform = s2.sum() * n_units / n
+
+    def variance(a: float) -> float:
+        ew = np.where(in_pilot, a, 1.0)
+        ew2 = np.where(in_pilot, a**2, 1.0 / pi)
+        return float((ew2 * s2).sum() / ew.sum() ** 2 * n_units**2)
+
+    return dict(rep=rep, model=model, llm=llm, n=n, pilot_pi1=variance(1.0) / uniform,
+                random_pilot=variance(1.0 / plan.pilot_prob) / uniform)
+
+
 # -- summaries ----------------------------------------------------------------------
 
 def _binomial_se(p: float, reps: int) -> float:
@@ -238,7 +277,9 @@ def summarise_politeness(frame: pd.DataFrame, v_full: pd.Series, n_units: int, b
     for (design, estimator, term), g in ok.groupby(["design", "estimator", "term"], sort=False):
         reps = len(g)
         v = v_full[term]
-        mse = float(((g["estimate"] - g["truth"]) ** 2).mean())
+        sq = (g["estimate"] - g["truth"]) ** 2
+        mse = float(sq.mean())
+        mc_ess = v / budget / (mse + v / n_units)
         row = {
             "design": design, "estimator": estimator, "term": term, "reps": reps,
             # as the CDI tables: V_full / n over the reported variance, averaged
@@ -246,7 +287,9 @@ def summarise_politeness(frame: pd.DataFrame, v_full: pd.Series, n_units: int, b
             # the same with the Monte Carlo variance around the superpopulation value: the
             # error around the full-data fit plus that fit's own variance V_full / N (the two
             # are uncorrelated for a design-unbiased estimator)
-            "rel. ESS (Monte Carlo)": v / budget / (mse + v / n_units),
+            "rel. ESS (Monte Carlo)": mc_ess,
+            # its Monte Carlo standard error (delta method on the mean squared error)
+            "MC ESS se": mc_ess * float(sq.std(ddof=1)) / np.sqrt(reps) / (mse + v / n_units),
             # finite-population version: both variances around the full-data fit
             "rel. ESS (MC, finite pop.)": v * (1 / budget - 1 / n_units) / mse,
             "mean labels": float(g["n_labeled"].mean()),
@@ -280,10 +323,30 @@ def summarise_simulation(frame: pd.DataFrame) -> pd.DataFrame:
     idx = pd.MultiIndex.from_frame(table[["model", "llm", "n", "estimator", "term"]])
     table["mse / uniform"] = table["mse"].to_numpy() / base["mse"].reindex(idx).to_numpy()
     table["mean se^2 / uniform"] = table["mean_se2"].to_numpy() / base["mean_se2"].reindex(idx).to_numpy()
+    table["mse ratio se"] = _ratio_se(ok, keys)
     failed = frame[frame["term"] == "(failed)"].groupby(["model", "llm", "n", "design", "estimator"]).size()
     table["failed fits"] = [int(failed.get(tuple(r), 0)) for r in
                             table[["model", "llm", "n", "design", "estimator"]].itertuples(index=False)]
     return table
+
+
+def _ratio_se(ok: pd.DataFrame, keys: list[str]) -> list[float]:
+    """Monte Carlo standard error of each design's MSE over uniform's (delta method, paired by rep)."""
+    sq = ok.assign(sq=(ok["estimate"] - ok["truth"]) ** 2)
+    wide = sq.pivot_table(index=["model", "llm", "n", "estimator", "term", "rep"], columns="design", values="sq")
+    out = []
+    for key, g in sq.groupby(keys, sort=False):
+        model, llm, n, design, estimator, term = key
+        pair = wide.loc[(model, llm, n, estimator, term)][["uniform", design]].dropna()
+        a, b = pair[design].to_numpy(), pair["uniform"].to_numpy()
+        if design == "uniform" or len(a) < 2:
+            out.append(0.0)
+            continue
+        ma, mb, reps = a.mean(), b.mean(), len(a)
+        cov = np.cov(a, b, ddof=1)
+        rel = cov[0, 0] / ma**2 + cov[1, 1] / mb**2 - 2 * cov[0, 1] / (ma * mb)
+        out.append(float(ma / mb * np.sqrt(max(rel, 0.0) / reps)))
+    return out
 
 
 def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
@@ -302,7 +365,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--quick", action="store_true", help="a few repetitions (the tests' check)")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--part", choices=["all", "politeness", "simulation", "summary"], default="all",
+    parser.add_argument("--fixed-pilot", action="store_true",
+                        help="pilot units at pi = 1 (random_pilot=False), as the run in docs/results/labeling_design/pilot_pi1")
+    parser.add_argument("--cells", default=None,
+                        help="simulation cells to run, e.g. logit:noise:200,ols:noise:500 (default all)")
+    parser.add_argument("--part", choices=["all", "politeness", "simulation", "summary", "predicted"], default="all",
                         help="run one study only (the summary then covers the files present)")
     args = parser.parse_args(argv)
     reps, sim_reps = (1, 1) if args.quick else (args.reps, args.sim_reps)
@@ -311,16 +378,34 @@ def main(argv: list[str] | None = None) -> int:
                "sequential (first_person_plural)"]
     sim_designs = ["uniform", "optimal", "sequential"]
     cells = [(m, llm, n) for m in ("ols", "logit") for llm in ("informative", "noise") for n in (200, 500)]
+    if args.cells:
+        wanted = [tuple(c.split(":")) for c in args.cells.split(",")]
+        cells = [c for c in cells if (c[0], c[1], str(c[2])) in wanted]
     args.output.mkdir(parents=True, exist_ok=True)
+    if args.part == "predicted":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rows = [predicted_ratio(r, m, llm, n) for (m, llm, n) in cells for r in range(20)]
+        table = pd.DataFrame(rows).groupby(["model", "llm", "n"], sort=False)[["pilot_pi1", "random_pilot"]]
+        table = table.agg(["mean", "std"]).round(3)
+        table.columns = [" ".join(c) for c in table.columns]
+        (args.output / "predicted.md").write_text(
+            "# Predicted variance of the one-shot design over uniform labeling (human-only x1 fit)\n\n"
+            "`python benchmarks/labeling_design.py --part predicted`: the asymptotic variance from each "
+            "simulated population's true scores (see `predicted_ratio`), mean and sd over 20 populations; "
+            "pilot of 50 at pi = 1 or with `random_pilot=True`.\n\n"
+            + _markdown(table.reset_index()) + "\n")
+        print(f"wrote {args.output / 'predicted.md'}", file=sys.stderr)
+        return 0
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # counted via the results, not printed per trial
         parallel = Parallel(n_jobs=args.jobs)
         if args.part in ("all", "politeness"):
-            pol = parallel(delayed(politeness_trial)(r, budget, designs) for r in range(reps))
+            pol = parallel(delayed(politeness_trial)(r, budget, designs, not args.fixed_pilot) for r in range(reps))
             pd.DataFrame([row for rows in pol for row in rows]).to_csv(args.output / "politeness.csv.gz", index=False)
         if args.part in ("all", "simulation"):
-            sim = parallel(delayed(simulation_trial)(r, m, llm, n, 2000, sim_designs)
+            sim = parallel(delayed(simulation_trial)(r, m, llm, n, 2000, sim_designs, not args.fixed_pilot)
                            for (m, llm, n) in cells for r in range(sim_reps))
             pd.DataFrame([row for rows in sim for row in rows]).to_csv(args.output / "simulation.csv.gz", index=False)
     elapsed = time.perf_counter() - start
@@ -340,9 +425,15 @@ def main(argv: list[str] | None = None) -> int:
     text = [
         "# Labeling designs: committed run",
         "",
-        f"`python benchmarks/labeling_design.py{' --quick' if args.quick else ''}`: "
+        f"`python benchmarks/labeling_design.py{' --quick' if args.quick else ''}"
+        f"{' --fixed-pilot' if args.fixed_pilot else ''}`: "
         f"{pol_frame['rep'].nunique()} politeness repetitions, "
-        f"{sim_frame.groupby(['model', 'llm', 'n'])['rep'].nunique().min()} per simulation cell.",
+        f"{sim_frame.groupby(['model', 'llm', 'n'])['rep'].nunique().min()} per simulation cell; "
+        + ("pilot units at pi = 1 (`random_pilot=False`)." if args.fixed_pilot else
+           "the random pilot's units at the design's mean probability (`random_pilot=True`)."),
+        "",
+        "Simulation cells in this run: " + ", ".join(
+            f"{m} {llm} n = {n}" for (m, llm, n) in sim_frame[["model", "llm", "n"]].drop_duplicates().itertuples(index=False)) + ".",
         "",
         f"## Politeness (logit {load_politeness().formula}, {budget} expected labels, N = {n_units})",
         "",

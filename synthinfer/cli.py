@@ -41,7 +41,7 @@ from typing import Any, NoReturn, overload
 import numpy as np
 import pandas as pd
 
-from .covariance import COVARIANCES
+from .covariance import COV_TYPES
 from .families import FAMILIES
 from .options import Correction, Engine, OutputFormat, Shrinkage, choices
 from . import __version__
@@ -708,9 +708,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="model family (default: ols; 'quantile' is the median)")
     fit.add_argument("--unit-col", metavar="ID", default=None,
                      help="unit id column of every file (default: each file's first column)")
-    fit.add_argument("--cov", choices=["HC0", "cluster"], default="HC0",
-                     help="covariance: independent units (HC0, default) or clusters of units")
-    fit.add_argument("--weight", choices=sorted(COVARIANCES), default="HC0",
+    fit.add_argument("--cov", "--cov-type", dest="cov", choices=COV_TYPES, default="HC0",
+                     help="covariance (statsmodels' cov_type): independent units (HC0, default; HC1 with "
+                          "n/(n - p); HC2/HC3 are refused, GMM has no hat matrix) or clusters of units (cluster, "
+                          "with --groups)")
+    fit.add_argument("--weight", choices=COV_TYPES, default="HC0",
                      help="S of the step-2 weight matrix (HC0, default; cluster: efficient with "
                           "dependent clusters, with --groups); --cov alone does not change the estimate")
     fit.add_argument("--correction", choices=choices(Correction), default="small-sample",

@@ -19,7 +19,7 @@ a class here with its ``cov_type`` added to the registry.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,7 @@ from .moments import MomentBlocks
 __all__ = [
     "MomentCovariance", "HeteroskedasticCovariance", "ClusteredCovariance", "HC1Covariance",
     "TwoWayClusteredCovariance",
-    "COVARIANCES", "get_covariance",
+    "COVARIANCES", "get_covariance", "CovType", "COV_TYPES",
 ]
 
 
@@ -382,6 +382,11 @@ COVARIANCES: dict[str, type[MomentCovariance]] = {
     "HC2": HC2Covariance,
     "HC3": HC3Covariance,
 }
+#: the names ``cov_type`` / ``weight_type`` take, as a type; the keys of
+#: `COVARIANCES` and the command line's ``--cov`` / ``--weight`` choices are these
+#: (tests/test_cli.py checks all three agree)
+CovType = Literal["HC0", "cluster", "HC1", "HC2", "HC3"]
+COV_TYPES: tuple[str, ...] = get_args(CovType)
 _ALIASES = {"hc0": "HC0", "robust": "HC0", "cluster": "cluster", "hc1": "HC1", "hc2": "HC2", "hc3": "HC3"}
 
 

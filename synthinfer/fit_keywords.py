@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+import inspect
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["IGNORED", "check_fit_keywords"]
+import numpy as np
+
+__all__ = ["IGNORED", "check_fit_keywords", "apply_use_t", "carry_statsmodels_keywords"]
 
 # Output and optimiser-bookkeeping switches of statsmodels' LikelihoodModel.fit:
 # the estimators print nothing and keep no optimiser history, so these have no effect.
@@ -49,3 +53,49 @@ def check_fit_keywords(estimator: str, method: str | None, extra: Mapping[str, A
             f"{estimator}.fit() got unexpected keyword argument(s) {unknown}; statsmodels' "
             f"{list(IGNORED)} are accepted and ignored"
         )
+
+
+def apply_use_t(results: Any, use_t: bool | None, df_resid: float) -> None:
+    """Set a baseline result's reference distribution as ``fit(use_t=...)`` asks.
+
+    None leaves the estimator's own choice (t with its small-sample correction,
+    else normal); False is normal inference (``df_resid`` infinite) with the
+    covariance unchanged; True keeps a small-sample t reference, else uses t
+    with ``df_resid`` (statsmodels' ``n - p``). As ``GMMSynth.fit(use_t=...)``.
+    """
+    if use_t not in (None, True, False):
+        raise ValueError(f"use_t must be True, False or None, got {use_t!r}")
+    if use_t is False:
+        results.use_t, results.df_resid = False, np.inf
+    elif use_t is True and not getattr(results, "use_t", False):
+        results.use_t, results.df_resid = True, float(df_resid)
+
+
+def carry_statsmodels_keywords(fit: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a baseline estimator's ``fit`` statsmodels' keywords.
+
+    ``use_t`` is honoured (`apply_use_t`, with the model's
+    ``inference_rows() - p`` degrees of freedom); ``maxiter`` is accepted and
+    ignored, the baselines' Newton solves keeping their own limit (they
+    converge or raise ConvergenceError); ``method`` and the ``IGNORED``
+    keywords are checked as `check_fit_keywords` does, here when ``fit`` does
+    not take them itself. Anything else is a TypeError, as before.
+    """
+    parameters = inspect.signature(fit).parameters
+    takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+    @functools.wraps(fit)
+    def wrapper(self: Any, *args: Any, use_t: bool | None = None, maxiter: int | None = None, **kwargs: Any) -> Any:
+        if use_t not in (None, True, False):
+            raise ValueError(f"use_t must be True, False or None, got {use_t!r}")
+        if not takes_kwargs:
+            carried = {k: kwargs.pop(k) for k in list(kwargs) if k not in parameters}
+            method = carried.pop("method", None)
+            check_fit_keywords(type(self).__name__, method, carried)
+        results = fit(self, *args, **kwargs)
+        if use_t is not None:  # counting the rows may touch every row (naive pooling): only when asked
+            inner = getattr(results, "_results", results)
+            apply_use_t(inner, use_t, self.inference_rows() - len(inner.params) if use_t else np.inf)
+        return results
+
+    return wrapper

@@ -338,18 +338,35 @@ class FormulaSpec:
         if self._rhs_spec is not None:
             self.categorical_terms()  # plain data that survives pickling, unlike patsy's spec
         state = self.__dict__.copy()
-        if self.engine == "patsy":
-            # patsy's DesignInfo cannot be pickled; results stay usable without it
+        if self.engine == "patsy" and self._rhs_spec is not None:
+            # patsy's DesignInfo refuses pickling: carry it as plain data (patsy_state)
+            from . import patsy_state
+
             state["_lhs_spec"] = state["_rhs_spec"] = None
+            try:
+                state["_patsy_specs"] = patsy_state.dumps((self._lhs_spec, self._rhs_spec), self.variables)
+            except Exception as exc:  # a name the formula reads cannot be pickled (a lambda)
+                state["_patsy_specs"] = f"{type(exc).__name__}: {exc}"
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        blob = state.pop("_patsy_specs", None)
+        self.__dict__.update(state)
+        if isinstance(blob, bytes):
+            from . import patsy_state
+
+            self._lhs_spec, self._rhs_spec = patsy_state.loads(blob)
+        elif blob is not None:
+            self._unpickled_because = blob
 
     # -- applying ---------------------------------------------------------------
     def apply(self, frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Outcome vector and design matrix of ``frame`` under the learned spec."""
         if self._rhs_spec is None:
+            why = getattr(self, "_unpickled_because", "patsy specs could not be pickled")
             raise RuntimeError(
-                "this formula spec was unpickled: patsy specs cannot be pickled, so it "
-                "cannot build new design matrices; rebuild the model from its formula"
+                f"this formula spec was unpickled without its patsy spec ({why}), so it "
+                f"cannot build new design matrices; rebuild the model from its formula"
             )
         data = frame[self.variables]
         if self.engine == "patsy":

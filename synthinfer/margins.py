@@ -21,6 +21,13 @@ standard errors. Columns that are constant on the labeled units (the
 intercept) get no effect, as in statsmodels. With known labeling
 probabilities, ``overall`` and ``mean`` weight the labeled units by 1/pi, so
 they estimate the population's average; ``median`` is unweighted.
+
+``atexog`` is statsmodels' argument: a dict sets design columns (by position,
+as statsmodels, or by name) to a value on every labeled row, an array (p
+columns, or a DataFrame with the design's column names) replaces the rows;
+``at`` is applied afterwards, and which columns are binary or counts is read
+from the labeled design, both as in statsmodels. Rows given as an array are
+the user's, so the labeled units' 1/pi weights do not apply to them.
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ def _count_columns(X: np.ndarray, effect: np.ndarray, dummies: np.ndarray) -> np
 class _Effects:
     """The effects as a function of the coefficients, at the evaluation rows."""
 
-    def __init__(self, results: Any, at: str, method: str, dummy: bool, count: bool) -> None:
+    def __init__(self, results: Any, at: str, method: str, dummy: bool, count: bool, atexog: Any = None) -> None:
         data = results.model.model_data
         X = np.asarray(data.X, dtype=float)
         index_coefficients(results)  # a single linear index, checked first
@@ -77,6 +84,9 @@ class _Effects:
         # a 0/1 column is never a count, even when binary columns are treated as continuous
         self.counts = _count_columns(X, self.effect, binary) if count else np.array([], dtype=int)
         w = data.labeled_weight
+        if atexog is not None:
+            X, replaced = _at_exog(X, atexog, list(data.param_names))
+            w = None if replaced else w
         self.weights = None if (w is None or at != "overall") else np.asarray(w, float) / np.sum(w)
         if at == "mean":
             X = np.atleast_2d(np.average(X, axis=0, weights=w))
@@ -121,6 +131,41 @@ class _Effects:
         return summary[self.effect]
 
 
+def _at_exog(X: np.ndarray, atexog: Any, names: list[str]) -> tuple[np.ndarray, bool]:
+    """The rows to evaluate at: X with ``atexog``'s columns set, or ``atexog``'s rows; and whether replaced."""
+    p = X.shape[1]
+    if isinstance(atexog, dict):
+        X = X.copy()
+        for key, value in atexog.items():
+            if isinstance(key, str) and key in names:
+                j = names.index(key)
+            elif isinstance(key, (int, np.integer)) and not isinstance(key, bool) and -p <= key < p:
+                j = int(key)
+            else:
+                raise SpecificationError(
+                    f"get_margeff: atexog key {key!r} is neither a design column {names} nor a column position 0..{p - 1}"
+                )
+            X[:, j] = value
+        return X, False
+    if isinstance(atexog, pd.DataFrame):
+        if sorted(map(str, atexog.columns)) != sorted(names):
+            raise SpecificationError(
+                f"get_margeff: an atexog frame holds the design's columns {names}, got {list(atexog.columns)}"
+            )
+        atexog = atexog[names]
+    if isinstance(atexog, (np.ndarray, pd.DataFrame)):
+        rows = np.atleast_2d(np.asarray(atexog, dtype=float))
+        if rows.ndim != 2 or rows.shape[1] != p:
+            raise ValueError(
+                f"atexog does not have the same number of variables as exog: {np.shape(atexog)} against {p} columns {names}"
+            )
+        return rows, True
+    raise SpecificationError(
+        f"get_margeff: atexog must be a dict of column -> value, an array or a DataFrame of the design, "
+        f"got {type(atexog).__name__}"
+    )
+
+
 class MarginalEffects:
     """Marginal effects with delta-method standard errors, as statsmodels' ``DiscreteMargins``.
 
@@ -141,10 +186,10 @@ class MarginalEffects:
         Student's t with ``df`` when the fit uses t inference, else normal.
     """
 
-    def __init__(self, results: Any, at: str, method: str, dummy: bool, count: bool) -> None:
+    def __init__(self, results: Any, at: str, method: str, dummy: bool, count: bool, atexog: Any = None) -> None:
         self.results = results
         self.margeff_options = {"at": at, "method": method}
-        effects = _Effects(results, at, method, dummy, count)
+        effects = _Effects(results, at, method, dummy, count, atexog)
         b = index_coefficients(results)
         p = len(b)
         self.margeff = effects(b)
@@ -243,8 +288,10 @@ def get_margeff(
         Average over the labeled units, or at the regressors' mean, median or zero.
     method : {"dydx", "eyex", "dyex", "eydx"}
         The effect, the elasticity or a semi-elasticity.
-    atexog : None
-        statsmodels' argument; not supported (raises if given).
+    atexog : dict, ndarray or DataFrame, optional
+        statsmodels' argument: a dict of design column (position or name) to
+        the value it takes on every row, or rows (p design columns) replacing
+        the labeled design; ``at`` applies afterwards.
     dummy, count : bool
         Discrete changes for binary and count regressors (``at`` "overall" or
         "mean", ``method`` "dydx" or "eydx").
@@ -258,11 +305,9 @@ def get_margeff(
         raise ValueError(f"at must be one of {AT}, got {at!r}")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if atexog is not None:
-        raise SpecificationError("get_margeff: atexog is not supported; use at='mean' or get_prediction on new data")
     if (dummy or count) and (method.endswith("ex") or at in ("median", "zero")):
         raise ValueError(
             f"dummy=True and count=True need method 'dydx' or 'eydx' and at 'overall' or 'mean' "
             f"(statsmodels' rule), got method={method!r}, at={at!r}"
         )
-    return MarginalEffects(results, at, method, bool(dummy), bool(count))
+    return MarginalEffects(results, at, method, bool(dummy), bool(count), atexog)

@@ -150,6 +150,20 @@ def explain_singular(data: ModelData, covariance: Any, s: np.ndarray) -> str:
             f"synthetic source needs samples for more units than there are moments), or use "
             f"fewer terms or sources"
         )
+    if n_sources and data.X.ndim == 2 and data.X.shape[1] == q:
+        # a column nonzero on few labeled units: its labeled moments in every
+        # block (target and sources) are spanned by those units' residuals alone
+        for j, name in enumerate(data.param_names[:q]):
+            nonzero = int(np.count_nonzero(data.X[:, j]))
+            if 0 < nonzero < 1 + n_sources:
+                causes.append(
+                    f"design column {name!r} is nonzero on only {nonzero} of the {n} labeled "
+                    f"units: its labeled moments in the {1 + n_sources} blocks (the target and "
+                    f"{n_sources} source(s)) rest on those {nonzero} units alone, so their "
+                    f"covariance is singular. Label more units with {name!r} nonzero, merge the "
+                    f"level, or fit the human-only model (synthinfer.api.classical), whose "
+                    f"coefficient for {name!r} rests on the same {nonzero} units"
+                )
     groups = covariance.groups
     n_clusters = None if groups is None else groups[1]
     if n_clusters is not None and n_clusters - 1 < k_moms:

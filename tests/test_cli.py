@@ -310,6 +310,32 @@ def test_cluster_covariance(capsys, files, study) -> None:
     assert hc0["cov_type"] == "HC0" and hc0["bse"] != result["bse"]
 
 
+def test_soft_llm_labels_as_a_logit_proxy(capsys, files, study, tmp_path) -> None:
+    """An LLM's probabilities (not 0/1) as the logit proxy's outcome: the command line fits them as the library does."""
+    soft = study.proxy.assign(y=np.clip(0.15 + 0.7 * study.proxy["y"] + 0.1 * np.tanh(study.proxy["x1"]), 0, 1))
+    soft.to_csv(tmp_path / "soft.csv")
+    result = fit_json(capsys, "--real", files["real"], "--proxy", tmp_path / "soft.csv", "--model", "logit")
+    res = smf.gmm_proxy(FORMULA, real=study.real, proxy=soft, model="logit").fit()
+    assert_matches(result, res)
+    assert soft["y"].between(0, 1).all() and not soft["y"].isin([0, 1]).all()
+
+
+def test_cov_choices_are_the_covariance_names(capsys, files, study) -> None:
+    from typing import get_args
+
+    from synthinfer.cli import build_parser
+    from synthinfer.covariance import COVARIANCES, CovType
+
+    fit = build_parser()._subparsers._group_actions[0].choices["fit"]
+    choices = {a.dest: a.choices for a in fit._actions if a.dest in ("cov", "weight")}
+    assert tuple(choices["cov"]) == tuple(choices["weight"]) == get_args(CovType)
+    assert set(get_args(CovType)) == set(COVARIANCES)  # the type and the registry name the same estimators
+    result = fit_json(capsys, "--real", files["real"], "--proxy", files["proxy"], "--model", "logit", "--cov-type", "HC1")
+    res = smf.gmm_proxy(FORMULA, real=study.real, proxy=study.proxy, model="logit").fit(cov_type="HC1")
+    assert result["cov_type"] == "HC1"
+    assert_matches(result, res)
+
+
 @pytest.mark.parametrize("engine", ["patsy", "formulaic"])
 def test_engine_option(capsys, files, study, engine) -> None:
     result = fit_json(capsys, "--real", files["real"], "--proxy", files["proxy"], "--model", "logit",
@@ -404,7 +430,8 @@ BAD_INPUT = [
     ([FORMULA, "--real", "{real}", "--groups", "g"], ["--groups is only used with --cov cluster"]),
     ([FORMULA, "--real", "{realg}", "--proxy", "{proxy}", "--cov", "cluster", "--groups", "nosuch"], ["nosuch"]),
     ([FORMULA, "--real", "{real}", "--model", "tobit"], ["argument --model: invalid choice: 'tobit'"]),
-    ([FORMULA, "--real", "{real}", "--cov", "HC1"], ["argument --cov: invalid choice"]),
+    ([FORMULA, "--real", "{real}", "--cov", "HC4"], ["argument --cov/--cov-type: invalid choice"]),
+    ([FORMULA, "--real", "{real}", "--proxy", "{proxy}", "--cov", "HC3"], ["cov_type='HC3' is not available"]),
     ([FORMULA, "--real", "{real}", "--engine", "R"], ["argument --engine: invalid choice"]),
     ([FORMULA, "--real", "{real}", "--output", "xml"], ["argument --output: invalid choice"]),
     ([FORMULA], ["the following arguments are required: --real"]),

@@ -1,18 +1,23 @@
 """Fits on Dask sources equal the in-memory fits, and bad input in a partition is named.
 
-The equality tests run on a real ``dask.distributed`` LocalCluster of two
-workers with one thread each; the workers are in-process (``processes=False``:
-the same scheduler, workers and task protocol, without the seconds a process
-start costs; the same fits were checked with process workers too, see
-docs/dask.md). The validation tests use the synchronous scheduler: what they
-check does not depend on where a partition is computed.
+The equality tests of gmm_synth, the diagnostics and PPI++ run on a real
+``dask.distributed`` LocalCluster of two workers with one thread each, shared
+by the module (one start), with 16 partitions and k = 2 synthetic rows per
+unit. The workers are in-process (``processes=False``: the same scheduler,
+workers and task protocol, without the seconds two process starts cost this
+file's time budget); process workers are what benchmarks/dask_scaling.py
+runs, and its committed output shows the same equality there (docs/dask.md).
+The other tests use the threaded or the synchronous scheduler: what they
+check does not depend on where a partition is computed. The data sets are
+built once per module and never mutated (the bad-input tests copy theirs).
 """
 
 from __future__ import annotations
 
 import bisect
+import functools
+import importlib
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -71,6 +76,17 @@ def as_dask(proxy: pd.DataFrame, synth: pd.DataFrame, npartitions: int = PARTITI
     return dproxy, dsynth.repartition(divisions=dproxy.divisions)
 
 
+@functools.cache
+def dataset(model: str, n_units: int = 1600, n_labeled: int = 200, k: int = 2, npartitions: int = PARTITIONS):
+    """real, proxy, synth and their Dask frames (persisted: each fit reads them, not
+    the pandas slicing of from_pandas), built once; tests must not mutate them."""
+    real, proxy, synth = make_frames(model, n_units=n_units, n_labeled=n_labeled, k=k)
+    dproxy, dsynth = as_dask(proxy, synth, npartitions=npartitions)
+    with dask.config.set(scheduler="sync"):
+        dproxy, dsynth = dask.persist(dproxy, dsynth)
+    return real, proxy, synth, dproxy, dsynth
+
+
 def partition_of(frame, unit) -> int:
     return min(bisect.bisect_right(list(frame.divisions), unit) - 1, frame.npartitions - 1)
 
@@ -97,23 +113,65 @@ def assert_same_fit(memory, on_dask) -> None:
     assert getattr(on_dask.weighting, "factor", None) == (None if factor is None else pytest.approx(factor, rel=RTOL))
 
 
+def assert_same_diagnostics(memory, on_dask) -> None:
+    # a refit per source and the residual correlations
+    a, b = memory.diagnostics(), on_dask.diagnostics()
+    np.testing.assert_allclose(b.effective_n, a.effective_n, rtol=RTOL)
+    np.testing.assert_allclose(b.variance_reduction, a.variance_reduction, rtol=RTOL, atol=1e-12)
+    np.testing.assert_allclose(b.residual_correlation, a.residual_correlation, rtol=RTOL)
+
+
+def assert_same_ppi(memory, on_dask) -> None:
+    np.testing.assert_allclose(np.asarray(on_dask.params), np.asarray(memory.params), rtol=RTOL)
+    np.testing.assert_allclose(np.asarray(on_dask.bse), np.asarray(memory.bse), rtol=RTOL)
+    np.testing.assert_allclose(
+        np.asarray(on_dask.cov_params()), np.asarray(memory.cov_params()), rtol=RTOL, atol=1e-300,
+    )
+    assert on_dask.lam == pytest.approx(memory.lam, rel=RTOL, abs=1e-300)
+    assert on_dask.lam_tuned == memory.lam_tuned and on_dask.df_resid == memory.df_resid
+
+
 @pytest.mark.parametrize("model", ["ols", "logit"])
-def test_gmm_synth_on_a_cluster_equals_the_in_memory_fit(client, model):
-    real, proxy, synth = make_frames(model)
-    dproxy, dsynth = as_dask(proxy, synth)
+def test_gmm_synth_and_diagnostics_on_a_cluster_equal_the_in_memory_ones(client, model):
+    real, proxy, synth, dproxy, dsynth = dataset(model)
+    assert len(client.scheduler_info()["workers"]) == 2
     assert dproxy.npartitions >= 16 and dsynth.npartitions == dproxy.npartitions
     memory = smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model=model).fit()
     on_dask = smf.gmm_synth(FORMULA, real=real, proxy=dproxy, synth=dsynth, model=model).fit()
     assert_same_fit(memory, on_dask)
-    assert on_dask.nobs == memory.nobs == 4000
-    assert on_dask.model.model_data.sources[1].n_rows == 8000
+    assert on_dask.nobs == memory.nobs == 1600
+    assert on_dask.model.model_data.sources[1].n_rows == 3200
+    assert_same_diagnostics(memory, on_dask)
+    assert "Data sources" in str(on_dask.summary())
+
+
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_ppi_on_a_cluster_equals_the_in_memory_fit(client, model):
+    # PPI++ with a proxy and its power-tuned lambda: the tuning's and the covariance's
+    # sums over all units are passes over the partitions
+    real, proxy, _, dproxy, _ = dataset(model)
+    memory = smf.ppi(FORMULA, real=real, proxy=proxy, model=model).fit()
+    on_dask = smf.ppi(FORMULA, real=real, proxy=dproxy, model=model).fit()
+    assert 0 < memory.lam < 1 and memory.lam_tuned
+    assert_same_ppi(memory, on_dask)
+    assert "PPI++ lambda:" in str(on_dask.summary())
+
+
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_ppi_on_a_synthetic_source_equals_the_in_memory_fit(model):
+    # a synthetic source (k = 2 rows per unit) with a fixed lambda (the tuned one of
+    # these data is 0 for the logit, the human-only fit), ppi-python's ddof and no correction
+    real, _, synth, _, dsynth = dataset(model, npartitions=4)
+    memory = smf.ppi(FORMULA, real=real, synth=synth, model=model, lam=0.6).fit(correction=None, ddof=1)
+    with dask.config.set(scheduler="threads"):
+        on_dask = smf.ppi(FORMULA, real=real, synth=dsynth, model=model, lam=0.6).fit(correction=None, ddof=1)
+    assert_same_ppi(memory, on_dask)
 
 
 @pytest.mark.parametrize("model", ["ols", "logit"])
 def test_gmm_proxy_on_the_threaded_scheduler_equals_the_in_memory_fit(model):
     # dask's default scheduler, without a cluster
-    real, proxy, synth = make_frames(model, n_units=2000)
-    dproxy, _ = as_dask(proxy, synth)
+    real, proxy, _, dproxy, _ = dataset(model, npartitions=4)
     memory = smf.gmm_proxy(FORMULA, real=real, proxy=proxy, model=model).fit()
     with dask.config.set(scheduler="threads"):
         on_dask = smf.gmm_proxy(FORMULA, real=real, proxy=dproxy, model=model).fit()
@@ -122,25 +180,18 @@ def test_gmm_proxy_on_the_threaded_scheduler_equals_the_in_memory_fit(model):
 
 def test_plain_fit_and_diagnostics_equal_the_in_memory_ones():
     # correction=None and no shrinkage: the plain two-step covariance, S^-1 weights
-    real, proxy, synth = make_frames("logit", n_units=2000)
-    dproxy, dsynth = as_dask(proxy, synth)
+    real, proxy, synth, dproxy, dsynth = dataset("logit", npartitions=4)
     plain = {"correction": None, "shrinkage": None}
     memory = smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model="logit").fit(**plain)
     with dask.config.set(scheduler="threads"):
         on_dask = smf.gmm_synth(FORMULA, real=real, proxy=dproxy, synth=dsynth, model="logit").fit(**plain)
         assert_same_fit(memory, on_dask)
-        # a refit per source and the residual correlations
-        a, b = memory.diagnostics(), on_dask.diagnostics()
-        np.testing.assert_allclose(b.effective_n, a.effective_n, rtol=RTOL)
-        np.testing.assert_allclose(b.variance_reduction, a.variance_reduction, rtol=RTOL, atol=1e-12)
-        np.testing.assert_allclose(b.residual_correlation, a.residual_correlation, rtol=RTOL)
-        assert "Data sources" in str(on_dask.summary())
+        assert_same_diagnostics(memory, on_dask)
 
 
 def test_synthetic_only_equals_the_in_memory_fit():
     # no proxy: the units are those the synthetic frame names; k = 3
-    real, proxy, synth = make_frames("ols", n_units=1000, n_labeled=150, k=3)
-    _, dsynth = as_dask(proxy, synth)
+    real, _, synth, _, dsynth = dataset("ols", n_units=600, n_labeled=100, k=3, npartitions=4)
     memory = smf.gmm_synth(FORMULA, real=real, synth={"s": synth}).fit()
     with dask.config.set(scheduler="threads"):
         on_dask = smf.gmm_synth(FORMULA, real=real, synth={"s": dsynth}).fit()
@@ -149,8 +200,7 @@ def test_synthetic_only_equals_the_in_memory_fit():
 
 # -- no N-row array on the client --------------------------------------------------------
 def test_per_unit_arrays_are_refused_not_collected():
-    real, proxy, synth = make_frames("ols", n_units=400, n_labeled=60)
-    dproxy, dsynth = as_dask(proxy, synth)
+    real, _, _, dproxy, dsynth = dataset("ols", n_units=400, n_labeled=60, npartitions=4)
     with dask.config.set(scheduler="sync"):
         model = smf.gmm_synth(FORMULA, real=real, proxy=dproxy, synth=dsynth)
         source = model.model_data.sources[0]
@@ -169,8 +219,7 @@ def test_per_unit_arrays_are_refused_not_collected():
                 res.bootstrap(n_boot=9, method=method)
         with pytest.raises(SpecificationError, match="Dask"):
             res.label_budget()
-        with pytest.raises(SpecificationError, match=names("'proxy'", "Dask frame")):
-            smf.ppi(FORMULA, real=real, proxy=dproxy)
+
 
 
 # -- alignment --------------------------------------------------------------------------
@@ -285,28 +334,71 @@ def test_stateful_transforms_are_refused_with_a_reason(small):
         fit_on_dask(real, proxy, synth, formula="y ~ center(x1)")
 
 
+class _BlockDask:
+    """An import hook that makes dask and distributed look uninstalled."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("dask", "distributed"):
+            raise ImportError("blocked: " + name)
+
+
 def test_the_core_imports_without_dask():
-    code = (
-        "import sys\n"
-        "class Block:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('dask', 'distributed'):\n"
-        "            raise ImportError('blocked: ' + name)\n"
-        "sys.meta_path.insert(0, Block())\n"
-        "import synthinfer, synthinfer.api, synthinfer.gmm\n"
-        "assert not any(m.split('.')[0] == 'dask' for m in sys.modules)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    # a fresh import of the package with dask hidden, in this process (a subprocess
+    # would spend seconds importing numpy, pandas and statsmodels again); the
+    # modules of this test session are put back afterwards
+    ours = ("synthinfer", "dask", "distributed")
+    saved = {name: module for name, module in sys.modules.items() if name.split(".")[0] in ours}
+    for name in saved:
+        del sys.modules[name]
+    blocker = _BlockDask()
+    sys.meta_path.insert(0, blocker)
+    try:
+        for name in ("synthinfer", "synthinfer.api", "synthinfer.gmm"):
+            importlib.import_module(name)
+        assert not any(m.split(".")[0] in ("dask", "distributed") for m in sys.modules)
+        # and a Dask frame there names the extra: here the import of dask fails
+        from synthinfer.distributed import require_dask
+
+        with pytest.raises(ImportError, match=re.escape("synthinfer[dask]")):
+            require_dask()
+    finally:
+        sys.meta_path.remove(blocker)
+        for name in [n for n in sys.modules if n.split(".")[0] in ours]:
+            del sys.modules[name]
+        sys.modules.update(saved)
 
 
 @pytest.mark.parametrize("model", ["ols", "logit"])
 def test_naive_pooling_equals_the_in_memory_fit(model):
     # human rows, the proxy rows of unlabeled units and every synthetic row, pooled
-    real, proxy, synth = make_frames(model, n_units=1000, n_labeled=150)
-    dproxy, dsynth = as_dask(proxy, synth)
+    real, proxy, synth, dproxy, dsynth = dataset(model, n_units=600, n_labeled=100, npartitions=4)
     memory = smf.naive(FORMULA, real=real, proxy=proxy, synth=synth, model=model).fit()
     with dask.config.set(scheduler="threads"):
         on_dask = smf.naive(FORMULA, real=real, proxy=dproxy, synth=dsynth, model=model).fit()
     np.testing.assert_allclose(np.asarray(on_dask.params), np.asarray(memory.params), rtol=RTOL)
     np.testing.assert_allclose(np.asarray(on_dask.bse), np.asarray(memory.bse), rtol=RTOL)
-    assert on_dask.n_rows == memory.n_rows == 150 + 850 + 2000
+    assert on_dask.n_rows == memory.n_rows == 100 + 500 + 1200
+
+
+# -- survey weights ------------------------------------------------------------------------
+@pytest.mark.parametrize("estimator", ["gmm_synth", "gmm_proxy", "naive", "ppi"])
+def test_survey_weights_are_refused_by_every_estimator(estimator):
+    # every estimator that takes weights= refuses them on Dask sources, as a column
+    # name or as a Series by unit id, before any fit
+    real, proxy, _, dproxy, _ = dataset("ols", n_units=400, n_labeled=60, npartitions=4)
+    weights = pd.Series(np.linspace(0.5, 2.0, len(proxy)), index=proxy.index)
+    fit = getattr(smf, estimator)
+    with dask.config.set(scheduler="sync"):
+        for given in ("x1", weights):
+            with pytest.raises(SpecificationError, match=names("weights=", "Dask sources", "fit in memory")):
+                fit(FORMULA, real=real, proxy=dproxy, weights=given)
+
+
+def test_ppi_refuses_what_it_cannot_do_on_dask_sources():
+    real, _, _, dproxy, _ = dataset("ols", n_units=400, n_labeled=60, npartitions=4)
+    prob = pd.Series(0.2, index=real.index)
+    with dask.config.set(scheduler="sync"):
+        with pytest.raises(SpecificationError, match=names("labeling_prob", "Dask", "fit in memory")):
+            smf.ppi(FORMULA, real=real, proxy=dproxy, labeling_prob=prob)
+        with pytest.raises(SpecificationError, match=names("plain quantile", "Dask", "fit in memory")):
+            smf.ppi("y ~ 1", real=real, proxy=dproxy, model="quantile").fit()

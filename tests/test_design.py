@@ -228,6 +228,47 @@ def test_stratified_designs(logit_pop) -> None:
     np.testing.assert_allclose(pi["low"] / pi["high"], sd["low"] / sd["high"], rtol=1e-10)
 
 
+# -- a random pilot ---------------------------------------------------------------------
+
+def test_a_random_pilot_takes_the_pools_mean_probability(logit_pop) -> None:
+    human, proxy = logit_pop
+    pilot = human.iloc[np.sort(np.random.default_rng(3).choice(1500, 60, replace=False))]
+    kwds = dict(proxy=proxy, model="logit", budget=144, pilot=pilot, target="x1", confidence="conf")
+    fixed = optimal_design(FORMULA, **kwds)
+    rand = optimal_design(FORMULA, **kwds, random_pilot=True)
+    assert (fixed.prob.loc[pilot.index] == 1).all() and fixed.pilot_prob == 1
+    pd.testing.assert_series_equal(rand.pool_prob, fixed.pool_prob)  # the pool's design is unchanged
+    # every pilot unit gets sum s^2 / sum (s^2 / pi): the pool's score-weighted mean probability
+    s2, pi = rand.score.to_numpy() ** 2, rand.pool_prob.to_numpy()
+    np.testing.assert_allclose(rand.prob.loc[pilot.index], s2.sum() / (s2 / pi).sum(), rtol=1e-12)
+    # by Cauchy-Schwarz a design that follows its scores has a mean pi above uniform's 144 / 1440
+    assert 0.1 < rand.pilot_prob < pi.max()
+    # uniform_mix=1: a random pilot plus a uniform pool is uniform labeling of every unit, so
+    # the weighted fit is the unweighted one on the labeled set (statsmodels' GLM)
+    uniform = optimal_design(FORMULA, **{**kwds, "uniform_mix": 1.0}, random_pilot=True)
+    np.testing.assert_allclose(uniform.prob, 0.1)
+    real = pd.concat([pilot, human.loc[uniform.draw(5).index]])
+    res = smf.classical(FORMULA, real=real, model="logit", labeling_prob=uniform.prob).fit()
+    glm = sm.GLM(real["y"], sm.add_constant(real[["x1", "x2"]]), family=sm.families.Binomial()).fit()
+    np.testing.assert_allclose(res.params.to_numpy(), glm.params.to_numpy(), rtol=1e-7)
+    np.testing.assert_allclose(stratified_design(proxy, proxy["site"], 144, pilot=pilot, random_pilot=True).prob, 0.1)
+    # clusters: the mean over the clusters' probabilities with the clusters' scores
+    sites = pd.Series(proxy["site"].to_numpy(), index=proxy.index)
+    whole = pilot.index.union(proxy.index[sites.isin(sites.loc[pilot.index])])
+    clustered = optimal_design(FORMULA, **{**kwds, "pilot": human.loc[whole]}, clusters="site", random_pilot=True)
+    score2 = clustered.score.groupby(sites.loc[clustered.pool]).apply(lambda v: (v**2).sum())
+    cpi = clustered.cluster_prob.reindex(score2.index)
+    np.testing.assert_allclose(clustered.pilot_prob, score2.sum() / (score2 / cpi).sum(), rtol=1e-12)
+    # sequential: the pilot takes the first round's value once that round is drawn
+    seq = SequentialDesign(FORMULA, proxy=proxy, model="logit", budget=144, rounds=2, pilot=pilot,
+                           confidence="conf", random_pilot=True)
+    assert not seq.labeling_prob.index.isin(pilot.index).any()
+    seq.next_round()
+    np.testing.assert_allclose(seq.labeling_prob.loc[pilot.index], seq.designs[0].pilot_prob)
+    with pytest.raises(DesignError, match="random_pilot must be True or False"):
+        optimal_design(FORMULA, **kwds, random_pilot="yes")
+
+
 # -- coverage (small seeded checks; the benchmark runs the long ones) -----------------
 
 def _coverage(model: str, design: str, reps: int, n: int = 300) -> np.ndarray:
@@ -238,7 +279,8 @@ def _coverage(model: str, design: str, reps: int, n: int = 300) -> np.ndarray:
         pilot = human.iloc[np.sort(rng.choice(1000, 50, replace=False))]
         if design == "sequential":
             seq = SequentialDesign(FORMULA, proxy=proxy, model=model, budget=n - 50, rounds=3,
-                                   pilot=pilot, seed=seed, target="x1", confidence="conf")
+                                   pilot=pilot, seed=seed, target="x1", confidence="conf",
+                                   random_pilot=True)  # the pilot is a simple random sample
             while not seq.done:
                 seq.add_labels(human.loc[seq.next_round().index])
             real, prob = seq.labeled, seq.labeling_prob
@@ -397,6 +439,28 @@ def test_a_family_without_an_influence_function_is_an_error(logit_pop) -> None:
     with pytest.raises(UnsupportedFamilyError, match="no influence function"):
         optimal_design(FORMULA, proxy=proxy, model=Probit(), budget=50)
     assert issubclass(UnsupportedFamilyError, DesignError) and issubclass(DesignError, SpecificationError)
+
+
+def test_bad_input_to_the_stratified_and_sequential_designs(logit_pop) -> None:
+    """The issue's bad-input list for the designs other than optimal_design."""
+    human, proxy = logit_pop
+    site = proxy["site"]  # strata as a Series
+    for budget, match in ((0.5, "at least 1"), (1501, "more than the number of units")):
+        with pytest.raises(DesignError, match=match):
+            stratified_design(proxy, site, budget)
+    for budget in (0.5, 1461):
+        with pytest.raises(DesignError, match="budget must be between 1 and the 1460 units"):
+            SequentialDesign(FORMULA, proxy=proxy, model="logit", budget=budget, pilot=human.iloc[:40])
+    zero = {f"s{i}": float(i > 0) for i in range(150)}  # stratum s0 gets weight 0
+    with pytest.raises(DesignError, match=r"would be 0 for 10 unit\(s\) \['u00000', 'u00001'"):
+        stratified_design(proxy, site, 150, allocation=zero)
+    assert stratified_design(proxy, site, 150, allocation=zero, uniform_mix=0.1).prob.min() > 0
+    with pytest.raises(DesignError, match=r"pilot overlaps the units to draw from: 5 unit\(s\)"):
+        stratified_design(proxy, site, 50, pilot=human.iloc[:20], pool=proxy.index[15:300])
+    with pytest.raises(DesignError, match="pool= and clusters= are not taken"):
+        SequentialDesign(FORMULA, proxy=proxy, model="logit", budget=50, pool=proxy.index[:300])
+    with pytest.raises(UnsupportedFamilyError, match="no influence function"):
+        SequentialDesign(FORMULA, proxy=proxy, model="probit", budget=50)
 
 
 def test_other_bad_calls(logit_pop) -> None:

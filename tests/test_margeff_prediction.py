@@ -46,9 +46,10 @@ def test_get_prediction_equals_statsmodels_on_a_human_only_fit(model) -> None:
     ours = res.get_prediction(new)
     theirs = _statsmodels_prediction(ref, X)
     frame = ours.summary_frame(alpha=0.1)
-    assert list(frame.columns) == ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper"]
+    obs = ["obs_ci_lower", "obs_ci_upper"] if model == "ols" else []  # as statsmodels: OLS only
+    assert list(frame.columns) == ["mean", "mean_se", "mean_ci_lower", "mean_ci_upper", *obs]
     assert frame.index.equals(new.index)
-    expected = theirs.summary_frame(alpha=0.1).iloc[:, :4].to_numpy()  # OLS adds obs_ci_*
+    expected = theirs.summary_frame(alpha=0.1).to_numpy()
     np.testing.assert_allclose(frame.to_numpy(), expected, rtol=1e-6)
     np.testing.assert_allclose(ours.conf_int(alpha=0.1), theirs.conf_int(alpha=0.1), rtol=1e-6)
     if model != "ols":
@@ -62,6 +63,8 @@ def test_get_prediction_equals_statsmodels_on_a_human_only_fit(model) -> None:
     labeled = res.get_prediction().summary_frame()
     pd.testing.assert_series_equal(labeled["mean"], res.fittedvalues, check_names=False)
     np.testing.assert_allclose(labeled["mean_se"], _statsmodels_prediction(ref, ref.model.exog).se, rtol=1e-6)
+    if model == "ols":
+        np.testing.assert_allclose(labeled[obs], ref.get_prediction().summary_frame()[obs], rtol=1e-6)
     relabeled = res.get_prediction(new, row_labels=list("abcdefghijklmnopqrst")).summary_frame()
     assert list(relabeled.index) == list("abcdefghijklmnopqrst")
 
@@ -74,7 +77,35 @@ def test_get_prediction_with_t_inference_equals_statsmodels_hc1_ols() -> None:
     new = study.proxy.drop(columns="y").iloc[:10]
     ours = res.get_prediction(new).summary_frame()
     theirs = ref.get_prediction(sm.add_constant(new[["x1", "x2"]])).summary_frame()
-    np.testing.assert_allclose(ours.to_numpy(), theirs.iloc[:, :4].to_numpy(), rtol=1e-6)
+    assert list(ours.columns) == list(theirs.columns)  # with obs_ci_lower / obs_ci_upper
+    np.testing.assert_allclose(ours.to_numpy(), theirs.to_numpy(), rtol=1e-6)
+
+
+def test_obs_intervals_of_weighted_and_gmm_ols_fits() -> None:
+    """Weighted human-only OLS: statsmodels' WLS obs intervals; with a source: the
+    labeled residual variance at the GMM coefficients added to the GMM se^2."""
+    study = make_study("ols", n_units=300, n_labeled=120, seed=7)
+    w = np.linspace(0.5, 2.0, 120)
+    real = study.real.assign(w=w)
+    res = smf.classical(study.formula, real=real, weights="w").fit(correction=None)
+    X = sm.add_constant(real[["x1", "x2"]])
+    ref = sm.WLS(real["y"], X, weights=w).fit(cov_type="HC0")
+    new = study.proxy.drop(columns="y").iloc[:8]
+    np.testing.assert_allclose(res.get_prediction(new).summary_frame().to_numpy(),
+                               ref.get_prediction(sm.add_constant(new[["x1", "x2"]])).summary_frame().to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(res.get_prediction().summary_frame().to_numpy(),
+                               ref.get_prediction().summary_frame().to_numpy(), rtol=1e-6)
+    gmm = smf.gmm_proxy(study.formula, real=study.real, proxy=study.proxy).fit()
+    pred = gmm.get_prediction(new)
+    r = study.real["y"] - gmm.predict(study.real)
+    s2 = float(r @ r) / (120 - 3)
+    q = scipy.stats.t.ppf(0.95, gmm.df_resid) if gmm.use_t else scipy.stats.norm.ppf(0.95)
+    half = q * np.sqrt(pred.se**2 + s2)
+    frame = pred.summary_frame(alpha=0.1)
+    np.testing.assert_allclose(frame[["obs_ci_lower", "obs_ci_upper"]], np.column_stack([pred.predicted - half, pred.predicted + half]), rtol=1e-12)
+    assert (frame["obs_ci_upper"] - frame["obs_ci_lower"] > frame["mean_ci_upper"] - frame["mean_ci_lower"]).all()
+    with pytest.raises(ValueError, match="OLS only"):
+        _pair("logit")[1].get_prediction(new).conf_int(obs=True)
 
 
 def test_prediction_with_a_source_is_a_linear_combination_of_the_target_coefficients() -> None:
@@ -285,3 +316,38 @@ def test_predictions_on_a_polars_frame_equal_the_pandas_ones() -> None:
     pd.testing.assert_frame_equal(res.get_prediction(with_units).summary_frame(), expected)
     without = pl.from_pandas(new.reset_index(drop=True))
     np.testing.assert_allclose(res.predict(without), res.predict(new), rtol=1e-12)
+
+
+@pytest.mark.parametrize("model", ["logit", "poisson"])
+def test_get_margeff_atexog_equals_statsmodels(model) -> None:
+    study, res, ref = _pair(model)
+    rows = sm.add_constant(study.proxy[["x1", "x2"]]).to_numpy()[:9]
+    cases = [({1: 0.5}, "overall", "dydx"), ({1: 0.5, 2: -1.0}, "mean", "eyex"), ({2: np.linspace(-1, 1, 150)}, "overall", "dydx"),
+             (rows, "overall", "dydx"), (rows, "median", "dyex"), (rows[:1], "overall", "eydx")]
+    for atexog, at, method in cases:
+        ours = res.get_margeff(at=at, method=method, atexog=atexog)
+        theirs = ref.get_margeff(at=at, method=method, atexog=atexog)
+        np.testing.assert_allclose(ours.margeff, theirs.margeff, rtol=1e-6)
+        np.testing.assert_allclose(ours.margeff_se, theirs.margeff_se, rtol=1e-6)
+    # by design column name, and as a frame of the design: the same as by position / array
+    by_name = res.get_margeff(at="mean", atexog={"x1": 0.5})
+    np.testing.assert_allclose(by_name.margeff, res.get_margeff(at="mean", atexog={1: 0.5}).margeff, rtol=0)
+    assert not np.allclose(by_name.margeff, res.get_margeff(at="mean").margeff)  # atexog changed something
+    frame = pd.DataFrame(rows[:, ::-1], columns=["x2", "x1", "Intercept"])
+    np.testing.assert_allclose(res.get_margeff(atexog=frame).margeff, res.get_margeff(atexog=rows).margeff, rtol=0)
+    with pytest.raises(SpecificationError, match="atexog key 'x9'"):
+        res.get_margeff(atexog={"x9": 1.0})
+    with pytest.raises(ValueError, match="same number of variables"):
+        res.get_margeff(atexog=rows[:, :2])
+
+
+def test_get_margeff_atexog_with_discrete_changes_equals_statsmodels() -> None:
+    frame = _discrete_frame("binary")
+    res = smf.classical("y ~ x1 + d + k", real=frame, model="logit").fit(correction=None)
+    X = sm.add_constant(frame[["x1", "d", "k"]])
+    ref = sm.Logit(frame["y"], X).fit(disp=0, cov_type="HC0")
+    for at in ("overall", "mean"):
+        ours = res.get_margeff(at=at, dummy=True, count=True, atexog={1: 0.3, 3: 2.0})
+        theirs = ref.get_margeff(at=at, dummy=True, count=True, atexog={1: 0.3, 3: 2.0})
+        np.testing.assert_allclose(ours.margeff, theirs.margeff, rtol=1e-6)
+        np.testing.assert_allclose(ours.margeff_se, theirs.margeff_se, rtol=1e-6)

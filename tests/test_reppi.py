@@ -271,7 +271,7 @@ def test_reppi_bad_input() -> None:
     with pytest.raises(ValueError, match="correction must be"):
         model.fit(correction="hc3")
     with pytest.raises(TypeError):
-        model.fit(maxiter=3)
+        model.fit(not_a_keyword=3)  # statsmodels' maxiter is accepted (test_fit_keywords)
     before = real.copy()
     model.fit()
     pd.testing.assert_frame_equal(real, before)
@@ -297,3 +297,88 @@ def test_reppi_takes_a_scikit_learn_regressor() -> None:
         expected[held] = design[held] @ coef
     np.testing.assert_allclose(res.recalibrated_labeled, expected, rtol=1e-6, atol=1e-8)
     assert np.isfinite(res.bse).all()
+
+
+def test_reppi_default_recalibration_is_the_pooled_residual_regression() -> None:
+    """The default g for a single-index family, by hand: per fold, least squares of the
+    human residual y - exp(x'theta_0) on [1, x^m, f, f - exp(x^m'theta_0)] over the other
+    folds, times x^m; an unlabeled unit's g is the mean of the fold models'."""
+    study = _study("poisson", n_units=600, n_labeled=150)
+    model = smf.reppi(study.formula, real=study.real, proxy=study.proxy, model="poisson")
+    res = model.fit()
+    theta0 = res.pilot_params
+    X, y = _design(study.real), study.real["y"].to_numpy()
+    unl = study.proxy[~study.proxy.index.isin(study.real.index)]
+    Xu, fu, fl = _design(unl), unl["y"].to_numpy(), study.proxy.loc[study.real.index, "y"].to_numpy()
+
+    def basis(design, f):
+        return np.column_stack([np.ones(len(f)), design, f, f - np.exp(design @ theta0)])
+
+    r = y - np.exp(X @ theta0)
+    g_l, g_u = np.empty_like(X), np.zeros_like(Xu)
+    for k in range(5):
+        held = res.fold == k
+        coef = np.linalg.lstsq(basis(X, fl)[~held], r[~held], rcond=None)[0]
+        g_l[held] = X[held] * (basis(X, fl)[held] @ coef)[:, None]
+        g_u += Xu * (basis(Xu, fu) @ coef)[:, None] / 5
+    np.testing.assert_allclose(res.recalibrated_labeled, g_l, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(res.recalibrated_unlabeled, g_u, rtol=1e-9, atol=1e-10)
+    assert "ResidualRecalibration" in str(res.summary())
+
+
+def test_reppi_poisson_default_does_not_extrapolate() -> None:
+    """The Poisson failure of the former default (docs/baselines.md): in this seeded study
+    an unlabeled unit's proxy count (103) is far above the labeled range (max 18), and a
+    quadratic in the prediction, fitted on the labeled units, put that unit's imputed score
+    orders of magnitude outside the labeled ones' and the estimate 9.5 human-only SEs from
+    the truth. The pooled linear residual recalibration stays within 3 SEs with an SE below
+    the human-only one."""
+    from synthinfer.estimators import LinearRecalibration
+
+    study = make_study("poisson", n_units=2000, n_labeled=200, aux="useful", seed=57)
+    kwargs = dict(real=study.real, proxy=study.proxy, model="poisson")
+    classical = smf.classical(study.formula, real=study.real, model="poisson").fit()
+    se, truth = classical.bse["x1"], study.truth["x1"]
+    res = smf.reppi(study.formula, **kwargs).fit()
+    assert abs(res.params["x1"] - truth) < 3 * se
+    assert res.bse["x1"] < se
+    quadratic = smf.reppi(study.formula, learner=LinearRecalibration(degree=2), **kwargs).fit()
+    assert abs(quadratic.params["x1"] - truth) > 5 * se
+
+
+def test_reppi_ols_matches_the_authors_point_estimate_formula() -> None:
+    """Ji, Lei and Zrnic's research code (github Wenlong2000/RePPI, reppi.py, OLS only)
+    recalibrates the outcome, m(x, f) ~ E[y | x, f], and for a fold with pilot theta_0 and
+    the imputed gradient ``g = X (X'theta_0 - m) / (1 + r)`` (r = n / N_unlabeled) sets
+    ``theta = Sigma^-1 [X'y / n + M (mean_L g - mean_U g)]`` with
+    ``M = Cov(l, g) Var(g)^-1 / (1 + r)``, ``l = X (X'theta_0 - y)``. Their formula,
+    transcribed here, with the same fixed m and theta_0 equals RePPI's optimal-Lambda
+    estimate (their signs and 1/(1 + r) cancel against our Lambda's (N - n)/N)."""
+    study = _study("ols", seed=8)
+    real, proxy = study.real, study.proxy
+    X, y = _design(real), real["y"].to_numpy()
+    unl = proxy[~proxy.index.isin(real.index)]
+    Xu, fu, fl = _design(unl), unl["y"].to_numpy(), proxy.loc[real.index, "y"].to_numpy()
+    coef = np.linalg.lstsq(np.column_stack([X, fl]), y, rcond=None)[0]
+    theta0 = np.linalg.lstsq(X[::2], y[::2], rcond=None)[0]
+
+    class FixedOutcome:
+        """g = x (m(x, f) - x'theta_0) with m fixed in advance (no training)."""
+
+        def fit(self, features, targets):
+            return self
+
+        def predict(self, features):
+            design, f = features[:, 3:6], features[:, 6]
+            return design * (np.column_stack([design, f]) @ coef - design @ theta0)[:, None]
+
+    res = smf.reppi(study.formula, real=real, proxy=proxy, learner=FixedOutcome(), pilot=theta0).fit()
+    n, n_u = len(y), len(fu)
+    r = n / n_u
+    grad_l = X * (X @ theta0 - np.column_stack([X, fl]) @ coef)[:, None] / (1 + r)
+    grad_u = Xu * (Xu @ theta0 - np.column_stack([Xu, fu]) @ coef)[:, None] / (1 + r)
+    loss_grad = X * (X @ theta0 - y)[:, None]
+    cov = np.cov(loss_grad.T, grad_l.T)
+    M = cov[:3, 3:] @ np.linalg.inv(cov[3:, 3:]) / (1 + r)
+    theta = np.linalg.inv(X.T @ X / n) @ (X.T @ y / n + M @ (grad_l.mean(0) - grad_u.mean(0)))
+    np.testing.assert_allclose(res.params, theta, rtol=0, atol=1e-10)

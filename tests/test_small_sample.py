@@ -12,7 +12,7 @@ import pytest
 import scipy.stats
 
 import synthinfer.api as smf
-from synthinfer.exceptions import SparseCovariateWarning, SpecificationError
+from synthinfer.exceptions import SingularMomentsError, SparseCovariateWarning, SpecificationError
 from synthinfer.inference.replicate import KStepBootstrap, ReplicateBootstrap
 from synthinfer.inference.small_sample import SmallSampleCorrection
 from synthinfer.simulate import make_study
@@ -193,6 +193,22 @@ def test_sparse_binary_covariate_is_named() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", SparseCovariateWarning)
         smf.gmm_proxy("y ~ x1 + x2", real=real, proxy=proxy).fit()
+
+
+def test_column_on_fewer_labeled_units_than_blocks_is_named_when_s_is_singular() -> None:
+    # two labeled units carry d = 1: the d moments of the target and of two
+    # sources (three blocks) rest on those two units, so S is singular
+    study = make_study("logit", n_units=500, n_labeled=60, seed=3)
+    rare = pd.Series(0.0, index=study.proxy.index)
+    y = study.real["y"]
+    rare[[y.index[y == 1][0], y.index[y == 0][0]]] = 1.0  # one of each: no separation
+    rare[study.proxy.index.difference(study.real.index)[:40]] = 1.0
+    real, proxy = study.real.assign(d=rare[study.real.index]), study.proxy.assign(d=rare)
+    synth = study.synth.assign(d=rare[study.synth.index].to_numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SparseCovariateWarning)
+        with pytest.raises(SingularMomentsError, match="design column 'd' is nonzero on only 2 of the 60 labeled units"):
+            smf.gmm_synth("y ~ x1 + d", real=real, proxy=proxy, synth=synth, model="logit").fit()
 
 
 # -- the fast bootstrap --------------------------------------------------------------

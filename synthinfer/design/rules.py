@@ -85,6 +85,9 @@ class Design:
     targets: list[str] = field(default_factory=list)
     unit_cost: pd.Series | None = None
     _state: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: pi of the pilot units in ``prob``: 1, or with ``random_pilot=True`` the
+    #: score-weighted mean pool probability (see `random_pilot_prob`)
+    pilot_prob: float = 1.0
 
     @property
     def labeling_prob(self) -> pd.Series:
@@ -374,9 +377,12 @@ def _targets(target: Any, names: list[str]) -> list[int]:
 
 def _finish(
     kind: str, units: pd.Index, pool_ids: pd.Index, pilot_ids: pd.Index, unit_score: np.ndarray,
-    costs: np.ndarray, budget: Any, uniform_mix: float, clusters: pd.Series | None, **extra: Any,
+    costs: np.ndarray, budget: Any, uniform_mix: float, clusters: pd.Series | None,
+    random_pilot: bool = False, **extra: Any,
 ) -> Design:
     """Allocate the budget over the pool (units or whole clusters) and build the Design."""
+    if not isinstance(random_pilot, (bool, np.bool_)):
+        raise DesignError(f"random_pilot must be True or False, got {random_pilot!r}")
     if isinstance(uniform_mix, bool) or not isinstance(uniform_mix, numbers.Real) or not 0 <= uniform_mix <= 1:
         raise DesignError(f"uniform_mix must be a number in [0, 1], got {uniform_mix!r}")
     in_pool = units.isin(pool_ids)
@@ -386,6 +392,7 @@ def _finish(
     budget = _check_budget(budget, float(cost.sum()), what)
     if clusters is None:
         prob = mixed_allocation(score, cost, budget, float(uniform_mix), pool_ids)
+        pilot_prob = random_pilot_prob(score, prob) if random_pilot else 1.0
     else:
         pool_clusters = clusters.loc[pool_ids].to_numpy()
         codes, cluster_names = pd.factorize(pool_clusters)
@@ -396,9 +403,11 @@ def _finish(
             cluster_score, cluster_cost, budget, float(uniform_mix), pd.Index(cluster_names)
         )
         prob = cluster_prob[codes]
+        pilot_prob = random_pilot_prob(cluster_score, cluster_prob) if random_pilot else 1.0
     full = pd.Series(np.nan, index=units, name="pi")
     full.loc[pool_ids] = prob
-    full.loc[pilot_ids] = 1.0
+    # a random pilot's units count as typical drawn units (see random_pilot_prob)
+    full.loc[pilot_ids] = pilot_prob
     keep = units.isin(pool_ids) | units.isin(pilot_ids)
     extra.pop("costed", None)
     return Design(
@@ -409,8 +418,39 @@ def _finish(
         score=pd.Series(score, index=pool_ids, name="score"),
         kind=kind,
         clusters=clusters,
+        pilot_prob=pilot_prob,
         **extra,
     )
+
+
+def random_pilot_prob(score: np.ndarray, prob: np.ndarray) -> float:
+    """The pi that a simple random pilot's units take: ``sum s^2 / sum (s^2 / pi)`` over the pool.
+
+    Write ``W_i`` for unit i's weight: ``a`` if it is in the pilot, ``R_i /
+    pi_i`` if not (R_i: drawn from the pool). When the pilot is a simple
+    random sample (each unit in it with the same probability ``p0``, whatever
+    its label), ``E[W_i | unit i] = p0 a + (1 - p0)`` for every unit and every
+    ``a``, because ``E[R_i | pilot] = pi_i``: the weighted estimating equations
+    stay unbiased. ``a = 1`` (pi = 1) treats the pilot as a stratum of its own
+    that spends its labels on itself alone (with 50 of 200 labels in the pilot,
+    a quarter of the budget then says nothing about the other units). The
+    variance of the weighted equations, ``sum E[W_i^2] psi_i^2 / (sum E W_i)^2``,
+    is least at ``a = E[psi^2 / pi] / E[psi^2]``, the inverse probability a
+    typical pool unit carries, averaged with the weights of its squared score;
+    its estimate from the design's own scores ``s_i`` (proportional to the
+    expected ``|psi_i|``) is ``a = sum s^2 / pi / sum s^2``. It makes a uniform
+    pool design with a random pilot exactly uniform labeling of every unit
+    (``a = N_pool / budget``) and gives a pilot unit of a design concentrated
+    on a rare covariate the small weight its designed units have. ``a``
+    depends on the pilot's labels only through the disagreement model, a
+    smooth function of all pilot units, so the equations' bias from it is of
+    smaller order than their standard error.
+    """
+    s2 = np.asarray(score, dtype=float) ** 2
+    prob = np.asarray(prob, dtype=float)
+    if not np.any(s2 > 0):
+        s2 = np.ones(len(prob))
+    return float(min(1.0, s2.sum() / (s2 / prob).sum()))
 
 
 def _clusters_and_cost(
@@ -458,6 +498,7 @@ def optimal_design(
     source: str | None = None,
     engine: str | None = None,
     eval_env: int | Mapping[str, Any] = 0,
+    random_pilot: bool = False,
 ) -> Design:
     """The variance-optimal labeling probabilities for the target coefficients.
 
@@ -511,6 +552,16 @@ def optimal_design(
         With several proxy sources, the one whose annotation is used.
     engine, eval_env
         As for the estimators' ``from_formula``.
+    random_pilot : bool
+        Whether the pilot is a simple random sample of the units (every unit
+        equally likely to be in it, whatever its label). False (default): the
+        pilot units enter ``prob`` with pi = 1, valid however the pilot was
+        chosen. True: they all enter with ``sum s^2 / sum (s^2 / pi)`` over
+        the pool (``s`` the score), the inverse of a typical pool unit's
+        weight (``budget / N_pool`` for a uniform pool), so the pilot's labels
+        count for the whole population as drawn labels do; valid only for a
+        random pilot, and worth up to the pilot's share of the labels (see
+        `random_pilot_prob`).
 
     Returns
     -------
@@ -577,7 +628,7 @@ def optimal_design(
     unit_score = np.sqrt(e) * influence.norm
     design = _finish(
         "optimal", units, pool_ids, pilot_ids, unit_score, unit_cost, budget, uniform_mix,
-        cluster_series,
+        cluster_series, random_pilot,
         costed=cost is not None,
         uncertainty=pd.Series(e, index=units, name="uncertainty"),
         influence=pd.Series(influence.norm, index=units, name="influence"),
@@ -603,6 +654,7 @@ def stratified_design(
     outcome: str | None = None,
     uniform_mix: float = 0.0,
     pool: Any = None,
+    random_pilot: bool = False,
 ) -> Design:
     """One labeling probability per stratum (e.g. the LLM's label x confidence band).
 
@@ -631,6 +683,10 @@ def stratified_design(
         Share of uniform sampling mixed in (0 by default).
     pool : index-like, optional
         Units to draw from; all non-pilot units by default.
+    random_pilot : bool
+        As for `optimal_design`: True for a simple random pilot, whose units
+        then enter ``prob`` with the strata scores' weighted mean probability
+        (``budget / N_pool`` for proportional allocation) instead of 1.
 
     Returns
     -------
@@ -686,5 +742,5 @@ def stratified_design(
     unit_score = labels.map(weight).fillna(0.0).to_numpy(float)
     return _finish(
         "stratified", units, pool_ids, pilot_ids, unit_score, np.ones(len(units)), budget,
-        uniform_mix, None, _state={"strata": labels},
+        uniform_mix, None, random_pilot, _state={"strata": labels},
     )

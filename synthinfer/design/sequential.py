@@ -21,7 +21,11 @@ like a one-shot design: per-unit IPW with the probabilities known at draw time.
 The usual sandwich variance is consistent when the rounds' probabilities
 settle (the disagreement model converges); the uniform mixture bounds every
 weight. The pilot itself may have been chosen in any way: the argument
-conditions on it.
+conditions on it. A simple random pilot (``random_pilot=True``) may instead
+take the first round's score-weighted mean probability (see
+`synthinfer.design.rules.random_pilot_prob`): each unit's weight then has the
+same expectation whether or not it fell in the pilot, which is all the
+argument needs.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ import pandas as pd
 
 from ..exceptions import DesignError, describe_units
 from ..formula import capture_namespace
+from .influence import design_family
 from .rules import Design, _proxy_frame, optimal_design
 
 __all__ = ["SequentialDesign"]
@@ -56,6 +61,12 @@ class SequentialDesign:
         Seeds the split into pools and every round's draw.
     method : {"poisson", "fixed"}
         How each round draws (see `Design.draw`).
+    random_pilot : bool
+        Whether the pilot is a simple random sample of the units: its units
+        then take, from the first round on, that round's score-weighted mean
+        probability instead of 1 (see `optimal_design`; the first round's
+        pool is a random part of the units outside the pilot). The rounds'
+        own units keep their round's pi.
     **design_kwds
         Passed to `optimal_design` each round (target, uniform_mix,
         uncertainty, confidence, cost, source, engine). ``uncertainty="auto"``
@@ -85,6 +96,7 @@ class SequentialDesign:
         seed: int = 0,
         method: str = "poisson",
         eval_env: int | Mapping[str, Any] = 0,
+        random_pilot: bool = False,
         **design_kwds: Any,
     ) -> None:
         if isinstance(rounds, bool) or not isinstance(rounds, (int, np.integer)) or rounds < 1:
@@ -93,6 +105,7 @@ class SequentialDesign:
             raise DesignError("SequentialDesign splits the units into pools itself; pool= and clusters= are not taken")
         if method not in ("poisson", "fixed"):
             raise DesignError(f"method must be 'poisson' or 'fixed', got {method!r}")
+        design_family(model)  # a family without an influence function fails now, not in round 1
         self.formula, self.proxy, self.synth, self.model = formula, proxy, synth, model
         self.method = method
         self._kwds = design_kwds
@@ -119,7 +132,12 @@ class SequentialDesign:
         self.units = units
         self._labeled = [] if pilot is None else [pilot]
         self._prob = pd.Series(np.nan, index=units, name="pi")
-        self._prob.loc[pilot_ids] = 1.0
+        if not isinstance(random_pilot, (bool, np.bool_)):
+            raise DesignError(f"random_pilot must be True or False, got {random_pilot!r}")
+        self.random_pilot = bool(random_pilot)
+        self._pilot_ids = pilot_ids
+        # a random pilot's pi is the first round's (see next_round); else 1 now
+        self._prob.loc[pilot_ids] = np.nan if self.random_pilot else 1.0
         self.designs: list[Design] = []
         self._pending: pd.Index | None = None
 
@@ -153,12 +171,15 @@ class SequentialDesign:
         pilot = pd.concat(self._labeled) if self._labeled else None
         design = optimal_design(
             self.formula, self.proxy, self.synth, self.model, budget=self.round_budgets[r],
-            pilot=pilot, pool=self.pools[r], eval_env=self._namespace, **self._kwds,
+            pilot=pilot, pool=self.pools[r], eval_env=self._namespace,
+            random_pilot=self.random_pilot and r == 0, **self._kwds,
         ) if self.round_budgets[r] >= 1 else None
         if design is None:
             raise DesignError(f"round {r + 1}'s budget {self.round_budgets[r]:.3g} is below 1 label: use fewer rounds")
         self.designs.append(design)
         self._prob.loc[design.pool] = design.pool_prob
+        if r == 0:
+            self._prob.loc[self._pilot_ids] = design.pilot_prob
         drawn = design.draw(self._rng, method=self.method)
         self._pending = drawn.index
         return drawn

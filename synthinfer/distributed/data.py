@@ -65,6 +65,14 @@ class PartitionedModelData(ModelData):
 
         return PooledRows(self)
 
+    def with_weights(self, weights: Any) -> ModelData:
+        # every estimator's weights= arrives here (ModelBase._from_frames, GMMSynth.from_formula)
+        raise SpecificationError(
+            "survey weights (weights=) are not supported for a fit on Dask sources yet: each "
+            "unit's weight would have to travel with its rows into the partitions; fit in memory "
+            "or without weights"
+        )
+
     def with_labeling_prob(self, prob: Any) -> ModelData:
         raise SpecificationError(
             "labeling_prob is not supported for a fit on Dask sources yet; fit in memory"

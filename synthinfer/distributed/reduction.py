@@ -10,9 +10,8 @@ few. The pass runs on whatever scheduler dask would use (a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+import uuid
 from typing import Any
-
-import numpy as np
 
 __all__ = ["add", "tree_sum", "map_reduce", "FAN_IN", "PASSES"]
 
@@ -47,19 +46,31 @@ def tree_sum(parts: Sequence[Any]) -> Any:
     parts = list(parts)
     while len(parts) > 1:
         parts = [
-            dask.delayed(_add_many, pure=True)(*parts[i : i + FAN_IN])
+            dask.delayed(_add_many, pure=False)(*parts[i : i + FAN_IN])
             for i in range(0, len(parts), FAN_IN)
         ]
     return parts[0]
 
 
 def map_reduce(chunks: Sequence[Any], func: Callable[..., Any], *args: Any) -> Any:
-    """``sum_p func(chunk_p, *args)``, computed (one pass over the partitions)."""
+    """``sum_p func(chunk_p, *args)``, computed (one pass over the partitions).
+
+    A pass's graph is used once, so its keys are random (``pure=False``) rather
+    than hashes of the arguments: hashing (pickling) every argument of every
+    partition's task was most of a pass's cost on the client. Each argument
+    that is not a plain scalar becomes one node that the tasks share, so it
+    is shipped to a cluster once per pass, not once per partition.
+    """
     import dask
 
     if not chunks:
         raise ValueError("no partitions")
-    shared = [dask.delayed(a) if isinstance(a, (np.ndarray, list, tuple, dict)) else a for a in args]
-    parts = [dask.delayed(func, pure=True)(chunk, *shared) for chunk in chunks]
+    token = uuid.uuid4().hex
+    shared = [
+        a if a is None or isinstance(a, (bool, int, float, str))
+        else dask.delayed(a, name=f"shared-{i}-{token}", traverse=False)
+        for i, a in enumerate(args)
+    ]
+    parts = [dask.delayed(func, pure=False)(chunk, *shared) for chunk in chunks]
     PASSES["count"] += 1
     return dask.compute(tree_sum(parts))[0]

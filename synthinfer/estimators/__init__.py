@@ -13,10 +13,10 @@ from .classical import Classical
 from .dsl import DSL
 from .naive import Naive
 from .ppi import PPI
-from .recalibration import LinearRecalibration
+from .recalibration import LinearRecalibration, ResidualRecalibration
 from .reppi import RePPI
 
 __all__ = [
-    "Classical", "DSL", "Naive", "PPI", "RePPI", "LinearRecalibration",
+    "Classical", "DSL", "Naive", "PPI", "RePPI", "LinearRecalibration", "ResidualRecalibration",
     "BaselineModel", "BaselineResults", "BaselineResultsWrapper",
 ]

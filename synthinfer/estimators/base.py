@@ -11,6 +11,7 @@ from statsmodels.base.model import LikelihoodModelResults, Model
 
 from ..data import ModelData
 from ..families import Family
+from ..fit_keywords import carry_statsmodels_keywords
 from ..model import ModelBase
 from ..results import ReportingMixin, ResultsWrapper
 
@@ -18,7 +19,22 @@ __all__ = ["BaselineModel", "BaselineResults", "BaselineResultsWrapper", "sandwi
 
 
 class BaselineModel(ModelBase, Model):
-    """A model on ``ModelData`` whose ``fit`` computes params and a covariance directly."""
+    """A model on ``ModelData`` whose ``fit`` computes params and a covariance directly.
+
+    Every subclass's ``fit`` takes statsmodels' ``use_t`` (honoured), ``maxiter``,
+    ``method``, ``disp`` and the other output keywords, see
+    `synthinfer.fit_keywords.carry_statsmodels_keywords`.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # one place gives every baseline statsmodels' fit keywords, whatever its own fit takes
+        if "fit" in cls.__dict__:
+            cls.fit = carry_statsmodels_keywords(cls.__dict__["fit"])  # type: ignore[method-assign]
+
+    def inference_rows(self) -> int:
+        """The independent observations behind the fit; ``fit(use_t=True)`` uses t(rows - p)."""
+        return int(self.model_data.n_labeled)
 
     def __init__(self, data: ModelData, model: str | Family = "ols", formula: str | None = None):
         endog, exog = self._set_data(data, model, formula)
@@ -65,7 +81,17 @@ class BaselineResults(ReportingMixin, LikelihoodModelResults):
         return [], right + self.model.summary_rows(self)
 
     def _summary_notes(self) -> list[str]:
-        if self.small_sample_df is not None:
+        if self.small_sample_df is not None and not self.use_t:
+            notes = [
+                f"Standard errors are robust (sandwich) with the small-sample covariance factor "
+                f"{self.small_sample_factor:.3f}; inference is normal (z), as fit(use_t=False) asks."
+            ]
+        elif self.use_t and self.small_sample_df is None:
+            notes = [
+                f"Standard errors are robust (sandwich); inference uses t({self.df_resid:.4g}), "
+                f"as fit(use_t=True) asks."
+            ]
+        elif self.small_sample_df is not None:
             notes = [
                 f"Standard errors are robust (sandwich) with the small-sample correction: "
                 f"covariance x {getattr(self, 'small_sample_label', 'n/(n - p - tuned lambda)')} = "

@@ -105,6 +105,13 @@ class Naive(BaselineModel):
         cov = sandwich(-evaluation.jacobian(w), scores.T @ scores)
         return self._results(params, cov, n_rows=len(y))
 
+    def inference_rows(self) -> int:
+        """The pooled rows: the naive fit treats each as an independent observation."""
+        pooled = getattr(self.model_data, "pooled_rows", None)
+        if pooled is not None:  # rows in partitions (Dask sources)
+            return int(pooled().n_rows)
+        return len(self._pooled()[1])
+
     def summary_rows(self, results: BaselineResults) -> list:
         return [("Pooled rows:", [f"{results.n_rows}"])]
 

@@ -81,6 +81,9 @@ class PPI(BaselineModel):
             )
         self.lam = lam
         self.source: Source = data.sources[0]
+        if getattr(data, "partitioned", False):
+            self._init_partitioned(labeling_prob, plain_quantile)
+            return
         labeled = np.zeros(data.n_units, dtype=bool)
         labeled[data.labeled_pos] = True
         self._n_unlabeled = data.n_units - data.n_labeled
@@ -108,6 +111,8 @@ class PPI(BaselineModel):
         self._unlabeled_unit_weight = np.where(labeled, 0.0, unit_weight)
         source = self.source
         self._unlabeled_weight = self._unlabeled_unit_weight[source.unit_pos] * source.row_weight
+        #: what PPI++ sums over the unlabeled units' rows
+        self._unlabeled: Any = _UnlabeledRows(source, self._unlabeled_weight)
         rows = source.labeled_rows
         self._aux_labeled = (
             source.X[rows], source.y[rows], source.row_weight[rows] * unit_weight[source.unit_pos[rows]]
@@ -119,6 +124,20 @@ class PPI(BaselineModel):
                 aux=source.y, aux_weight=source.row_weight * unit_weight[source.unit_pos], aux_unit=source.unit_pos,
                 labeled_unit=labeled, labeled_pos=data.labeled_pos,
             )
+
+    def _init_partitioned(self, labeling_prob: Any, plain_quantile: bool) -> None:
+        """The auxiliary rows live in partitions (Dask): every sum over the unlabeled
+        units is a pass there, see synthinfer/distributed/ppi.py."""
+        from ..distributed.ppi import UnlabeledPartitions, check_partitioned_ppi
+
+        check_partitioned_ppi(labeling_prob, plain_quantile)
+        data = self.model_data
+        self._n_unlabeled = data.n_units - data.n_labeled
+        self._human_weight = None
+        self.labeling_prob = None
+        self._rectified_cdf = None
+        self._unlabeled = UnlabeledPartitions(self.source)  # type: ignore[arg-type]
+        self._aux_labeled = self._unlabeled.aux_labeled
 
     @classmethod
     def from_formula(
@@ -159,6 +178,12 @@ class PPI(BaselineModel):
         """Auxiliary scores per unit: the labeled units' (n, p) scores, and the
         (count, sum, cross product) of all units' and of the unlabeled units' scores."""
         source, labeled_pos = self.source, self.model_data.labeled_pos
+        moments = getattr(self._unlabeled, "score_moments", None)
+        if moments is not None:
+            # auxiliary rows in partitions: one pass there (distributed/ppi.py)
+            labeled, unlabeled = moments(self.family, params)
+            labeled_moments = (len(labeled), np.ones(len(labeled)) @ labeled, labeled.T @ labeled)
+            return labeled, tuple(a + b for a, b in zip(labeled_moments, unlabeled)), unlabeled
         # the unlabeled units' weighted scores w_j psi_j, from all N rows (w_j = 0 on labeled units)
         w = self._unlabeled_unit_weight
         evaluation = self.family.evaluate(source.X, source.y, params)
@@ -197,7 +222,7 @@ class PPI(BaselineModel):
             # a quantile's Jacobian is the outcome's density at the estimate: the
             # human outcome's, which the auxiliary outcomes' need not share
             return labeled_part / n
-        unlabeled_part = -self.family.evaluate(source.X, source.y, params).jacobian(self._unlabeled_weight)
+        unlabeled_part = -self._unlabeled.evaluate(self.family, params).jacobian()
         return (labeled_part + unlabeled_part) / (n + self._n_unlabeled)
 
     @functools.cached_property
@@ -211,10 +236,7 @@ class PPI(BaselineModel):
     def _ols_aux_difference(self) -> np.ndarray:
         """theta(unlabeled aux) - theta(labeled aux): OLS's PPI estimate is linear in lam."""
         source, names = self.source, self.model_data.param_names
-        unlabeled = self.family.solve(
-            source.X, source.y, self._unlabeled_weight,
-            names=names, frame=f"{source.name} (unlabeled units)",
-        ).params
+        unlabeled = self._unlabeled.solve(self.family, names=names, frame=f"{source.name} (unlabeled units)")
         labeled = self.family.solve(
             *self._aux_labeled, names=names, frame=f"{source.name} (labeled units)"
         ).params
@@ -237,13 +259,13 @@ class PPI(BaselineModel):
         """
         data, source, family = self.model_data, self.source, self.family
         n, n_unl = data.n_labeled, self._n_unlabeled
-        w_unl = self._unlabeled_weight
+        unlabeled = self._unlabeled
         X_lab, y_lab, w_lab = self._aux_labeled
         w_h = np.ones(n) if self._human_weight is None else self._human_weight
 
         def loss(b: np.ndarray) -> float:
             values = (
-                family.objective(source.X, source.y, b, w_unl),
+                unlabeled.objective(family, b),
                 family.objective(X_lab, y_lab, b, w_lab),
                 family.objective(data.X, data.y, b, w_h),
             )
@@ -253,10 +275,10 @@ class PPI(BaselineModel):
             return lam / n_unl * values[0] - lam / n * values[1] + values[2] / n  # type: ignore[operator]
 
         def gradient_and_evaluations(b: np.ndarray) -> tuple[np.ndarray, tuple]:
-            e_u = family.evaluate(source.X, source.y, b)
+            e_u = unlabeled.evaluate(family, b)
             e_l = family.evaluate(X_lab, y_lab, b)
             e_h = family.evaluate(data.X, data.y, b)
-            gradient = lam / n_unl * e_u.sums(w_unl) - lam / n * e_l.sums(w_lab) + e_h.sums(w_h) / n
+            gradient = lam / n_unl * e_u.sums() - lam / n * e_l.sums(w_lab) + e_h.sums(w_h) / n
             return gradient, (e_u, e_l, e_h)
 
         # a log-likelihood's Hessian is symmetric; a user's Jacobian need not be
@@ -265,7 +287,7 @@ class PPI(BaselineModel):
         with np.errstate(over="ignore", invalid="ignore"):
             gradient, (e_u, e_l, e_h) = gradient_and_evaluations(params)
             for _ in range(maxiter):
-                positive_part = -(lam / n_unl * e_u.jacobian(w_unl) + e_h.jacobian(w_h) / n)
+                positive_part = -(lam / n_unl * e_u.jacobian() + e_h.jacobian(w_h) / n)
                 jacobian = positive_part + lam / n * e_l.jacobian(w_lab)
                 try:
                     step = scipy.linalg.solve(jacobian, gradient, assume_a=assume)
@@ -434,6 +456,37 @@ class PPI(BaselineModel):
             f"lambda = {results.lam:.4f} ({tuned}). lambda = 0 is the human-only fit."
         )
         return notes
+
+
+class _UnlabeledRows:
+    """The auxiliary rows weighted by the unlabeled units' weights (zero on the labeled
+    units): PPI++'s sums over the unlabeled units, in memory. Its Dask counterpart is
+    ``synthinfer.distributed.ppi.UnlabeledPartitions``."""
+
+    def __init__(self, source: Source, weight: np.ndarray) -> None:
+        self.source, self.weight = source, weight
+
+    def evaluate(self, family: Family, params: np.ndarray) -> _WeightedEvaluation:
+        return _WeightedEvaluation(family.evaluate(self.source.X, self.source.y, params), self.weight)
+
+    def objective(self, family: Family, params: np.ndarray) -> float | None:
+        return family.objective(self.source.X, self.source.y, params, self.weight)
+
+    def solve(self, family: Family, *, names: Any, frame: str) -> np.ndarray:
+        return family.solve(self.source.X, self.source.y, self.weight, names=names, frame=frame).params
+
+
+class _WeightedEvaluation:
+    """An evaluation's sums and Jacobian with the weights bound."""
+
+    def __init__(self, evaluation: Any, weight: np.ndarray) -> None:
+        self.evaluation, self.weight = evaluation, weight
+
+    def sums(self) -> np.ndarray:
+        return self.evaluation.sums(self.weight)
+
+    def jacobian(self) -> np.ndarray:
+        return self.evaluation.jacobian(self.weight)
 
 
 def _unit_labeling_prob(data: ModelData, prob: Any, labeled: np.ndarray) -> np.ndarray:

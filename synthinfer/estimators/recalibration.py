@@ -1,19 +1,22 @@
-"""The default recalibration learner of RePPI: a linear sieve regression of each
-score component on functions of a unit's auxiliary row.
+"""RePPI's default recalibration learners (numpy only).
 
 RePPI needs ``g(z^m) ~ E[psi(z; theta_0) | z^m]``, the human score at the pilot
 given what the LLM gave for the unit. For the single-index families the score
 is ``x_k r(y, x'theta_0)``, so its conditional mean is ``x_k`` times the
-recalibrated residual; the basis below spans that exactly when the human
-outcome's conditional mean is linear in the prediction and the covariates
-(``E[y | x, f] = a + b f + c'x``), and approximates it otherwise.
+recalibrated residual ``E[r | z^m]``: `ResidualRecalibration` learns that one
+scalar (the default for ols, logit, probit, Poisson). `LinearRecalibration`
+regresses each score component on a sieve of the unit's auxiliary row (the
+default, at degree 1, for the other smooth families). Both bases contain the
+conditional mean exactly when the human outcome's conditional mean is linear
+in the prediction and the covariates (``E[y | x, f] = a + b f + c'x``), and
+approximate it otherwise.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["LinearRecalibration", "feature_layout"]
+__all__ = ["LinearRecalibration", "ResidualRecalibration", "feature_layout"]
 
 
 def feature_layout(n_params: int) -> dict[str, slice]:
@@ -73,3 +76,38 @@ class LinearRecalibration:
     def predict(self, features: np.ndarray) -> np.ndarray:
         features = np.asarray(features, dtype=float)
         return np.column_stack([self._basis(features, k) @ c for k, c in enumerate(self.coef_)])
+
+
+class ResidualRecalibration:
+    """Least squares of the human residual ``r(y, x'theta_0)`` on ``[x^m, f, r^m]``.
+
+    RePPI's default for the single-index families (``psi = x r``): their
+    conditional mean is ``E[psi | z^m] = x E[r | z^m]`` when the auxiliary design
+    is the human one, so one regression of the scalar residual, pooled over the
+    score components, is learned instead of p regressions of the components
+    ``x_k r`` (whose weights ``x_k^2`` make each one noisy when the scores are
+    heavy-tailed, as Poisson's ``x (y - exp(x'theta))`` are). The basis is linear:
+    a constant, the auxiliary design ``x^m``, the auxiliary outcome ``f`` and the auxiliary
+    residual ``r^m = r(f, x^m'theta_0)``, so it contains both the prediction's own
+    residual (PPI's correction) and the authors' linear recalibration of the
+    outcome, ``E[y | x, f] = a'x + b f`` for OLS; being linear, it does not
+    extrapolate faster than the features to units outside the labeled range
+    (a quadratic in f did, by orders of magnitude, for Poisson counts).
+
+    ``fit(features, residuals)`` takes the (n, p + 2) features ``[x^m, f, r^m]``
+    and the (n,) residuals; ``predict(features)`` returns (m,) recalibrated residuals.
+    """
+
+    @staticmethod
+    def _basis(features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=float)
+        return np.column_stack([np.ones(len(features)), features])
+
+    def fit(self, features: np.ndarray, residuals: np.ndarray) -> ResidualRecalibration:
+        # minimum-norm least squares: the constant may repeat the design's intercept, and
+        # for OLS r^m = f - x'theta_0 is collinear with [x, f]
+        self.coef_ = np.linalg.lstsq(self._basis(features), np.asarray(residuals, dtype=float), rcond=None)[0]
+        return self
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self._basis(features) @ self.coef_

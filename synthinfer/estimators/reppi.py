@@ -23,12 +23,12 @@ import scipy.linalg
 
 from ..data import FrameArg, ModelData, Source
 from ..exceptions import ConvergenceError, SpecificationError
-from ..families import Family
+from ..families import Family, SingleIndexFamily
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
 from ..options import Correction, Engine
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
-from .recalibration import LinearRecalibration, feature_layout
+from .recalibration import LinearRecalibration, ResidualRecalibration, feature_layout
 
 __all__ = ["RePPI"]
 
@@ -61,8 +61,11 @@ class RePPI(BaselineModel):
         ``sklearn.multioutput.MultiOutputRegressor``. The features, per unit
         (the mean over a unit's synthetic samples), are the auxiliary score at
         the pilot (p columns), the auxiliary design (p) and the auxiliary
-        outcome (1). Default: `LinearRecalibration` (numpy only). Each fold
-        fits a deep copy, so the object passed in is not changed.
+        outcome (1). Each fold fits a deep copy, so the object passed in is not
+        changed. Default (numpy only): for the single-index families (ols,
+        logit, probit, Poisson), `ResidualRecalibration`, which learns the
+        human residual ``r(y, x'theta_0)`` given ``[x^m, f, r^m]`` and sets
+        ``g = x^m r_hat``; for the others, `LinearRecalibration` at degree 1.
     pilot : "classical" or array of p floats
         theta_0: the human-only estimate (default) or given values.
     tuning : "optimal" or float
@@ -221,9 +224,13 @@ class RePPI(BaselineModel):
         unlabeled_features = features[self._unlabeled_pos]
         targets = self.family.evaluate(data.X, data.y, pilot).values()
         fold = self.fold_assignment()
+        if self.learner is None and isinstance(self.family, SingleIndexFamily):
+            return (*self._recalibrate_residual(pilot, fold), fold)
         g_labeled = np.empty((data.n_labeled, p))
         g_unlabeled = np.zeros((len(unlabeled_features), p))
-        template = LinearRecalibration() if self.learner is None else self.learner
+        # degree 1: a quadratic in the prediction extrapolates to units outside the labeled
+        # range (for Poisson counts by orders of magnitude: docs/baselines.md)
+        template = LinearRecalibration(degree=1) if self.learner is None else self.learner
         for k in range(self.folds):
             held_out = fold == k
             learner = copy.deepcopy(template)
@@ -231,6 +238,32 @@ class RePPI(BaselineModel):
             g_labeled[held_out] = self._predict(learner, labeled_features[held_out], p)
             g_unlabeled += self._predict(learner, unlabeled_features, p) / self.folds
         return g_labeled, g_unlabeled, fold
+
+    def residual_features(self, pilot: np.ndarray) -> np.ndarray:
+        """Per unit (N, p + 2): auxiliary design, auxiliary outcome and auxiliary residual
+        ``r(f, x^m'theta_0)`` (means over a unit's synthetic samples), for the single-index families."""
+        source = self.source
+        residual = self.family.residual(source.X, source.y, pilot)
+        y = source.y.reshape(len(source.y), -1)
+        return source.unit_sums(np.column_stack([source.X, y, residual]))
+
+    def _recalibrate_residual(self, pilot: np.ndarray, fold: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The default g for ``psi = x r``: ``x^m`` times the cross-fitted
+        `ResidualRecalibration` of the human residual at the pilot."""
+        data = self.model_data
+        p = len(pilot)
+        features = self.residual_features(pilot)
+        labeled, unlabeled = features[data.labeled_pos], features[self._unlabeled_pos]
+        residual = self.family.residual(data.X, data.y, pilot)
+        r_labeled = np.empty(data.n_labeled)
+        r_unlabeled = np.zeros(len(unlabeled))
+        for k in range(self.folds):
+            held_out = fold == k
+            learner = ResidualRecalibration().fit(labeled[~held_out], residual[~held_out])
+            r_labeled[held_out] = learner.predict(labeled[held_out])
+            r_unlabeled += learner.predict(unlabeled) / self.folds
+        design_labeled, design_unlabeled = labeled[:, :p], unlabeled[:, :p]
+        return design_labeled * r_labeled[:, None], design_unlabeled * r_unlabeled[:, None]
 
     def tuning_matrix(self, targets: np.ndarray, g_labeled: np.ndarray) -> np.ndarray:
         """Lambda: ``(N - n)/N Cov(psi, g) Var(g)^+`` on the labeled units, or ``a I``."""
@@ -352,7 +385,12 @@ class RePPI(BaselineModel):
         return [("Folds:", [str(self.folds)]), ("Tuning:", [tuning])]
 
     def summary_notes(self, results: BaselineResults) -> list[str]:
-        learner = "LinearRecalibration" if self.learner is None else type(self.learner).__name__
+        if self.learner is not None:
+            learner = type(self.learner).__name__
+        elif isinstance(self.family, SingleIndexFamily):
+            learner = "ResidualRecalibration"
+        else:
+            learner = "LinearRecalibration(degree=1)"
         pilot = "the human-only fit" if isinstance(self.pilot, str) else "given values"
         return [
             f"RePPI on source {self.source.name!r} ({self.source.kind}): the score recalibrated by "

@@ -617,21 +617,23 @@ def fast_bootstrap(results: Any, n_boot: int, seed: Any = None, progress: bool =
     engine = KStepBootstrap(results)
     rng = np.random.default_rng(seed)
     names = list(results.model.exog_names)
-    center, se_hat, _ = engine.run([engine.identity_draw()])
     estimates, errors, failures = [], [], []
     starts: Any = range(0, n_boot, chunk)
     if progress:
         from tqdm.auto import tqdm
 
         starts = tqdm(starts, desc="bootstrap", unit="batch")
-    for start in starts:
-        draws = [engine.draw(rng) for _ in range(min(chunk, n_boot - start))]
-        with _one_blas_thread():
+    # one limit for the whole loop: threadpoolctl scans the loaded libraries
+    # each time a limit is set, which cost as much as a batch at N = 1e5
+    with _one_blas_thread():
+        center, se_hat, _ = engine.run([engine.identity_draw()])
+        for start in starts:
+            draws = [engine.draw(rng) for _ in range(min(chunk, n_boot - start))]
             theta, se, reasons = engine.run(draws)
-        ok = np.isfinite(theta).all(axis=1)
-        estimates += list(theta[ok])
-        errors += list(se[ok])
-        failures += reasons
+            ok = np.isfinite(theta).all(axis=1)
+            estimates += list(theta[ok])
+            errors += list(se[ok])
+            failures += reasons
     return BootstrapResults.collect(
         results, names, estimates, errors, failures, n_boot, seed, "fast",
         studentizing_se=se_hat[0], replicate_of_estimate=center[0],

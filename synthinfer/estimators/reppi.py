@@ -239,11 +239,19 @@ class RePPI(BaselineModel):
             g_unlabeled += self._predict(learner, unlabeled_features, p) / self.folds
         return g_labeled, g_unlabeled, fold
 
+    def _single_index(self) -> SingleIndexFamily:
+        if not isinstance(self.family, SingleIndexFamily):
+            raise SpecificationError(
+                f"residual features are defined for the single-index families (score x r(y, x'b)), "
+                f"not for model={self.family.name!r}"
+            )
+        return self.family
+
     def residual_features(self, pilot: np.ndarray) -> np.ndarray:
         """Per unit (N, p + 2): auxiliary design, auxiliary outcome and auxiliary residual
         ``r(f, x^m'theta_0)`` (means over a unit's synthetic samples), for the single-index families."""
         source = self.source
-        residual = self.family.residual(source.X, source.y, pilot)
+        residual = self._single_index().residual(source.X, source.y, pilot)
         y = source.y.reshape(len(source.y), -1)
         return source.unit_sums(np.column_stack([source.X, y, residual]))
 
@@ -254,7 +262,7 @@ class RePPI(BaselineModel):
         p = len(pilot)
         features = self.residual_features(pilot)
         labeled, unlabeled = features[data.labeled_pos], features[self._unlabeled_pos]
-        residual = self.family.residual(data.X, data.y, pilot)
+        residual = self._single_index().residual(data.X, data.y, pilot)
         r_labeled = np.empty(data.n_labeled)
         r_unlabeled = np.zeros(len(unlabeled))
         for k in range(self.folds):

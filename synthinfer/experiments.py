@@ -280,7 +280,7 @@ def _fit_one(
     if name == "ppi_cf_synth":
         return smf.ppi(formula, real=real, synth=synth, model=family, tuning="crossfit", eval_env=env).fit()
     if name in ("ppi_oracle_proxy", "ppi_oracle_synth"):
-        source = {"proxy": proxy} if name.endswith("proxy") else {"synth": synth}
+        source: dict[str, Any] = {"proxy": proxy} if name.endswith("proxy") else {"synth": synth}
         return oracle_ppi(formula, real, **source, truth=truth, model=family, targets=targets, eval_env=env)
     if name == "reppi_proxy":
         return smf.reppi(formula, real=real, proxy=proxy, model=family, eval_env=env).fit()
@@ -486,9 +486,9 @@ def _run(
         mode = str(grid_keys["mode"].iloc[0]) if len(grid_keys) else "simulation"
         check_output_dir(out_dir, mode)
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / TRIALS_FILE
-        if path.exists() and path.stat().st_size > 0:
-            existing = _read_trials(path)
+        previous = out_dir / TRIALS_FILE
+        if previous.exists() and previous.stat().st_size > 0:
+            existing = _read_trials(previous)
     # a trial is done for an estimator once the directory has its rows (failed or not);
     # a trial runs again only for the requested estimators it lacks
     done = set(map(tuple, existing[KEY + ["estimator"]].astype(str).to_numpy())) if len(existing) else set()
@@ -645,7 +645,8 @@ def run_simulation(
     >>> result.summary[["estimator", "bias", "rel_mse", "coverage"]]  # doctest: +SKIP
     """
     n_labeled = _check_positive_ints("n_labeled", n_labeled)
-    units = _check_positive_ints("n_units", [n_units] if np.isscalar(n_units) else n_units)
+    sizes = n_units if isinstance(n_units, Iterable) and not np.isscalar(n_units) else [n_units]
+    units = _check_positive_ints("n_units", sizes)
     trials = _check_positive_ints("trials", [trials])[0]
     models = list(models)
     for model in models:

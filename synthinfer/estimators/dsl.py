@@ -18,7 +18,9 @@ import pandas as pd
 from ..data import FrameArg, ModelData
 from ..exceptions import SpecificationError
 from ..families import Family
+from ..families.glm import GLMFamily
 from ..formula import capture_namespace
+from ..options import Engine
 from .base import BaselineModel, BaselineResultsWrapper, sandwich
 from .ppi import _unit_labeling_prob
 
@@ -85,7 +87,7 @@ class DSL(BaselineModel):
                 raise SpecificationError("dsl needs labeling probabilities > 0 on labeled units")
 
     @classmethod
-    def from_formula(  # type: ignore[override]
+    def from_formula(
         cls,
         formula: str,
         real: pd.DataFrame,
@@ -95,7 +97,7 @@ class DSL(BaselineModel):
         labeling_prob: Any = None,
         folds: int = 5,
         seed: int = 0,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
     ) -> DSL:
         """Create the model from a formula, the real frame and the proxy frame (all units)."""
@@ -138,7 +140,7 @@ class DSL(BaselineModel):
         weight = np.where(labeled, 1.0 / np.where(labeled, pi, 1.0), 0.0)
         return y_hat + weight * (y - y_hat), fold
 
-    def fit(self) -> BaselineResultsWrapper:  # type: ignore[override]
+    def fit(self) -> BaselineResultsWrapper:
         """DSL estimate with the sandwich covariance of its moment (normal inference)."""
         pseudo, fold = self.pseudo_outcome()
         X = self.design()[0]
@@ -155,7 +157,10 @@ class DSL(BaselineModel):
             params = solution.params
             evaluation = self.family.evaluate(X, pseudo, params)
             bread = -evaluation.jacobian() / N
-            residual = pseudo - self.family.mean(X @ params)
+            family = self.family
+            if not isinstance(family, GLMFamily):  # from_formula admits ols and logit only
+                raise SpecificationError(f"dsl has no mean function for model {family.name!r}")
+            residual = pseudo - family.mean(X @ params)
         moments = X * residual[:, None]
         cov = sandwich(bread, moments.T @ moments / N) / N
         return self._results(params, cov, folds=self.folds, pseudo_outcome=pseudo, fold=fold)

@@ -21,6 +21,7 @@ from ..exceptions import ConvergenceError, SpecificationError, SynthInferWarning
 from ..families import OLS, Family, Quantile
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
+from ..options import Correction, Engine
 from ..rowblocks import scaled_rows_gram
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
 from .ppi_quantile import GRID_POINTS, RectifiedCDF, rectified_cdf_interval
@@ -186,7 +187,7 @@ class PPI(BaselineModel):
         self._aux_labeled = self._unlabeled.aux_labeled
 
     @classmethod
-    def from_formula(  # type: ignore[override]
+    def from_formula(
         cls,
         formula: str,
         real: pd.DataFrame,
@@ -195,7 +196,7 @@ class PPI(BaselineModel):
         model: str | Family = "ols",
         lam: str | float = "auto",
         *,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
         weights: Any = None,
@@ -367,7 +368,7 @@ class PPI(BaselineModel):
     ) -> np.ndarray:
         if self._rectified_cdf is not None:
             # tuning='crossfit' refuses the plain quantile, so lam is one number here
-            return np.array([self._rectified_cdf.point_estimate(self.family.q, lam)])  # type: ignore[attr-defined]
+            return np.array([self._rectified_cdf.point_estimate(self.family.q, float(lam))])  # type: ignore[attr-defined]
         if use is None and np.ndim(lam) == 0:
             if lam == 0:
                 return self._human
@@ -496,6 +497,8 @@ class PPI(BaselineModel):
     def _fold_assignment(self) -> np.ndarray:
         """Each labeled unit's fold (real's row order): a seeded random permutation of balanced folds."""
         n = self.model_data.n_labeled
+        if self.folds is None:  # only tuning="crossfit" sets folds
+            raise SpecificationError("labeled units are split into folds only with tuning='crossfit'")
         return np.random.default_rng(self.seed).permutation(np.arange(n) % self.folds)
 
     def _covariance(self, params: np.ndarray, lam: float | np.ndarray, ddof: int) -> np.ndarray:
@@ -516,8 +519,8 @@ class PPI(BaselineModel):
         inv_hessian = np.linalg.inv(self._hessian(params, lam_bar))
         return inv_hessian @ (n / n_unl * var_unl + var) @ inv_hessian / n
 
-    def fit(  # type: ignore[override]
-        self, ddof: int = 0, correction: str | None = "small-sample", method: str | None = None, **kwargs: Any,
+    def fit(
+        self, ddof: int = 0, correction: Correction | None = "small-sample", method: str | None = None, **kwargs: Any,
     ) -> BaselineResultsWrapper:
         """PPI++ estimate and covariance.
 
@@ -558,9 +561,10 @@ class PPI(BaselineModel):
         lam: float | np.ndarray
         if self.lam == "auto" and self.tuning == "crossfit":
             fold = self._fold_assignment()
+            n_folds = int(fold.max()) + 1
             # fold k's lambda is tuned without fold k's labels: no label tunes the
             # lambda that scales its own rectifier
-            fold_lam = np.array([self._tuned_lambda(fold != k)[0] for k in range(self.folds)])
+            fold_lam = np.array([self._tuned_lambda(fold != k)[0] for k in range(n_folds)])
             lam, tuned = fold_lam[fold], True
         elif self.lam == "auto":
             lam, start = self._tuned_lambda()
@@ -668,10 +672,11 @@ def _check_crossfit(
             f"give lam='auto' (the default) or drop tuning="
         )
     folds = 5 if folds is None else folds
-    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or folds < 2:
+    if isinstance(folds, bool) or not isinstance(folds, numbers.Integral) or int(folds) < 2:
         raise SpecificationError(f"folds must be an integer >= 2, got {folds!r}")
+    folds = int(folds)
     seed = 0 if seed is None else seed
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or int(seed) < 0:
         raise SpecificationError(f"seed must be a non-negative integer, got {seed!r}")
     if folds > n_labeled:
         raise SpecificationError(

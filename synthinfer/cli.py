@@ -6,7 +6,7 @@
 ``synthinfer fit FORMULA --real FILE [--proxy [NAME=]FILE ...] [--synth [NAME=]FILE ...]``
     GMM-Synth from CSV or Parquet files; prints the summary, JSON or a CSV
     table of the coefficients.
-``synthinfer simulate [--n-labeled 50,100 ...] [--politeness] --output DIR``
+``synthinfer simulate [--n-labeled 50,100 ...] [--politeness] [--estimators all] --output DIR``
     The repeated-sampling study of ``synthinfer.experiments``: per-trial
     rows and a per-cell summary (bias, MSE, coverage, width, J-test rejection)
     in DIR, resumable; ``--plots png`` draws coverage and relative MSE.
@@ -36,13 +36,14 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, overload
 
 import numpy as np
 import pandas as pd
 
 from .covariance import COV_TYPES
 from .families import FAMILIES
+from .options import Correction, Engine, OutputFormat, Shrinkage, choices
 from . import __version__
 from . import api as smf
 from .comparison import compare
@@ -240,7 +241,7 @@ def _number(value: Any) -> float | None:
 
 
 def _as_json(res: Any, formula: str) -> str:
-    ci = res.conf_int()
+    table = res.tidy()
     jval, jpval, jdf = res.jtest()
     sources = [
         {"name": s.name, "kind": s.kind, "rows": int(s.n_rows), "units": int(s.n_units)}
@@ -250,10 +251,12 @@ def _as_json(res: Any, formula: str) -> str:
         "estimator": res.estimator,
         "model": res.model.family.name,
         "formula": formula,
-        "params": {k: _number(v) for k, v in res.params.items()},
-        "bse": {k: _number(v) for k, v in res.bse.items()},
-        "conf_int": {k: [_number(lo), _number(hi)] for k, (lo, hi) in zip(ci.index, ci.to_numpy())},
-        "pvalues": {k: _number(v) for k, v in res.pvalues.items()},
+        "params": {k: _number(v) for k, v in table["estimate"].items()},
+        "bse": {k: _number(v) for k, v in table["std_error"].items()},
+        "conf_int": {
+            k: [_number(lo), _number(hi)] for k, (lo, hi) in zip(table.index, table[["conf_low", "conf_high"]].to_numpy())
+        },
+        "pvalues": {k: _number(v) for k, v in table["p_value"].items()},
         "nobs": int(res.nobs),
         "n_labeled": int(res.n_labeled),
         "jtest": {"statistic": _number(jval), "pvalue": _number(jpval), "df": int(jdf)},
@@ -269,18 +272,11 @@ def _as_json(res: Any, formula: str) -> str:
 
 
 def _as_csv(res: Any) -> str:
-    ci = res.conf_int()
-    table = pd.DataFrame(
-        {
-            "coef": res.params,
-            "std_err": res.bse,
-            ("t" if getattr(res, "use_t", False) else "z"): res.tvalues,
-            "p_value": res.pvalues,
-            "ci_lower": ci.iloc[:, 0],
-            "ci_upper": ci.iloc[:, 1],
-        }
-    )
-    table.index.name = "term"
+    statistic = "t" if getattr(res, "use_t", False) else "z"
+    table = res.tidy().rename(columns={
+        "estimate": "coef", "std_error": "std_err", "statistic": statistic,
+        "conf_low": "ci_lower", "conf_high": "ci_upper",
+    })
     return table.to_csv(lineterminator="\n")
 
 
@@ -343,18 +339,33 @@ def _demo(args: argparse.Namespace) -> int:
     print(compare(fits))
     print()
     print(f"Full-data truth (human labels of all {data.n_units:,} requests):")
-    reference = pd.DataFrame({"coef": truth.params, "std err": truth.bse})
+    reference = truth.tidy()[["estimate", "std_error"]].rename(columns={"estimate": "coef", "std_error": "std err"})
+    reference.index.name = None
     print(reference.to_string(float_format=lambda v: f"{v:.4f}"))
     print()
     covered = []
     for name, res in fits.items():
-        ci = res.conf_int()
-        inside = ((ci.iloc[:, 0] <= truth.params) & (truth.params <= ci.iloc[:, 1])).sum()
+        table = res.tidy()
+        inside = ((table["conf_low"] <= truth.params) & (truth.params <= table["conf_high"])).sum()
         covered.append(f"{name} {inside}/{len(truth.params)}")
     print("95% intervals covering the full-data value: " + ", ".join(covered))
     print()
     print(f"Data: {POLITENESS_ATTRIBUTION}.")
     return EXIT_OK
+
+
+def _estimators(names: list[str] | None, experiments: Any) -> Any:
+    """--estimators: None is the default set, ["all"] every estimator; unknown names are errors."""
+    if names is None:
+        return experiments.DEFAULT_ESTIMATORS
+    if names == ["all"]:
+        return "all"
+    unknown = [name for name in names if name not in experiments.ESTIMATORS]
+    if unknown:
+        raise CLIError(
+            f"--estimators: unknown estimator(s) {unknown} (choose from {', '.join(experiments.ESTIMATORS)} or all)"
+        )
+    return names
 
 
 def _simulate(args: argparse.Namespace) -> int:
@@ -369,6 +380,7 @@ def _simulate(args: argparse.Namespace) -> int:
             args.output,
             n_labeled=args.n_labeled or (100, 200, 500, 1000),
             trials=args.trials, seed=args.seed, jobs=args.jobs, progress=not args.no_progress,
+            estimators=_estimators(args.estimators, experiments),
         )
     else:
         for model in args.models or ():
@@ -387,7 +399,7 @@ def _simulate(args: argparse.Namespace) -> int:
             models=args.models or experiments.MODELS,
             scenarios=args.scenarios or tuple(experiments.SCENARIOS),
             trials=args.trials, seed=args.seed, jobs=args.jobs, target=args.target or "x1",
-            progress=not args.no_progress,
+            progress=not args.no_progress, estimators=_estimators(args.estimators, experiments),
         )
     columns = ["scenario", "model", "n_labeled", "estimator", "target", "fits", "failures", "bias",
                "rel_mse", "coverage", "coverage_mc_se", "mean_width", "j_reject"]
@@ -414,6 +426,10 @@ def _simulate(args: argparse.Namespace) -> int:
 # -- annotate and synthesize with an LLM (synthinfer.llm; needs the llm extra) ------------------
 
 
+@overload
+def _text_or_file(value: str, what: str) -> str: ...
+@overload
+def _text_or_file(value: None, what: str) -> None: ...
 def _text_or_file(value: str | None, what: str) -> str | None:
     """A template given inline, or as ``@FILE``."""
     if value is None or not value.startswith("@"):
@@ -626,7 +642,7 @@ def _list_of(kind: Any, choices: Sequence[str] | None = None) -> Any:
         items = [item.strip() for item in text.split(",") if item.strip()]
         if not items:
             raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
-        out = []
+        out: list[int | str] = []
         for item in items:
             if kind is int:
                 value = _integer(item)
@@ -714,17 +730,17 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--weight", choices=COV_TYPES, default="HC0",
                      help="S of the step-2 weight matrix (HC0, default; cluster: efficient with "
                           "dependent clusters, with --groups); --cov alone does not change the estimate")
-    fit.add_argument("--correction", choices=["small-sample", "windmeijer", "none"], default="small-sample",
+    fit.add_argument("--correction", choices=choices(Correction), default="small-sample",
                      help="covariance correction: small-sample (default: Windmeijer, a degrees-of-freedom "
                           "factor and t inference), windmeijer alone, or none (the plain two-step)")
-    fit.add_argument("--shrinkage", choices=["stein", "none"], default="stein",
+    fit.add_argument("--shrinkage", choices=choices(Shrinkage), default="stein",
                      help="weight matrix: stein (default: sources that do not predict the human "
                           "moments are shrunk away) or none (the efficient S^-1)")
     fit.add_argument("--groups", metavar="COL", default=None,
                      help="cluster column (one value per unit), with --cov cluster")
-    fit.add_argument("--engine", choices=["patsy", "formulaic"], default=None,
+    fit.add_argument("--engine", choices=choices(Engine), default=None,
                      help="formula engine (default: statsmodels' formula_engine option)")
-    fit.add_argument("--output", choices=["text", "json", "csv"], default="text",
+    fit.add_argument("--output", choices=choices(OutputFormat), default="text",
                      help="summary (text, default), a JSON object, or a CSV table of coefficients")
     fit.set_defaults(handler=_fit)
 
@@ -764,6 +780,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
     simulate.add_argument("--plots", type=_list_of(str, ("png", "svg", "pdf")), default=None,
                           metavar="FMT,...", help="draw coverage and relative-MSE plots (png, svg, pdf)")
+    simulate.add_argument("--estimators", type=_list_of(str), default=None, metavar="E,E,...",
+                          help="estimators to fit where they apply, or 'all' (default: classical, naive, "
+                               "ppi_*, gmm_*; 'all' adds cross-fitted PPI++ ppi_cf_*, the infeasible oracle "
+                               "PPI++ ppi_oracle_*, RePPI reppi_* and DSL dsl_proxy)")
     simulate.set_defaults(handler=_simulate)
     _add_llm_commands(commands)
     for subcommand in commands.choices.values():

@@ -58,7 +58,7 @@ class ComparisonTable(pd.DataFrame):
     def __str__(self) -> str:
         return self.__repr__()
 
-    def _repr_html_(self) -> str:  # type: ignore[override]
+    def _repr_html_(self) -> str:
         return self.formatted().to_html()
 
 

@@ -321,10 +321,12 @@ class TwoWayClusteredCovariance(MomentCovariance):
         self, first: np.ndarray, second: np.ndarray, use_correction: bool = True,
         n_labeled: int = 0, k_params: int = 0,
     ) -> None:
-        kwargs = {"use_correction": use_correction, "n_labeled": n_labeled, "k_params": k_params}
+        def one_way(groups: np.ndarray) -> ClusteredCovariance:
+            return ClusteredCovariance(groups, use_correction, n_labeled, k_params)
+
         intersection = pd.factorize(pd.MultiIndex.from_arrays([pd.factorize(first)[0], pd.factorize(second)[0]]))[0]
-        self.parts = [ClusteredCovariance(first, **kwargs), ClusteredCovariance(second, **kwargs)]
-        self.intersection = ClusteredCovariance(intersection, **kwargs) if len(np.unique(intersection)) > 1 else None
+        self.parts = [one_way(first), one_way(second)]
+        self.intersection = one_way(intersection) if len(np.unique(intersection)) > 1 else None
         self.use_correction = bool(use_correction)
         #: negative eigenvalues clipped in the last S (0 when S was PSD)
         self.clipped = 0
@@ -332,11 +334,14 @@ class TwoWayClusteredCovariance(MomentCovariance):
     @classmethod
     def from_options(cls, kwds: dict[str, Any], data: ModelData) -> TwoWayClusteredCovariance:
         columns = _two_way_columns(kwds.pop("groups"))
+        if columns is None:
+            raise SpecificationError("two-way clustering needs groups of two per-unit columns")
         first, second = (data.unit_values(c, f"cluster groups ({i})") for i, c in enumerate(columns, 1))
         return cls(first, second, kwds.pop("use_correction", True), data.n_labeled, len(data.param_names))
 
     def s(self, moments: MomentBlocks) -> np.ndarray:
-        s = sum(part.s(moments) * part.scale for part in self.parts)
+        first, second = self.parts
+        s = first.s(moments) * first.scale + second.s(moments) * second.scale
         if self.intersection is not None:
             s = s - self.intersection.s(moments) * self.intersection.scale
         s = (s + s.T) / 2

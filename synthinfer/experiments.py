@@ -22,6 +22,14 @@ or cells). A fit that fails (e.g. perfect separation in a small logit sample)
 is recorded as a failed row with its error message, counted per cell by
 ``summarize``, and left out of the cell's statistics.
 
+Beside the default estimators, ``estimators=`` adds PPI++ with cross-fitted
+power tuning (``ppi_cf_*``), RePPI (``reppi_*``, ``smf.reppi`` with its
+defaults), DSL (``dsl_proxy``) and the paper's oracle PPI++
+(``ppi_oracle_*``, `oracle_ppi`): lambda picked on a grid by its distance to
+the known truth. The oracle is infeasible (no study knows its truth); it is an
+upper bound for the PPI family in simulation and lives here, never in
+``synthinfer.api``.
+
 Per cell, estimator and target, ``summarize`` reports bias, MSE, MSE
 relative to the human-only (classical) fit, coverage of the 95% interval with
 its Monte Carlo standard error, mean interval width and, for the GMM
@@ -36,7 +44,7 @@ import functools
 import hashlib
 import sys
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +59,9 @@ from .simulate import simulate_study
 __all__ = [
     "SCENARIOS",
     "ESTIMATORS",
+    "DEFAULT_ESTIMATORS",
+    "ORACLE_GRID",
+    "oracle_ppi",
     "ExperimentResult",
     "run_simulation",
     "run_politeness",
@@ -83,11 +94,24 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 }
 
 #: Every estimator, in reporting order. Which ones run depends on the sources
-#: of a scenario: ``classical`` always; ``naive`` pools every source;
-#: ``ppi_proxy``/``gmm_proxy`` need a proxy; ``ppi_synth`` needs synthetic data;
+#: of a scenario: ``classical`` always; ``naive`` pools every source; those
+#: ending in ``_proxy`` need a proxy, those ending in ``_synth`` synthetic data;
 #: ``gmm_synth`` uses the synthetic data and the proxy if there is one.
-ESTIMATORS = ("classical", "naive", "ppi_proxy", "ppi_synth", "gmm_proxy", "gmm_synth")
+#: ``ppi_cf_*`` is PPI++ with cross-fitted lambda (``tuning="crossfit"``),
+#: ``ppi_oracle_*`` the infeasible oracle PPI++ (`oracle_ppi`), ``reppi_*``
+#: RePPI with its default learner and folds, ``dsl_proxy`` DSL with the default
+#: labeling probability n/N.
+ESTIMATORS = (
+    "classical", "naive", "ppi_proxy", "ppi_synth", "ppi_cf_proxy", "ppi_cf_synth",
+    "ppi_oracle_proxy", "ppi_oracle_synth", "reppi_proxy", "reppi_synth", "dsl_proxy",
+    "gmm_proxy", "gmm_synth",
+)
+#: The estimators a run fits unless ``estimators=`` says otherwise.
+DEFAULT_ESTIMATORS = ("classical", "naive", "ppi_proxy", "ppi_synth", "gmm_proxy", "gmm_synth")
 GMM_ESTIMATORS = ("gmm_proxy", "gmm_synth")
+
+#: The lambda grid of the oracle PPI++: 0, 0.05, ..., 1.
+ORACLE_GRID = tuple(i / 20 for i in range(21))
 
 MODELS = ("ols", "logit")
 POLITENESS_TARGETS = ("hedging", "first_person_plural")
@@ -105,17 +129,29 @@ ROW_COLUMNS = KEY + [
 ]
 
 
-def estimators_for(sources: Sequence[str]) -> tuple[str, ...]:
-    """The estimators that apply to a scenario with the given auxiliary sources."""
-    names = ["classical", "naive"]
-    if "proxy" in sources:
-        names.append("ppi_proxy")
-    if "synth" in sources:
-        names.append("ppi_synth")
-    if "proxy" in sources:
-        names.append("gmm_proxy")
-    if "synth" in sources:
-        names.append("gmm_synth")
+def estimators_for(sources: Sequence[str], estimators: Sequence[str] = DEFAULT_ESTIMATORS) -> tuple[str, ...]:
+    """The ``estimators`` that apply to a scenario with the given auxiliary sources, in reporting order."""
+    def applies(name: str) -> bool:
+        if name == "gmm_synth":
+            return "synth" in sources
+        if name.endswith("_proxy"):
+            return "proxy" in sources
+        if name.endswith("_synth"):
+            return "synth" in sources
+        return True
+
+    return tuple(name for name in ESTIMATORS if name in estimators and applies(name))
+
+
+def _check_estimators(estimators: Sequence[str] | str) -> tuple[str, ...]:
+    names = [estimators] if isinstance(estimators, str) else list(estimators)
+    if names == ["all"]:
+        return ESTIMATORS
+    for name in names:
+        if name not in ESTIMATORS:
+            raise ValueError(f"estimators must be among {list(ESTIMATORS)} (or 'all'), got {name!r}")
+    if not names:
+        raise ValueError("estimators must not be empty")
     return tuple(names)
 
 
@@ -138,9 +174,97 @@ def trial_seed(seed: int, cell: Sequence[Any], trial: int) -> int:
 # -- one trial ---------------------------------------------------------------------------------
 
 
+def oracle_ppi(
+    formula: str,
+    real: pd.DataFrame,
+    proxy: pd.DataFrame | None = None,
+    synth: pd.DataFrame | None = None,
+    *,
+    truth: pd.Series | Mapping[str, float],
+    model: str = "ols",
+    targets: Sequence[str] | None = None,
+    grid: Sequence[float] = ORACLE_GRID,
+    eval_env: int | Mapping[str, Any] = 0,
+) -> Any:
+    """The paper's oracle PPI++: INFEASIBLE, for simulation studies only.
+
+    PPI++ (``smf.ppi``) at every lambda of ``grid``; the fit reported is the
+    one whose estimate is closest to the known ``truth`` (Euclidean distance
+    over ``targets``; ties go to the smaller lambda). Because it looks at the
+    truth, its squared error on the targets is, study by study, the smallest
+    of any grid lambda, so over repeated studies its MSE is at most that of
+    PPI++ at any fixed grid lambda (and of the power-tuned PPI++ when its
+    lambda is on the grid): an upper bound on what the PPI family could reach,
+    not an estimator. Its interval is the fixed-lambda interval at the chosen
+    lambda, which ignores the choice.
+
+    Parameters
+    ----------
+    formula, real, proxy, synth, model, eval_env
+        As in ``smf.ppi`` (one auxiliary source).
+    truth : Series or mapping
+        The true coefficients, by name.
+    targets : sequence of str, optional
+        The coefficients whose distance to the truth picks lambda (default: all).
+    grid : sequence of float
+        The lambdas tried (default ``ORACLE_GRID``, 0 to 1 by 0.05).
+
+    Returns
+    -------
+    BaselineResultsWrapper
+        ``smf.ppi(..., lam=best).fit()``, with ``oracle_lam`` (the chosen
+        lambda), ``oracle_grid``, ``oracle_distance`` (per grid lambda; inf
+        where the rectified equation has no root) and ``infeasible = True``.
+
+    Raises
+    ------
+    SpecificationError
+        An empty grid, a lambda that is not a finite number, or a target that
+        is not a coefficient or has no truth.
+    ConvergenceError
+        No grid lambda has an estimate.
+    """
+    from .estimators.ppi import PPI
+    from .exceptions import ConvergenceError, SpecificationError
+    from .formula import capture_namespace
+
+    env = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
+    lams = np.asarray(list(grid), dtype=float)
+    if lams.ndim != 1 or not len(lams) or not np.all(np.isfinite(lams)):
+        raise SpecificationError(f"the oracle's grid must be a non-empty sequence of finite numbers, got {grid!r}")
+    model_ = PPI.from_formula(formula, real, proxy=proxy, synth=synth, model=model, lam=0.0, eval_env=env)
+    names = list(model_.model_data.param_names)
+    targets = names if targets is None else list(targets)
+    truth = pd.Series(dict(truth) if isinstance(truth, Mapping) else truth, dtype=float)
+    missing = [t for t in targets if t not in names or t not in truth.index]
+    if missing or not targets:
+        raise SpecificationError(
+            f"oracle targets {missing or targets} must be coefficients ({names}) with a value in truth"
+        )
+    where = [names.index(t) for t in targets]
+    goal = truth[targets].to_numpy()
+    distance = np.full(len(lams), np.inf)
+    for i, lam in enumerate(lams):
+        try:
+            params = model_._point_estimate(float(lam))
+        except ConvergenceError:
+            continue  # no PPI++ estimate at this lambda: not a candidate
+        distance[i] = float(np.linalg.norm(params[where] - goal))
+    if not np.isfinite(distance).any():
+        raise ConvergenceError("the oracle PPI++ has no estimate at any lambda of its grid")
+    best = float(lams[distance == distance.min()].min())  # ties: the smaller lambda
+    res = smf.ppi(formula, real=real, proxy=proxy, synth=synth, model=model, lam=best, eval_env=env).fit()
+    for name, value in {
+        "oracle_lam": best, "oracle_grid": lams, "oracle_distance": distance, "infeasible": True,
+    }.items():
+        setattr(res._results, name, value)
+    return res
+
+
 def _fit_one(
     name: str, formula: str, family: str, real: pd.DataFrame,
     proxy: pd.DataFrame | None, synth: pd.DataFrame | None,
+    truth: pd.Series | None = None, targets: Sequence[str] | None = None,
 ) -> Any:
     env: dict = {}
     if name == "classical":
@@ -151,6 +275,19 @@ def _fit_one(
         return smf.ppi(formula, real=real, proxy=proxy, model=family, eval_env=env).fit()
     if name == "ppi_synth":
         return smf.ppi(formula, real=real, synth=synth, model=family, eval_env=env).fit()
+    if name == "ppi_cf_proxy":
+        return smf.ppi(formula, real=real, proxy=proxy, model=family, tuning="crossfit", eval_env=env).fit()
+    if name == "ppi_cf_synth":
+        return smf.ppi(formula, real=real, synth=synth, model=family, tuning="crossfit", eval_env=env).fit()
+    if name in ("ppi_oracle_proxy", "ppi_oracle_synth"):
+        source: dict[str, Any] = {"proxy": proxy} if name.endswith("proxy") else {"synth": synth}
+        return oracle_ppi(formula, real, **source, truth=truth, model=family, targets=targets, eval_env=env)
+    if name == "reppi_proxy":
+        return smf.reppi(formula, real=real, proxy=proxy, model=family, eval_env=env).fit()
+    if name == "reppi_synth":
+        return smf.reppi(formula, real=real, synth=synth, model=family, eval_env=env).fit()
+    if name == "dsl_proxy":
+        return smf.dsl(formula, real=real, proxy=proxy, model=family, eval_env=env).fit()
     if name == "gmm_proxy":
         return smf.gmm_proxy(formula, real=real, proxy=proxy, model=family, eval_env=env).fit()
     if name == "gmm_synth":
@@ -170,7 +307,7 @@ def _fit_rows(
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                res = _fit_one(name, formula, family, real, proxy, synth)
+                res = _fit_one(name, formula, family, real, proxy, synth, truth, targets)
                 params, bse = res.params, res.bse
                 ci = res.conf_int(ALPHA)
                 jtest = res.jtest() if name in GMM_ESTIMATORS else (np.nan, np.nan, np.nan)
@@ -204,7 +341,7 @@ def _simulation_trial(task: dict) -> list[dict]:
     sources = spec["sources"]
     return _fit_rows(
         {k: task[k] for k in KEY + ["trial_seed"]},
-        estimators_for(sources), study.formula, task["model"], study.real,
+        task["estimators"], study.formula, task["model"], study.real,
         study.proxy if "proxy" in sources else None,
         study.synth if "synth" in sources else None,
         study.truth, task["targets"],
@@ -226,7 +363,7 @@ def _politeness_trial(task: dict) -> list[dict]:
     real, proxy = data.sample(task["n_labeled"], seed=task["trial_seed"])
     return _fit_rows(
         {k: task[k] for k in KEY + ["trial_seed"]},
-        estimators_for(("proxy",)), data.formula, data.model, real, proxy, None,
+        task["estimators"], data.formula, data.model, real, proxy, None,
         truth, task["targets"],
     )
 
@@ -349,11 +486,18 @@ def _run(
         mode = str(grid_keys["mode"].iloc[0]) if len(grid_keys) else "simulation"
         check_output_dir(out_dir, mode)
         out_dir.mkdir(parents=True, exist_ok=True)
-        path = out_dir / TRIALS_FILE
-        if path.exists() and path.stat().st_size > 0:
-            existing = _read_trials(path)
-    done = set(map(tuple, existing[KEY].astype(str).to_numpy())) if len(existing) else set()
-    todo = [t for t in tasks if tuple(str(t[k]) for k in KEY) not in done]
+        previous = out_dir / TRIALS_FILE
+        if previous.exists() and previous.stat().st_size > 0:
+            existing = _read_trials(previous)
+    # a trial is done for an estimator once the directory has its rows (failed or not);
+    # a trial runs again only for the requested estimators it lacks
+    done = set(map(tuple, existing[KEY + ["estimator"]].astype(str).to_numpy())) if len(existing) else set()
+    todo = []
+    for task in tasks:
+        key = tuple(str(task[k]) for k in KEY)
+        missing = [e for e in _task_estimators(task) if key + (e,) not in done]
+        if missing:
+            todo.append(dict(task, estimators=tuple(missing)))
     n_skipped = len(tasks) - len(todo)
 
     if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs == 0 or jobs < -1:
@@ -397,7 +541,9 @@ def _run(
     # keep only the requested grid
     keys = trials[KEY].astype(str)
     wanted = set(map(tuple, grid_keys.astype(str).to_numpy()))
-    trials = trials[[tuple(k) in wanted for k in keys.to_numpy()]]
+    requested = set(tasks[0]["requested"]) if tasks else set()
+    in_grid = np.array([tuple(k) in wanted for k in keys.to_numpy()], dtype=bool)
+    trials = trials[in_grid & trials["estimator"].isin(requested).to_numpy()]
     trials = _in_estimator_order(trials, KEY + ["estimator", "target"])
     summary = summarize(trials)
     if out_dir is not None:
@@ -406,7 +552,16 @@ def _run(
     return ExperimentResult(trials=trials, summary=summary, output=out_dir, n_run=len(todo), n_skipped=n_skipped)
 
 
-def _tasks(mode: str, cells: list[tuple], trials: int, seed: int, targets: Sequence[str]) -> tuple[list[dict], pd.DataFrame]:
+def _task_estimators(task: dict) -> tuple[str, ...]:
+    """The requested estimators that apply to a task's scenario."""
+    sources = ("proxy",) if task["mode"] == "politeness" else SCENARIOS[task["scenario"]]["sources"]
+    return estimators_for(sources, task["requested"])
+
+
+def _tasks(
+    mode: str, cells: list[tuple], trials: int, seed: int, targets: Sequence[str],
+    estimators: Sequence[str] = DEFAULT_ESTIMATORS,
+) -> tuple[list[dict], pd.DataFrame]:
     tasks = []
     for scenario, model, n_units, n_labeled in cells:
         cell = (mode, scenario, model, n_units, n_labeled)
@@ -415,6 +570,7 @@ def _tasks(mode: str, cells: list[tuple], trials: int, seed: int, targets: Seque
                 "mode": mode, "scenario": scenario, "model": model, "n_units": n_units,
                 "n_labeled": n_labeled, "seed": seed, "trial": trial,
                 "trial_seed": trial_seed(seed, cell, trial), "targets": tuple(targets),
+                "requested": tuple(estimators),
             })
     keys = pd.DataFrame([{k: t[k] for k in KEY} for t in tasks], columns=KEY)
     return tasks, keys
@@ -432,6 +588,7 @@ def run_simulation(
     jobs: int = 1,
     target: str | Sequence[str] = "x1",
     progress: bool = True,
+    estimators: Sequence[str] | str = DEFAULT_ESTIMATORS,
 ) -> ExperimentResult:
     """Repeated-sampling experiments on simulated studies over a grid.
 
@@ -466,6 +623,10 @@ def run_simulation(
         The coefficient(s) recorded (``"x1"``, ``"x2"``, ``"Intercept"``).
     progress : bool
         Show a tqdm progress bar (only when stderr is a terminal).
+    estimators : sequence of str or "all"
+        Which of ``ESTIMATORS`` to fit where they apply (default
+        ``DEFAULT_ESTIMATORS``). A rerun in the same output directory with more
+        estimators fits only the ones its trials lack.
 
     Returns
     -------
@@ -474,7 +635,7 @@ def run_simulation(
     Raises
     ------
     ValueError
-        An unknown model, scenario or target, or a non-positive size.
+        An unknown model, scenario, target or estimator, or a non-positive size.
 
     Examples
     --------
@@ -484,7 +645,8 @@ def run_simulation(
     >>> result.summary[["estimator", "bias", "rel_mse", "coverage"]]  # doctest: +SKIP
     """
     n_labeled = _check_positive_ints("n_labeled", n_labeled)
-    units = _check_positive_ints("n_units", [n_units] if np.isscalar(n_units) else n_units)
+    sizes = n_units if isinstance(n_units, Iterable) and not np.isscalar(n_units) else [n_units]
+    units = _check_positive_ints("n_units", sizes)
     trials = _check_positive_ints("trials", [trials])[0]
     models = list(models)
     for model in models:
@@ -507,7 +669,7 @@ def run_simulation(
     ]
     if not cells:
         raise ValueError("every n_labeled is at least n_units: no cell left (need n_labeled < n_units)")
-    tasks, keys = _tasks("simulation", cells, trials, int(seed), targets)
+    tasks, keys = _tasks("simulation", cells, trials, int(seed), targets, _check_estimators(estimators))
     return _run(tasks, output, jobs, progress, keys)
 
 
@@ -520,6 +682,7 @@ def run_politeness(
     jobs: int = 1,
     targets: Sequence[str] = POLITENESS_TARGETS,
     progress: bool = True,
+    estimators: Sequence[str] | str = DEFAULT_ESTIMATORS,
 ) -> ExperimentResult:
     """Repeated random labeled subsets of the bundled politeness data.
 
@@ -536,8 +699,8 @@ def run_politeness(
 
     Parameters
     ----------
-    output, trials, seed, jobs, progress
-        As in ``run_simulation``.
+    output, trials, seed, jobs, progress, estimators
+        As in ``run_simulation`` (the politeness data have a proxy only).
     n_labeled : sequence of int
         Labeled sample sizes, each below 5,480.
     targets : sequence of str
@@ -557,7 +720,7 @@ def run_politeness(
         if name not in ("Intercept", "hedging", "first_person_plural"):
             raise ValueError(f"targets must be among ['Intercept', 'hedging', 'first_person_plural'], got {name!r}")
     cells = [("politeness", "logit", data.n_units, n) for n in n_labeled]
-    tasks, keys = _tasks("politeness", cells, trials, int(seed), list(targets))
+    tasks, keys = _tasks("politeness", cells, trials, int(seed), list(targets), _check_estimators(estimators))
     return _run(tasks, output, jobs, progress, keys)
 
 
@@ -653,6 +816,13 @@ _STYLE: dict[str, dict[str, Any]] = {
     "naive": {"color": "tab:gray", "marker": "x", "linestyle": ":"},
     "ppi_proxy": {"color": "tab:orange", "marker": "s"},
     "ppi_synth": {"color": "tab:red", "marker": "D"},
+    "ppi_cf_proxy": {"color": "tab:orange", "marker": "s", "linestyle": "--"},
+    "ppi_cf_synth": {"color": "tab:red", "marker": "D", "linestyle": "--"},
+    "ppi_oracle_proxy": {"color": "tab:brown", "marker": "*", "linestyle": ":"},
+    "ppi_oracle_synth": {"color": "tab:pink", "marker": "*", "linestyle": ":"},
+    "reppi_proxy": {"color": "tab:olive", "marker": "h"},
+    "reppi_synth": {"color": "tab:cyan", "marker": "h"},
+    "dsl_proxy": {"color": "tab:purple", "marker": "P"},
     "gmm_proxy": {"color": "tab:blue", "marker": "^"},
     "gmm_synth": {"color": "tab:green", "marker": "v"},
 }

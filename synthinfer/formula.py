@@ -16,16 +16,15 @@ import re
 import sys
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .exceptions import SpecificationError, describe_units
+from .options import Engine
 
 __all__ = ["FormulaSpec", "resolve_engine", "capture_namespace", "is_text", "numbers_as_text"]
-
-Engine = Literal["patsy", "formulaic"]
 
 # a name that is neither called (`C(`), a keyword (`levels=`) nor an attribute's tail
 _IDENTIFIER = re.compile(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)(?![\w.]*\s*\()(?!\s*=[^=])")

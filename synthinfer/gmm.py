@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.linalg
 from statsmodels.sandbox.regression.gmm import GMM, results_class_dict
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
@@ -35,8 +33,10 @@ from .inference.protocol import ScoresAt, SourceScores
 from .inference.small_sample import CORRECTIONS
 from .model import ModelBase
 from .moments import MomentBlocks, assemble_blocks
+from .options import Correction, Engine, Shrinkage
 from .results import GMMSynthResultsWrapper
 from .singular import explain_singular, warn_if_few_clusters, warn_if_few_labeled
+from .solvers import SolverInfo, gauss_newton, gauss_newton_step
 from .weighting import ShrunkWeight
 
 __all__ = ["GMMSynth", "GMMProxy", "SolverInfo", "warn_sparse_columns"]
@@ -69,15 +69,6 @@ def warn_sparse_columns(X: np.ndarray, names: list[str], frame: str = "real") ->
                 SparseCovariateWarning,
                 stacklevel=4,
             )
-
-
-@dataclass(frozen=True)
-class SolverInfo:
-    """How the step-2 Gauss-Newton iteration ended."""
-
-    converged: bool
-    iterations: int
-    max_step_in_se: float
 
 
 # Above this condition number (of S scaled to unit diagonal) S is singular in
@@ -192,7 +183,7 @@ class GMMSynth(ModelBase, GMM):
         self.param_names_full = layout.param_names_full
 
     @classmethod
-    def from_formula(  # type: ignore[override]
+    def from_formula(
         cls,
         formula: str,
         real: pd.DataFrame,
@@ -200,7 +191,7 @@ class GMMSynth(ModelBase, GMM):
         synth: FrameArg = None,
         model: str | Family = "ols",
         *,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
         weights: Any = None,
@@ -398,7 +389,7 @@ class GMMSynth(ModelBase, GMM):
         """Analytic gradient of the GMM objective ``gbar' W gbar``."""
         return 2.0 * self.gradient_momcond(params).T @ weights @ self.momcond_mean(params)
 
-    def calc_weightmatrix(self, moms, weights_method="cov", wargs=(), params=None):  # type: ignore[override]
+    def calc_weightmatrix(self, moms, weights_method="cov", wargs=(), params=None):
         """S: blockwise at ``params`` when given, else column-centered from ``moms``."""
         if params is not None:
             return get_covariance("HC0", None, self.model_data).s(self.moment_blocks(params))
@@ -406,7 +397,7 @@ class GMMSynth(ModelBase, GMM):
         return centered.T @ centered / moms.shape[0]
 
     # -- step 2 ------------------------------------------------------------------
-    def fitgmm(self, start, weights=None, optim_method="gauss-newton", optim_args=None):  # type: ignore[override]
+    def fitgmm(self, start, weights=None, optim_method="gauss-newton", optim_args=None):
         """Minimise ``gbar' W gbar`` by Gauss-Newton; returns the parameters."""
         if weights is None:
             weights = self.start_weights(inv=False)
@@ -426,76 +417,18 @@ class GMMSynth(ModelBase, GMM):
         tol: float = 1e-8,
         all_units_blocks: list[np.ndarray] | None = None,
     ) -> tuple[np.ndarray, SolverInfo, np.ndarray]:
-        """Minimise ``gbar' W gbar`` by Gauss-Newton with step halving.
-
-        G's all-units blocks cost a pass over every row of a source and barely
-        move after step 1 (eta is estimated from all N units), so they are
-        reused (``all_units_blocks``, e.g. step 1's Newton Hessians) while the
-        cheap target and labeled blocks are recomputed at every iterate. Once
-        the steps fall below ``tol`` the iteration switches to the exact G at
-        every iterate, and convergence is declared only for a step computed
-        with the exact G that is below ``tol`` standard errors, so the estimate
-        satisfies the exact first-order condition. Returns that G too.
-        """
-        params = start.copy()
-        gbar = self.momcond_mean(params)
-        value = gbar @ weights @ gbar
-        exact = all_units_blocks is None or self.family.constant_jacobian
-        if all_units_blocks is None:
-            all_units_blocks = self._all_units_blocks(params)
-        # once set (near the estimate, or when a reused G stops descending), G is
-        # recomputed exactly at every iterate
-        endgame = False
-        step_in_se = np.inf
-        for iteration in range(1, maxiter + 1):
-            if endgame and not exact:
-                all_units_blocks, exact = self._all_units_blocks(params), True
-            G = self._jacobian(params, all_units_blocks)
-            GW = G.T @ weights
-            hessian = GW @ G
-            step = -scipy.linalg.solve(hessian, GW @ gbar, assume_a="sym")
-            se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian)), 0, None) / self.nobs)
-            step_in_se = float(np.max(np.abs(step) / np.where(se > 0, se, 1.0)))
-            if not exact and step_in_se < 0.5:
-                # close enough for Gauss-Newton with the exact G to finish in a
-                # step or two; the reused blocks alone would stall ~1e-5 SE away
-                endgame = True
-            if step_in_se < tol:
-                if exact:
-                    return params, SolverInfo(True, iteration, step_in_se), G
-                endgame = True
-                continue
-            # Step halving guards the first, large steps; near the optimum the
-            # objective is flat to rounding and Gauss-Newton steps are trusted.
-            scale = 1.0
-            while True:
-                candidate = params + scale * step
-                candidate_gbar = self.momcond_mean(candidate)
-                candidate_value = candidate_gbar @ weights @ candidate_gbar
-                if step_in_se < 1e-3 or candidate_value <= value * (1 + 1e-12) or scale < 1e-6:
-                    break
-                if not exact:
-                    break  # a reused Jacobian that does not descend: refresh it first
-                scale *= 0.5
-            if not exact and step_in_se >= 1e-3 and candidate_value > value * (1 + 1e-12):
-                endgame = True
-                continue
-            params, gbar, value = candidate, candidate_gbar, candidate_value
-            exact = self.family.constant_jacobian
-        return params, SolverInfo(False, maxiter, step_in_se), self._jacobian(params)
+        """Minimise ``gbar' W gbar`` by Gauss-Newton (`synthinfer.solvers.gauss_newton`),
+        reusing ``all_units_blocks`` (step 1's Newton Hessians) until near the estimate."""
+        return gauss_newton(
+            start, weights, self.momcond_mean, self._jacobian, self._all_units_blocks,
+            nobs=self.nobs, constant_jacobian=self.family.constant_jacobian,
+            maxiter=maxiter, tol=tol, reused_blocks=all_units_blocks,
+        )
 
     def _one_step(self, start: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, SolverInfo, np.ndarray]:
-        """One Gauss-Newton step from step 1, for scores that are step functions of
-        the parameters (quantiles): their GMM objective is piecewise constant, so
-        it is not iterated; the one-step estimator is asymptotically the two-step one."""
-        G = self._jacobian(start)
-        GW = G.T @ weights
-        hessian = GW @ G
-        step = -scipy.linalg.solve(hessian, GW @ self._step_one_moments(start), assume_a="sym")
-        se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian)), 0, None) / self.nobs)
-        params = start + step
-        step_in_se = float(np.max(np.abs(step) / np.where(se > 0, se, 1.0)))
-        return params, SolverInfo(True, 1, step_in_se), self._jacobian(params)
+        """One Gauss-Newton step from step 1 (`synthinfer.solvers.gauss_newton_step`),
+        for scores that are step functions of the parameters (quantiles)."""
+        return gauss_newton_step(start, weights, self._step_one_moments(start), self._jacobian, nobs=self.nobs)
 
     def _step_one_moments(self, start: np.ndarray) -> np.ndarray:
         """gbar at step 1 with the blocks step 1 solved set to their root, zero.
@@ -512,15 +445,15 @@ class GMMSynth(ModelBase, GMM):
             gbar[self.layout.moment_block(2 + 2 * m)] = 0.0
         return gbar
 
-    def fit(  # type: ignore[override]
+    def fit(
         self,
         cov_type: str = "HC0",
         cov_kwds: Mapping[str, Any] | None = None,
         *,
         weight_type: str = "HC0",
         weight_kwds: Mapping[str, Any] | None = None,
-        correction: str | None = "small-sample",
-        shrinkage: str | None = "stein",
+        correction: Correction | None = "small-sample",
+        shrinkage: Shrinkage | None = "stein",
         maxiter: int = 100,
         tol: float = 1e-8,
         method: str | None = None,
@@ -694,14 +627,14 @@ class GMMProxy(GMMSynth):
         proxy: FrameArg,
         model: str | Family = "ols",
         *,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
         weights: Any = None,
     ) -> GMMProxy:
         """As ``GMMSynth.from_formula``, with proxy data only."""
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        return super().from_formula(  # type: ignore[return-value]
+        return super().from_formula(
             formula, real, proxy, None, model, engine=engine, eval_env=namespace,
             labeling_prob=labeling_prob, weights=weights,
         )

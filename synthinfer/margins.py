@@ -205,6 +205,7 @@ class MarginalEffects:
         self.count_idx = effects.counts if count and len(effects.counts) else None
         self.df = inference_df(results)
         self.use_t = bool(np.isfinite(self.df))
+        self._dist_args: tuple[float, ...]
         self._dist, self._dist_args = (stats.t, (self.df,)) if self.use_t else (stats.norm, ())
 
     @property

@@ -195,6 +195,8 @@ def get_prediction(
     cov = np.asarray(results.cov_params(), dtype=float)[:p, :p]
     lin = X @ b
     lin_se = np.sqrt(np.einsum("ij,jk,ik->i", X, cov, X))
+    func: Callable[[np.ndarray], np.ndarray]
+    deriv: Callable[[np.ndarray], np.ndarray]
     if which == "linear":
         func, deriv = (lambda t: t), np.ones_like
     else:

@@ -17,7 +17,7 @@ import pandas as pd
 from patsy import PatsyError
 from scipy import stats
 from statsmodels.base import wrapper as wrap
-from statsmodels.iolib.summary import Summary
+from statsmodels.iolib.summary import Summary, summary_params, table_extend
 from statsmodels.iolib.table import SimpleTable
 from statsmodels.sandbox.regression.gmm import GMMResults, results_class_dict
 
@@ -46,6 +46,12 @@ class ReportingMixin:
     model: Any
     nobs: int
     n_labeled: int
+    # provided by the statsmodels results class each subclass also derives from
+    params: Any
+    bse: Any
+    tvalues: Any
+    pvalues: Any
+    conf_int: Any
 
     @property
     def estimator(self) -> str:
@@ -79,7 +85,12 @@ class ReportingMixin:
             self, gleft=left, gright=right, yname=yname, xname=xname,
             title=title or f"{self.estimator} {model.family.label} Regression Results",
         )
-        smry.add_table_params(self, yname=yname, xname=xname, alpha=alpha, use_t=bool(getattr(self, "use_t", False)))
+        use_t = bool(getattr(self, "use_t", False))
+        equations = model.family.equations(model.model_data.param_names)
+        if equations:
+            smry.tables.append(self._equation_table(equations, yname or model.endog_names, xname, alpha, use_t))
+        else:
+            smry.add_table_params(self, yname=yname, xname=xname, alpha=alpha, use_t=use_t)
         rows = [["real", "human labels", f"{self.n_labeled}", f"{self.n_labeled}"]]
         for source in model.model_data.sources:
             rows.append([source.name, source.kind, f"{source.n_rows}", f"{source.n_units}"])
@@ -89,18 +100,38 @@ class ReportingMixin:
         smry.add_extra_txt([f"[{i}] {note}" for i, note in enumerate(self._summary_notes(), 1)])
         return smry
 
+    def _equation_table(
+        self, equations: list[tuple[str, slice]], yname: str, xname: list[str] | None, alpha: float, use_t: bool,
+    ) -> SimpleTable:
+        """One coefficient block per equation, headed ``y=label`` (statsmodels'
+        ``summary_params_2dflat``, which MNLogit's summary uses)."""
+        params = np.asarray(self.params, dtype=float)
+        bse = np.asarray(self.bse, dtype=float)
+        tvalues = np.asarray(self.tvalues, dtype=float)
+        pvalues = np.asarray(self.pvalues, dtype=float)
+        ci = np.asarray(self.conf_int(alpha=alpha), dtype=float)
+        columns = list(self.model.model_data.param_names)
+        tables = []
+        for label, block in equations:
+            title = f"{yname}={label}"
+            estimates = (self, params[block], bse[block], tvalues[block], pvalues[block], ci[block])
+            table = summary_params(estimates, yname=title, xname=xname or columns, alpha=alpha, use_t=use_t)
+            table.title = title
+            tables.append(table)
+        return table_extend(tables, keep_headers=True)
+
     def tidy(self, alpha: float = 0.05) -> pd.DataFrame:
         """The coefficient table: one row per term (the index), with columns
         ``estimate``, ``std_error``, ``statistic`` (z), ``p_value``, ``conf_low``
         and ``conf_high`` (the ``1 - alpha`` interval). Reports and comparison
         tables are built from it."""
-        ci = np.asarray(self.conf_int(alpha=alpha))  # type: ignore[attr-defined]
+        ci = np.asarray(self.conf_int(alpha=alpha))
         table = pd.DataFrame(
             {
-                "estimate": np.asarray(self.params).astype(float),  # type: ignore[attr-defined]
-                "std_error": np.asarray(self.bse).astype(float),  # type: ignore[attr-defined]
-                "statistic": np.asarray(self.tvalues).astype(float),  # type: ignore[attr-defined]
-                "p_value": np.asarray(self.pvalues).astype(float),  # type: ignore[attr-defined]
+                "estimate": np.asarray(self.params).astype(float),
+                "std_error": np.asarray(self.bse).astype(float),
+                "statistic": np.asarray(self.tvalues).astype(float),
+                "p_value": np.asarray(self.pvalues).astype(float),
                 "conf_low": ci[:, 0],
                 "conf_high": ci[:, 1],
             },

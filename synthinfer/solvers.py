@@ -1,14 +1,17 @@
-"""Solvers shared by every estimator: the rank check and damped Newton for a root.
+"""Solvers shared by every estimator: the rank check, damped Newton for a root
+and Gauss-Newton for the GMM objective.
 
 Step 1 of the GMM estimator and the baselines solve estimating equations
 ``sum_j w_j psi_j(b) = 0`` one design at a time with ``newton_root``
-(families with a closed form, such as OLS, override ``solve``); step 2's
-Gauss-Newton minimisation of the GMM objective lives with the engine in gmm.py.
+(families with a closed form, such as OLS, override ``solve``); step 2
+minimises ``gbar' W gbar`` with ``gauss_newton`` (``gauss_newton_step`` for
+scores that are step functions), given the moments and their Jacobian.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,7 +22,10 @@ from .exceptions import ConvergenceError, SingularDesignError
 if TYPE_CHECKING:
     from .families.base import EstimatingFunction, Solution
 
-__all__ = ["check_full_rank", "check_gram_rank", "newton_root", "solve_symmetric", "QR_RANK_CHECK_MAX_ROWS"]
+__all__ = [
+    "check_full_rank", "check_gram_rank", "newton_root", "solve_symmetric", "QR_RANK_CHECK_MAX_ROWS",
+    "SolverInfo", "gauss_newton", "gauss_newton_step",
+]
 
 
 # Above this many rows the rank check works on the p x p Gram matrix instead of a
@@ -189,3 +195,113 @@ def newton_root(
         f"frame {frame!r}: the {family.label} estimating equation did not converge in "
         f"{maxiter} Newton iterations"
     )
+
+
+# -- step 2: Gauss-Newton for gbar' W gbar -------------------------------------------------
+
+@dataclass(frozen=True)
+class SolverInfo:
+    """How the step-2 Gauss-Newton iteration ended."""
+
+    converged: bool
+    iterations: int
+    max_step_in_se: float
+
+
+def _gauss_newton_direction(
+    G: np.ndarray, weights: np.ndarray, gbar: np.ndarray, nobs: int
+) -> tuple[np.ndarray, float]:
+    """The Gauss-Newton step and its largest size in standard errors."""
+    GW = G.T @ weights
+    hessian = GW @ G
+    step = -scipy.linalg.solve(hessian, GW @ gbar, assume_a="sym")
+    se = np.sqrt(np.clip(np.diag(np.linalg.inv(hessian)), 0, None) / nobs)
+    return step, float(np.max(np.abs(step) / np.where(se > 0, se, 1.0)))
+
+
+def gauss_newton(
+    start: np.ndarray,
+    weights: np.ndarray,
+    moments: Callable[[np.ndarray], np.ndarray],
+    jacobian: Callable[[np.ndarray, list[np.ndarray] | None], np.ndarray],
+    all_units_blocks: Callable[[np.ndarray], list[np.ndarray]],
+    *,
+    nobs: int,
+    constant_jacobian: bool,
+    maxiter: int = 100,
+    tol: float = 1e-8,
+    reused_blocks: list[np.ndarray] | None = None,
+) -> tuple[np.ndarray, SolverInfo, np.ndarray]:
+    """Minimise ``gbar' W gbar`` by Gauss-Newton with step halving.
+
+    ``moments(b)`` is gbar, ``jacobian(b, blocks)`` its Jacobian G with the
+    given all-units blocks (None: computed at b) and ``all_units_blocks(b)``
+    those blocks, each source's summed Jacobian over all its rows: the costly
+    part of G. They barely move after step 1 (eta is estimated from all N
+    units), so they are reused (``reused_blocks``, e.g. step 1's Newton
+    Hessians) while the cheap target and labeled blocks are recomputed at every
+    iterate. Once the steps fall below ``tol`` the iteration switches to the
+    exact G at every iterate, and convergence is declared only for a step
+    computed with the exact G that is below ``tol`` standard errors, so the
+    estimate satisfies the exact first-order condition. Returns the estimate,
+    how the iteration ended and that G.
+    """
+    params = start.copy()
+    gbar = moments(params)
+    value = gbar @ weights @ gbar
+    exact = reused_blocks is None or constant_jacobian
+    blocks = all_units_blocks(params) if reused_blocks is None else reused_blocks
+    # once set (near the estimate, or when a reused G stops descending), G is
+    # recomputed exactly at every iterate
+    endgame = False
+    step_in_se = np.inf
+    for iteration in range(1, maxiter + 1):
+        if endgame and not exact:
+            blocks, exact = all_units_blocks(params), True
+        G = jacobian(params, blocks)
+        step, step_in_se = _gauss_newton_direction(G, weights, gbar, nobs)
+        if not exact and step_in_se < 0.5:
+            # close enough for Gauss-Newton with the exact G to finish in a
+            # step or two; the reused blocks alone would stall ~1e-5 SE away
+            endgame = True
+        if step_in_se < tol:
+            if exact:
+                return params, SolverInfo(True, iteration, step_in_se), G
+            endgame = True
+            continue
+        # Step halving guards the first, large steps; near the optimum the
+        # objective is flat to rounding and Gauss-Newton steps are trusted.
+        scale = 1.0
+        while True:
+            candidate = params + scale * step
+            candidate_gbar = moments(candidate)
+            candidate_value = candidate_gbar @ weights @ candidate_gbar
+            if step_in_se < 1e-3 or candidate_value <= value * (1 + 1e-12) or scale < 1e-6:
+                break
+            if not exact:
+                break  # a reused Jacobian that does not descend: refresh it first
+            scale *= 0.5
+        if not exact and step_in_se >= 1e-3 and candidate_value > value * (1 + 1e-12):
+            endgame = True
+            continue
+        params, gbar, value = candidate, candidate_gbar, candidate_value
+        exact = constant_jacobian
+    return params, SolverInfo(False, maxiter, step_in_se), jacobian(params, None)
+
+
+def gauss_newton_step(
+    start: np.ndarray,
+    weights: np.ndarray,
+    gbar: np.ndarray,
+    jacobian: Callable[[np.ndarray, list[np.ndarray] | None], np.ndarray],
+    *,
+    nobs: int,
+) -> tuple[np.ndarray, SolverInfo, np.ndarray]:
+    """One Gauss-Newton step from ``start`` with moments ``gbar`` there, for
+    scores that are step functions of the parameters (quantiles): their GMM
+    objective is piecewise constant, so it is not iterated; the one-step
+    estimator is asymptotically the two-step one. Returns the estimate, the
+    step's size and G at the estimate."""
+    step, step_in_se = _gauss_newton_direction(jacobian(start, None), weights, gbar, nobs)
+    params = start + step
+    return params, SolverInfo(True, 1, step_in_se), jacobian(params, None)

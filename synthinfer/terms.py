@@ -47,7 +47,7 @@ def categorical_terms(engine: str, rhs_spec: Any) -> dict[str, CategoricalTerm]:
     """Every single-factor categorical term of a live right-hand-side spec, by name."""
     from statsmodels.formula._manager import FormulaManager
 
-    manager = FormulaManager(engine=engine)  # type: ignore[arg-type]
+    manager = FormulaManager(engine=engine)
     names = manager.get_term_names(rhs_spec)
     slices = manager.get_term_name_slices(rhs_spec)
     found: dict[str, CategoricalTerm] = {}

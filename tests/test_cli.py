@@ -203,6 +203,9 @@ def test_fit_csv_table(capsys, files, study) -> None:
     np.testing.assert_allclose(table["std_err"], res.bse, rtol=1e-12)
     np.testing.assert_allclose(table["t"], res.tvalues, rtol=1e-12)
     np.testing.assert_allclose(table[["ci_lower", "ci_upper"]], res.conf_int(), rtol=1e-12)
+    # the table is the results' tidy() (columns renamed), the one coefficient table
+    np.testing.assert_allclose(table.to_numpy(), res.tidy().to_numpy(), rtol=1e-12)
+    assert list(table.index) == list(res.tidy().index)
     # the plain two-step by name: z
     code, out, _ = run(
         capsys, "fit", FORMULA, "--real", files["real"], "--proxy", files["proxy"], "--model", "logit",

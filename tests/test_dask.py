@@ -392,3 +392,5 @@ def test_ppi_refuses_what_it_cannot_do_on_dask_sources():
             smf.ppi(FORMULA, real=real, proxy=dproxy, labeling_prob=prob)
         with pytest.raises(SpecificationError, match=names("plain quantile", "Dask", "fit in memory")):
             smf.ppi("y ~ 1", real=real, proxy=dproxy, model="quantile").fit()
+        with pytest.raises(SpecificationError, match=names("tuning='crossfit'", "Dask", "in-memory frames")):
+            smf.ppi(FORMULA, real=real, proxy=dproxy, tuning="crossfit")

@@ -177,7 +177,7 @@ def test_summary_statistics_match_the_rows(ols_run) -> None:
         assert row["mean_width"] == pytest.approx((group["ci_upper"] - group["ci_lower"]).mean())
         classical = rows[rows["estimator"] == "classical"]
         assert row["rel_mse"] == pytest.approx(row["mse"] / ((classical["estimate"] - 1.0) ** 2).mean())
-    assert set(summary["estimator"]) == set(experiments.ESTIMATORS)
+    assert set(summary["estimator"]) == set(experiments.DEFAULT_ESTIMATORS)
     gmm = summary["estimator"].str.startswith("gmm")
     assert summary.loc[gmm, "j_reject"].notna().all() and summary.loc[~gmm, "j_reject"].isna().all()
 

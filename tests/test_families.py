@@ -109,6 +109,47 @@ def test_plain_quantile_is_a_sample_quantile() -> None:
     np.testing.assert_allclose(res.params["Intercept"], np.median(real["y"]), rtol=1e-9)
 
 
+def _powell_bse(X: np.ndarray, y: np.ndarray, params: np.ndarray, q: float, h: float) -> np.ndarray:
+    """Powell's kernel sandwich written out: bread sum K(e/h)/h x x' (Epanechnikov),
+    meat the centered score cross product, as the GMM's S."""
+    e = y - X @ params
+    u = e / h
+    density = np.where(np.abs(u) <= 1, 0.75 * (1 - u**2), 0.0) / h
+    bread = (X * density[:, None]).T @ X
+    psi = X * (q - (e < 0))[:, None]
+    psi = psi - psi.mean(axis=0)
+    inv = np.linalg.inv(bread)
+    return np.sqrt(np.diag(inv @ (psi.T @ psi) @ inv))
+
+
+@pytest.mark.parametrize("q", [0.5, 0.9])
+def test_quantile_bandwidth_and_sandwich_are_quantreg_s(q: float) -> None:
+    real, _, _ = _frames("ols", n_labeled=401)
+    y = real["y"].to_numpy()
+    # y ~ 1: the same sandwich as QuantReg's vcov="robust" (one density for all rows)
+    ours = smf.classical("y ~ 1", real=real, model=Quantile(q)).fit(correction=None)
+    theirs = QuantReg(y, np.ones((len(y), 1))).fit(q=q, p_tol=1e-12, max_iter=5000)
+    np.testing.assert_allclose(ours.params.to_numpy(), theirs.params, rtol=1e-9)
+    e = y - ours.params.to_numpy()[0]
+    assert Quantile(q).bandwidth(y, e) == pytest.approx(theirs.bandwidth, rel=1e-12)
+    # the GMM's S is centered (the check-loss vertex leaves a mean score of ~1/n) and
+    # the zero residual of the vertex row counts as not below the quantile: ~1e-5 apart
+    np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse, rtol=1e-4)
+    np.testing.assert_allclose(
+        ours.bse.to_numpy(), _powell_bse(np.ones((len(y), 1)), y, ours.params.to_numpy(), q, theirs.bandwidth),
+        rtol=1e-10,
+    )
+    # with a covariate: QuantReg's bandwidth (its residuals' IQR; its IRLS stops ~1e-7 from
+    # the LP's vertex), and Powell's sandwich, a density per row, written out with it
+    X = sm.add_constant(real[["x1"]]).to_numpy()
+    ours = smf.classical("y ~ x1", real=real, model=Quantile(q)).fit(correction=None)
+    theirs = QuantReg(y, X).fit(q=q, p_tol=1e-12, max_iter=5000)
+    params = ours.params.to_numpy()
+    assert Quantile(q).bandwidth(y, y - X @ params) == pytest.approx(theirs.bandwidth, rel=1e-5)
+    h = Quantile(q).bandwidth(y, y - X @ params)
+    np.testing.assert_allclose(ours.bse.to_numpy(), _powell_bse(X, y, params, q, h), rtol=1e-10)
+
+
 def test_quantile_kernel_sandwich_is_close_to_statsmodels_robust_in_a_large_iid_sample() -> None:
     """Powell's kernel sandwich and QuantReg's robust covariance estimate the same
     asymptotic variance; with homoskedastic errors and n = 5000 they agree to a few percent."""
@@ -253,6 +294,50 @@ def test_mnlogit_human_only_equals_statsmodels_mnlogit_hc0() -> None:
     pd.testing.assert_frame_equal(real, before)
     # a test across equations
     assert 0 <= ours.wald_test("favour:x1 = neutral:x1", scalar=True).pvalue <= 1
+
+
+def _coefficient_blocks(text: str) -> dict[str, list[list[float]]]:
+    """The printed coefficient blocks of a summary: header label -> rows of numbers."""
+    blocks: dict[str, list[list[float]]] = {}
+    current = None
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) > 1 and fields[1] == "coef":
+            current = blocks.setdefault(fields[0], [])
+        elif current is not None and len(fields) == 7:
+            try:
+                current.append([float(v) for v in fields[1:]])
+            except ValueError:
+                current = None
+        elif line.startswith("="):
+            current = None
+    return blocks
+
+
+def test_mnlogit_summary_has_one_block_per_class_with_its_params_and_bse() -> None:
+    real, proxy = _stance_frames()
+    for res in (
+        smf.gmm_proxy("stance ~ x1 + x2", real=real, proxy=proxy, model="mnlogit").fit(),
+        smf.classical("stance ~ x1 + x2", real=real, model="mnlogit").fit(correction=None),
+    ):
+        blocks = _coefficient_blocks(res.summary().as_text())
+        assert list(blocks) == ["stance=favour", "stance=neutral"]
+        for label, block in blocks.items():
+            cls = label.split("=")[1]
+            names = [f"{cls}:{c}" for c in ("Intercept", "x1", "x2")]
+            printed = np.array(block)
+            # the summary prints 4 decimals for coef and 3 for the standard error
+            np.testing.assert_allclose(printed[:, 0], res.params[names], atol=5e-5)
+            np.testing.assert_allclose(printed[:, 1], res.bse[names], atol=5e-4)
+            np.testing.assert_allclose(printed[:, 4:], res.conf_int().loc[names], atol=5e-4)
+    # the human-only blocks print the numbers of statsmodels' MNLogit summary (HC0)
+    codes = real["stance"].map({"against": 0, "favour": 1, "neutral": 2}).rename("stance")
+    theirs = sm.MNLogit(codes, sm.add_constant(real[["x1", "x2"]])).fit(disp=0, cov_type="HC0", method="newton", tol=1e-12)
+    their_blocks = _coefficient_blocks(theirs.summary().as_text())
+    assert list(their_blocks) == ["stance=1", "stance=2"]
+    ours = blocks  # the classical fit, the last of the loop
+    for mine, their in zip(ours.values(), their_blocks.values()):
+        np.testing.assert_array_equal(np.array(mine)[:, [0, 1, 4, 5]], np.array(their)[:, [0, 1, 4, 5]])
 
 
 def test_mnlogit_with_a_proxy_source_and_a_chosen_reference() -> None:

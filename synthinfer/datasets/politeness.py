@@ -152,7 +152,7 @@ class Politeness:
 @lru_cache(maxsize=1)
 def _read_raw() -> pd.DataFrame:
     # binary handle: pandas keeps the line breaks inside quoted texts as they are
-    with resources.files(__package__).joinpath("data", _FILE).open("rb") as handle:
+    with resources.files(__package__).joinpath("data").joinpath(_FILE).open("rb") as handle:
         return pd.read_csv(handle, compression="gzip", encoding="utf-8")
 
 

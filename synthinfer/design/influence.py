@@ -19,7 +19,7 @@ import numpy as np
 import statsmodels.api as sm
 
 from ..exceptions import DesignError, UnsupportedFamilyError
-from ..families import Family, get_family
+from ..families import Family, GLMFamily, get_family
 
 __all__ = ["Influence", "design_family", "fit_family", "influence_direction"]
 
@@ -31,7 +31,7 @@ _GLM_FAMILIES = {
 }
 
 
-def design_family(model: str | Family) -> Family:
+def design_family(model: str | Family) -> GLMFamily:
     """The family named by ``model``, if the design has an influence function for it."""
     try:
         family = get_family(model)
@@ -39,7 +39,7 @@ def design_family(model: str | Family) -> Family:
         raise UnsupportedFamilyError(
             f"no labeling design for model {model!r}: {exc}"
         ) from None
-    if getattr(family, "name", None) not in _GLM_FAMILIES:
+    if not isinstance(family, GLMFamily) or family.name not in _GLM_FAMILIES:
         raise UnsupportedFamilyError(
             f"model family {family!r} has no influence function for the labeling design yet; "
             f"designs are available for {sorted(_GLM_FAMILIES)}"
@@ -97,7 +97,7 @@ class Influence:
 
 
 def influence_direction(
-    family: Family, X: np.ndarray, f: np.ndarray, targets: list[int], frame: str = "proxy"
+    family: GLMFamily, X: np.ndarray, f: np.ndarray, targets: list[int], frame: str = "proxy"
 ) -> Influence:
     """The size of the target rows of ``H^-1 x_i`` for every unit.
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DesignError, describe_units
-from ..families import Family
+from ..families import Family, GLMFamily
 from ..formula import FormulaSpec, capture_namespace
 from .allocation import mixed_allocation
 from .influence import Influence, design_family, fit_family, influence_direction
@@ -140,6 +140,7 @@ class Design:
             mask = draw_mask(pool_prob.to_numpy(), method, rng)
             return pool_prob[mask]
         cluster_prob = self.cluster_prob
+        assert cluster_prob is not None  # a clustered design has its clusters' pi
         chosen = cluster_prob.index[draw_mask(cluster_prob.to_numpy(), method, rng)]
         in_chosen = self.clusters.loc[self.pool].isin(chosen).to_numpy()
         return pool_prob[in_chosen]
@@ -212,16 +213,17 @@ def _proxy_frame(proxy: Any, source: str | None) -> tuple[str, pd.DataFrame]:
 
 
 def _check_budget(budget: Any, capacity: float, what: str) -> float:
-    if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not np.isfinite(budget):
+    if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not np.isfinite(float(budget)):
         raise DesignError(f"budget must be a finite number, got {budget!r}")
-    if budget < 1:
+    value = float(budget)
+    if value < 1:
         raise DesignError(f"budget must be at least 1 label, got {budget!r}")
-    if budget > capacity + 1e-9:
+    if value > capacity + 1e-9:
         raise DesignError(
             f"budget {budget!r} is more than the {what} ({capacity:g}): there are not enough "
             f"units to draw from"
         )
-    return float(min(budget, capacity))
+    return float(min(value, capacity))
 
 
 def _unit_series(values: Any, frame: pd.DataFrame, units: pd.Index, what: str) -> pd.Series:
@@ -347,8 +349,10 @@ def _through_formula(
     return _Frames(units, X, f, list(spec.param_names), pilot_y, pilot_X, pilot_pos, synth_mean, spec)
 
 
-def _pilot_residual(family: Family, frames: _Frames, influence: Influence) -> np.ndarray:
+def _pilot_residual(family: GLMFamily, frames: _Frames, influence: Influence) -> np.ndarray:
     """The pilot's human residual net of the LLM's (see `synthinfer.design.uncertainty`)."""
+    if frames.pilot_X is None or frames.pilot_y is None:
+        raise DesignError("the pilot's residual needs a pilot of labeled units (pilot=)")
     pos = frames.pilot_pos
     llm_mean = family.mean(frames.X[pos] @ influence.params)
     try:

@@ -130,7 +130,7 @@ class PartitionedMomentBlocks(MomentBlocks):
         )
 
     @property
-    def values(self) -> tuple[np.ndarray, ...]:  # type: ignore[override]
+    def values(self) -> tuple[np.ndarray, ...]:
         raise self._refuse("the per-unit moment values")
 
     def full(self) -> np.ndarray:

@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 import scipy.sparse
 
 from ..data import (
-    FrameArg, ModelData, Source, _check_default_index, _check_ids, _check_unique, _not_a_frame, as_pandas,
+    FrameArg, ModelData, Source, SourceKind, _check_default_index, _check_ids, _check_unique, _not_a_frame, as_pandas,
 )
 from ..exceptions import SpecificationError, describe_units
 from ..families.base import EstimatingFunction
@@ -88,7 +88,7 @@ def _frames(arg: FrameArg, default: str) -> dict[str, Any]:
 
 
 def _labeled_source(
-    name: str, kind: str, rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], real_index: pd.Index,
+    name: str, kind: SourceKind, rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]], real_index: pd.Index,
     n_params: int, one_row_per_unit: bool,
 ) -> Source:
     """The source's rows of the labeled units, in memory, ordered as ``real``."""
@@ -154,7 +154,7 @@ def build_partitioned_model_data(
         )
 
     names = tuple(sources)
-    kinds = tuple(["proxy"] * len(proxies) + ["synthetic"] * len(synths))
+    kinds: tuple[SourceKind, ...] = tuple("proxy" if m < len(proxies) else "synthetic" for m in range(len(names)))
     parts = [frame.to_delayed() for frame in sources.values()]
     recipe_ = dask.delayed(recipe)
     chunks = [
@@ -207,11 +207,13 @@ def build_partitioned_model_data(
     for source in built:
         source.batch = batch  # their sums over all rows share passes
     return PartitionedModelData(
-        unit_ids=None,  # type: ignore[arg-type]
+        unit_ids=None,
         labeled_pos=np.arange(len(real)),
         y=y,
         X=X,
-        sources=tuple(built),
+        # a PartitionedSource is not a Source subclass but answers the engine's calls on one
+        # (evaluate, solve, unit sums), so the model data holds it where a Source would be
+        sources=cast("tuple[Source, ...]", tuple(built)),
         spec=spec,
         real_index=real.index,
         frames={"real": real, **sources},

@@ -21,7 +21,7 @@ from .reduction import map_reduce
 __all__ = ["PooledRows", "PooledEvaluation"]
 
 
-def _pooled_rows(chunk: Any, kinds: tuple[str, ...], real_ids: pd.Index) -> list[np.ndarray]:
+def _pooled_rows(chunk: Any, kinds: tuple[str, ...], real_ids: pd.Index) -> list[np.ndarray | slice]:
     labeled = chunk.units.isin(real_ids)
     return [
         np.flatnonzero(~labeled[design.codes]) if kind == "proxy" else slice(None)
@@ -33,6 +33,7 @@ def _pooled_pass(chunk: Any, kinds: tuple[str, ...], real_ids: pd.Index, family:
     out = None
     for design, rows in zip(chunk.designs, _pooled_rows(chunk, kinds, real_ids)):
         X, y = design.X[rows], design.y[rows]
+        part: Any  # an array, or the (sums, jacobian) pair of "totals"
         if what == "count":
             part = np.array([len(y)])
         elif what == "cross":

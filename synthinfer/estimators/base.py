@@ -30,7 +30,7 @@ class BaselineModel(ModelBase, Model):
         super().__init_subclass__(**kwargs)
         # one place gives every baseline statsmodels' fit keywords, whatever its own fit takes
         if "fit" in cls.__dict__:
-            cls.fit = carry_statsmodels_keywords(cls.__dict__["fit"])  # type: ignore[method-assign]
+            cls.fit = carry_statsmodels_keywords(cls.__dict__["fit"])
 
     def inference_rows(self) -> int:
         """The independent observations behind the fit; ``fit(use_t=True)`` uses t(rows - p)."""

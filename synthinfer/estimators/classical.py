@@ -10,6 +10,7 @@ import pandas as pd
 from ..families import Family
 from ..formula import capture_namespace
 from ..gmm import GMMSynth
+from ..options import Engine
 
 __all__ = ["Classical"]
 
@@ -24,7 +25,7 @@ class Classical(GMMSynth):
         real: pd.DataFrame,
         model: str | Family = "ols",
         *,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         labeling_prob: Any = None,
         weights: Any = None,
@@ -37,7 +38,7 @@ class Classical(GMMSynth):
         ``GLM(var_weights=w)`` with HC0 covariance (``fit(correction=None)``).
         """
         namespace = eval_env if isinstance(eval_env, Mapping) else capture_namespace(eval_env + 1)
-        return super().from_formula(  # type: ignore[return-value]
+        return super().from_formula(
             formula, real, None, None, model, engine=engine, eval_env=namespace,
             labeling_prob=labeling_prob, weights=weights,
         )

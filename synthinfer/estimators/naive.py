@@ -13,6 +13,7 @@ from ..exceptions import SpecificationError
 from ..families import Family
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
+from ..options import Engine
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper, sandwich
 
 __all__ = ["Naive"]
@@ -33,7 +34,7 @@ class Naive(BaselineModel):
     reports_effective_n = False
 
     @classmethod
-    def from_formula(  # type: ignore[override]
+    def from_formula(
         cls,
         formula: str,
         real: pd.DataFrame,
@@ -41,7 +42,7 @@ class Naive(BaselineModel):
         synth: FrameArg = None,
         model: str | Family = "ols",
         *,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
         weights: Any = None,
     ) -> Naive:
@@ -74,7 +75,7 @@ class Naive(BaselineModel):
                 ws.append(unit_weight[source.unit_pos[rows]])
         return np.vstack(Xs), np.concatenate(ys), None if unit_weight is None else np.concatenate(ws)
 
-    def fit(self, method: str | None = None, **kwargs: Any) -> BaselineResultsWrapper:  # type: ignore[override]
+    def fit(self, method: str | None = None, **kwargs: Any) -> BaselineResultsWrapper:
         """Fit on the pooled rows; HC0 covariance over rows.
 
         Parameters

@@ -26,6 +26,7 @@ from ..exceptions import ConvergenceError, SpecificationError
 from ..families import Family, SingleIndexFamily
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
+from ..options import Correction, Engine
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
 from .recalibration import LinearRecalibration, ResidualRecalibration, feature_layout
 
@@ -135,14 +136,18 @@ class RePPI(BaselineModel):
                 f"reppi with {folds} folds trains the recalibration on {smallest} labeled units, "
                 f"too few for {p} coefficients: use fewer folds or more labels (n = {n})"
             )
-        self.folds, self.learner, self.pilot, self.tuning, self.seed = int(folds), learner, pilot, tuning, seed
+        self.folds: int = int(folds)
+        self.learner: Any = learner
+        self.pilot: str | np.ndarray = pilot
+        self.tuning: str | float = tuning
+        self.seed: int = seed
         self.source: Source = data.sources[0]
         labeled = np.zeros(data.n_units, dtype=bool)
         labeled[data.labeled_pos] = True
-        self._unlabeled_pos = np.flatnonzero(~labeled)
+        self._unlabeled_pos: np.ndarray = np.flatnonzero(~labeled)
 
     @classmethod
-    def from_formula(  # type: ignore[override]
+    def from_formula(
         cls,
         formula: str,
         real: pd.DataFrame,
@@ -155,7 +160,7 @@ class RePPI(BaselineModel):
         pilot: Any = "classical",
         tuning: str | float = "optimal",
         seed: int = 0,
-        engine: str | None = None,
+        engine: Engine | None = None,
         eval_env: int | Mapping[str, Any] = 0,
     ) -> RePPI:
         """Create the model from a formula, the real frame and one auxiliary source.
@@ -234,11 +239,19 @@ class RePPI(BaselineModel):
             g_unlabeled += self._predict(learner, unlabeled_features, p) / self.folds
         return g_labeled, g_unlabeled, fold
 
+    def _single_index(self) -> SingleIndexFamily:
+        if not isinstance(self.family, SingleIndexFamily):
+            raise SpecificationError(
+                f"residual features are defined for the single-index families (score x r(y, x'b)), "
+                f"not for model={self.family.name!r}"
+            )
+        return self.family
+
     def residual_features(self, pilot: np.ndarray) -> np.ndarray:
         """Per unit (N, p + 2): auxiliary design, auxiliary outcome and auxiliary residual
         ``r(f, x^m'theta_0)`` (means over a unit's synthetic samples), for the single-index families."""
         source = self.source
-        residual = self.family.residual(source.X, source.y, pilot)
+        residual = self._single_index().residual(source.X, source.y, pilot)
         y = source.y.reshape(len(source.y), -1)
         return source.unit_sums(np.column_stack([source.X, y, residual]))
 
@@ -249,7 +262,7 @@ class RePPI(BaselineModel):
         p = len(pilot)
         features = self.residual_features(pilot)
         labeled, unlabeled = features[data.labeled_pos], features[self._unlabeled_pos]
-        residual = self.family.residual(data.X, data.y, pilot)
+        residual = self._single_index().residual(data.X, data.y, pilot)
         r_labeled = np.empty(data.n_labeled)
         r_unlabeled = np.zeros(len(unlabeled))
         for k in range(self.folds):
@@ -315,8 +328,8 @@ class RePPI(BaselineModel):
             "after the shift). Try tuning=0 (the human-only fit) or another learner."
         )
 
-    def fit(  # type: ignore[override]
-        self, correction: str | None = "small-sample", method: str | None = None, **kwargs: Any,
+    def fit(
+        self, correction: Correction | None = "small-sample", method: str | None = None, **kwargs: Any,
     ) -> BaselineResultsWrapper:
         """RePPI estimate and its sandwich covariance.
 

@@ -121,6 +121,12 @@ class EstimatingFunction(ABC):
         """The names of the k parameters, from the design's column names."""
         return list(columns)
 
+    def equations(self, columns: Sequence[str]) -> list[tuple[str, slice]]:
+        """A multi-equation model's equations: each one's label and its slice of
+        the k parameters, for a summary with one coefficient block per
+        equation. Empty (the default) for a model with one equation."""
+        return []
+
     def check_outcome(
         self, y: np.ndarray, index: pd.Index, frame: str, outcome: str, auxiliary: bool = False
     ) -> None:

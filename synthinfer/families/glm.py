@@ -68,7 +68,7 @@ class OLS(GLMFamily):
     def index_objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
         return 0.5 * float(w @ (y - lin) ** 2)
 
-    def solve(self, X, y, weights, *, names, frame, start=None, maxiter=100, tol=1e-7, check_rank=True) -> Solution:  # type: ignore[override]
+    def solve(self, X, y, weights, *, names, frame, start=None, maxiter=100, tol=1e-7, check_rank=True) -> Solution:
         """Least squares in closed form (the normal equations, or lstsq if ill-conditioned)."""
         from ..solvers import check_full_rank, solve_symmetric
 
@@ -127,7 +127,7 @@ class Logit(GLMFamily):
         loss -= y * lin
         return float(w @ loss)
 
-    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:  # type: ignore[override]
+    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:
         if auxiliary or self.target_support == "unit interval":
             bad = ~((y >= 0) & (y <= 1))
             if bad.any():
@@ -138,7 +138,7 @@ class Logit(GLMFamily):
             rule = "0 or 1 (a probability in [0, 1] is allowed for auxiliary sources, or use model='fractional_logit')"
             raise _outcome_error(frame, self.name, rule, outcome, bad, y, index)
 
-    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:  # type: ignore[override]
+    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:
         if np.max(np.abs(X @ params)) > 20:
             _raise_diverged(X, displacement, names, frame, self.label,
                             "the logit outcome is perfectly (or quasi-perfectly) separated")
@@ -179,12 +179,12 @@ class Probit(SingleIndexFamily):
     def index_objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
         return -float(w @ scipy.special.log_ndtr((2.0 * y - 1.0) * lin))
 
-    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:  # type: ignore[override]
+    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:
         bad = (y != 0) & (y != 1)
         if bad.any():
             raise _outcome_error(frame, self.name, "0 or 1", outcome, bad, y, index)
 
-    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:  # type: ignore[override]
+    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:
         if np.max(np.abs(X @ params)) > 8:
             _raise_diverged(X, displacement, names, frame, self.label,
                             "the probit outcome is perfectly (or quasi-perfectly) separated")
@@ -207,7 +207,7 @@ class Poisson(GLMFamily):
     def index_objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:
         return float(w @ (np.exp(lin) - y * lin))
 
-    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:  # type: ignore[override]
+    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:
         bad = y < 0
         if bad.any():
             raise SpecificationError(
@@ -215,7 +215,7 @@ class Poisson(GLMFamily):
                 f"{outcome!r} is negative in {int(bad.sum())} unit(s) {describe_units(index[bad])}"
             )
 
-    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:  # type: ignore[override]
+    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:
         if np.min(X @ params) < -20:
             _raise_diverged(X, displacement, names, frame, self.label,
                             "zero counts are perfectly predicted (a term's units have only zero counts)")

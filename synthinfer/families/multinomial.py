@@ -150,7 +150,12 @@ class MNLogit(EstimatingFunction):
     def param_names(self, columns: Sequence[str]) -> list[str]:
         return [f"{c}:{name}" for c in self.classes[1:] for name in columns]
 
-    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:  # type: ignore[override]
+    def equations(self, columns: Sequence[str]) -> list[tuple[str, slice]]:
+        """One equation per non-reference class, as statsmodels' MNLogit summary."""
+        p = len(columns)
+        return [(str(c), slice(j * p, (j + 1) * p)) for j, c in enumerate(self.classes[1:])]
+
+    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:
         bad = ~np.isin(y, np.arange(len(self.classes)))
         if bad.any():
             raise SpecificationError(
@@ -171,7 +176,7 @@ class MNLogit(EstimatingFunction):
         chosen = lin[np.arange(len(X)), y.astype(int)]
         return float(w @ (log_norm - chosen))
 
-    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:  # type: ignore[override]
+    def explain_nonexistence(self, X, params, displacement, names, frame) -> None:
         from ..exceptions import PerfectSeparationError
 
         if np.max(np.abs(params)) > 15:

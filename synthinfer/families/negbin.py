@@ -88,7 +88,7 @@ class NegativeBinomial(EstimatingFunction):
     def param_names(self, columns: Sequence[str]) -> list[str]:
         return list(columns) + ["alpha"]
 
-    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:  # type: ignore[override]
+    def check_outcome(self, y, index, frame, outcome, auxiliary=False) -> None:
         bad = (y < 0) | (y != np.round(y))
         if bad.any():
             raise SpecificationError(
@@ -119,7 +119,7 @@ class NegativeBinomial(EstimatingFunction):
         )
         return float(w @ ll)
 
-    def solve(  # type: ignore[override]
+    def solve(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, *, names: Sequence[str], frame: str,
         start: np.ndarray | None = None, maxiter: int = 200, tol: float = 1e-7, check_rank: bool = True,
     ) -> Solution:

@@ -2,9 +2,12 @@
 
 The score is a step function of b, so its Jacobian ``-E[x x' f(0 | x)]`` (f
 the density of the residual) is estimated by a kernel: each row's slope is
-``-K(e / h) / h`` with the Epanechnikov kernel and the Hall-Sheather bandwidth
-in the units of the outcome, the choices of statsmodels' ``QuantReg``. The
-resulting sandwich is Powell's (1991) kernel estimator of the covariance.
+``-K(e / h) / h`` with the Epanechnikov kernel and statsmodels' ``QuantReg``
+bandwidth: Hall-Sheather's on the probability scale, turned into the units of
+the residuals by ``min(sd(y), IQR(e) / 1.34)``. The resulting sandwich is
+Powell's (1991) kernel estimator of the covariance. For ``y ~ 1`` it is
+QuantReg's ``vcov="robust"``; with covariates QuantReg uses one density value
+for every row, Powell's sandwich a density per row.
 
 Step 1 minimises the check loss exactly as a linear program (up to
 `EXACT_MAX_ROWS` rows; above, by warm-started iteratively reweighted least
@@ -96,16 +99,22 @@ class Quantile(SingleIndexFamily):
     def jacobian_note(self) -> str:
         return (
             "Quantile scores are step functions: their Jacobian is a kernel estimate of the "
-            "residual density (Epanechnikov, Hall-Sheather bandwidth; Powell's sandwich), and "
+            "residual density (Epanechnikov, QuantReg's Hall-Sheather bandwidth; Powell's sandwich), and "
             "with auxiliary sources step 2 is one Gauss-Newton step from step 1."
         )
 
-    def bandwidth(self, y: np.ndarray) -> float:
-        """The kernel bandwidth in the units of the outcome (statsmodels' QuantReg rule)."""
+    def bandwidth(self, y: np.ndarray, e: np.ndarray) -> float:
+        """The kernel bandwidth for outcomes ``y`` with residuals ``e`` (statsmodels' QuantReg rule).
+
+        The spread is the residuals' interquartile range (over 1.34), capped by
+        the outcome's standard deviation: the density is the residuals', and the
+        outcome's own spread, which includes what the covariates explain, would
+        oversmooth it (and overstate the density in a tail quantile).
+        """
         n = len(y)
         h = hall_sheather(n, self.q)
         h = min(h, 0.999 * min(self.q, 1.0 - self.q))  # keep q +- h inside (0, 1)
-        iqr = np.subtract(*np.percentile(y, [75, 25]))
+        iqr = float(np.subtract(*np.percentile(e, [75, 25])))
         spread = min(float(np.std(y)), iqr / 1.34) if iqr > 0 else float(np.std(y))
         return spread * float(stats.norm.ppf(self.q + h) - stats.norm.ppf(self.q - h))
 
@@ -115,7 +124,7 @@ class Quantile(SingleIndexFamily):
 
     def density_weights(self, y: np.ndarray, e: np.ndarray) -> np.ndarray:
         """``K(e / h) / h`` per row, with the bandwidth for these rows' number."""
-        h = self.bandwidth(y)
+        h = self.bandwidth(y, e)
         u = e / h
         return np.where(np.abs(u) <= 1.0, 0.75 * (1.0 - u * u), 0.0) / h
 
@@ -127,7 +136,7 @@ class Quantile(SingleIndexFamily):
         loss = e * (self.q - (e < 0))
         return float(loss.sum() if w is None else w @ loss)
 
-    def solve(  # type: ignore[override]
+    def solve(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, *, names: Sequence[str], frame: str,
         start: np.ndarray | None = None, maxiter: int = 100, tol: float = 1e-7, check_rank: bool = True,
     ) -> Solution:

@@ -15,6 +15,7 @@ the clustered weight matrix, as the original fit did.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -293,7 +294,7 @@ def bootstrap(
     rng = np.random.default_rng(seed)
     covariance, weighting = results.covariance, results.weighting
     groups = _check_groups(results)
-    draws: list[tuple[np.ndarray, np.ndarray | None]]
+    draws: Sequence[tuple[np.ndarray, np.ndarray | None]]
     if groups is not None:
         draws = _cluster_draws(groups[0], groups[1], n_boot, rng)
     else:

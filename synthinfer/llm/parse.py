@@ -56,7 +56,7 @@ class OutputSchema:
         Field name -> its JSON schema, in order.
     """
 
-    def __init__(self, spec: Mapping[str, Any]) -> None:
+    def __init__(self, spec: Mapping[str, Any] | OutputSchema) -> None:
         if isinstance(spec, OutputSchema):
             spec = spec.properties
         if not isinstance(spec, Mapping) or not spec:

@@ -44,7 +44,7 @@ async def _ask_text(session: Session, messages: list[dict], params: Mapping[str,
             session.counts.refusals += 1
             reason = f"the model refused: {answer.refusal}"
             said = answer.refusal
-        elif not (answer.content or "").strip():
+        elif answer.content is None or not answer.content.strip():
             reason = "the answer is empty"
             said = ""
         else:

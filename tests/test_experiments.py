@@ -3,11 +3,11 @@
 A small configuration runs here and its numbers are asserted with Monte Carlo
 tolerances; the machinery (seeds, resume, failures, CLI) is tested on tiny grids.
 
-Design of the Monte Carlo part: OLS, N = 1000 units, n = 200 labeled, R = 150
+Design of the Monte Carlo part: OLS, N = 1000 units, n = 200 labeled, R = 100
 trials in each of four scenarios (proxy + synthetic informative, pure noise,
 noise in one direction, differential), seeds derived from base seed 0
 (nothing is picked). Plus logit with informative proxy + synthetic data.
-About 10 s on two cores.
+About 40 s on two cores (building the models from the frames is most of it).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from synthinfer.experiments import (
 )
 from synthinfer.simulate import simulate_study
 
-R = 150
+R = 100
 N_UNITS, N_LABELED = 1000, 200
 VALID_SCENARIOS = ("proxy+synth", "noise", "biased")
 VALID_ESTIMATORS = ("classical", "ppi_proxy", "ppi_synth", "gmm_proxy", "gmm_synth")
@@ -37,7 +37,7 @@ NOMINAL = 0.95
 
 # Coverage tolerance. Coverage over R independent trials is Binomial(R, c) / R;
 # with exact intervals its SE is sqrt(0.95 * 0.05 / R). The checks pool the
-# three valid scenarios (3 R = 450 trials, SE 0.0103) and allow 3.5 SE either
+# three valid scenarios (3 R = 300 trials, SE 0.0126) and allow 3.5 SE either
 # side (false alarm ~5e-4 per check). Below nominal they also allow a known
 # finite-sample shortfall: HC0 sandwich intervals undercover by about a point
 # at n = 200, and two-step GMM, whose weight matrix is estimated from the same

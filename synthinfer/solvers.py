@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.linalg
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from .families.base import EstimatingFunction, Solution
 
 __all__ = [
-    "check_full_rank", "check_gram_rank", "newton_root", "solve_symmetric", "QR_RANK_CHECK_MAX_ROWS",
+    "check_full_rank", "check_gram_rank", "damped_update", "newton_root", "solve_symmetric", "QR_RANK_CHECK_MAX_ROWS",
     "SolverInfo", "gauss_newton", "gauss_newton_step",
 ]
 
@@ -110,6 +110,43 @@ def _newton_step(minus_jacobian: np.ndarray, gradient: np.ndarray, symmetric: bo
     return scipy.linalg.solve(minus_jacobian, gradient)
 
 
+def damped_update(
+    step: np.ndarray,
+    gradient: np.ndarray,
+    candidate: Any,
+    new_gradient: np.ndarray,
+    along: Callable[[float], tuple[Any, np.ndarray]],
+    loss: Callable[[float], float | None] | None,
+) -> tuple[float, Any, np.ndarray]:
+    """How far to go along a Newton step: ``(scale, evaluation, summed scores)`` there.
+
+    ``along(s)`` evaluates the estimating function at ``params + s step`` (the
+    full step's is given as ``candidate`` and ``new_gradient``); ``loss(s)`` is
+    the objective there, or None for a family without one. With an objective,
+    the step is halved until the loss falls; otherwise until the norm of the
+    summed scores falls. One rule for the in-memory and the partitioned solver.
+    """
+    scale = 1.0
+    # The loss is convex along the step: if its slope at the full step is
+    # still downhill (or Newton is in its quadratic region), the loss fell.
+    if loss is not None and step @ gradient >= 1.0 and not new_gradient @ step >= 0.0:
+        value = loss(0.0)
+        assert value is not None
+        while scale >= 1e-8:
+            trial = loss(scale)
+            if trial is not None and trial <= value + 1e-12 * abs(value):
+                break
+            scale *= 0.5
+    elif loss is None:
+        norm = gradient @ gradient
+        while scale >= 1e-8 and not (new_gradient @ new_gradient <= norm * (1 + 1e-12)):
+            scale *= 0.5
+            candidate, new_gradient = along(scale)
+    if scale != 1.0 and loss is not None:
+        candidate, new_gradient = along(scale)
+    return scale, candidate, new_gradient
+
+
 def newton_root(
     family: EstimatingFunction,
     X: np.ndarray,
@@ -164,28 +201,17 @@ def newton_root(
                 break
             if not np.all(np.isfinite(step)):
                 break
-            candidate = family.evaluate(X, y, params + step)
-            new_gradient = candidate.sums(w)
-            scale = 1.0
-            # The loss is convex along the step: if its slope at the full step is
-            # still downhill (or Newton is in its quadratic region), the loss fell.
-            if has_objective and step @ gradient >= 1.0 and not new_gradient @ step >= 0.0:
-                value = family.objective(X, y, params, w_objective)
-                assert value is not None
-                while scale >= 1e-8:
-                    trial = family.objective(X, y, params + scale * step, w_objective)
-                    if trial is not None and trial <= value + 1e-12 * abs(value):
-                        break
-                    scale *= 0.5
-            elif not has_objective:
-                norm = gradient @ gradient
-                while scale >= 1e-8 and not (new_gradient @ new_gradient <= norm * (1 + 1e-12)):
-                    scale *= 0.5
-                    candidate = family.evaluate(X, y, params + scale * step)
-                    new_gradient = candidate.sums(w)
-            if scale != 1.0 and has_objective:
-                candidate = family.evaluate(X, y, params + scale * step)
-                new_gradient = candidate.sums(w)
+            def along(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> tuple[Any, np.ndarray]:
+                evaluated = family.evaluate(X, y, at + scale * step)
+                return evaluated, evaluated.sums(w)
+
+            def loss(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> float | None:
+                return family.objective(X, y, at + scale * step, w_objective)
+
+            candidate, new_gradient = along(1.0)
+            scale, candidate, new_gradient = damped_update(
+                step, gradient, candidate, new_gradient, along, loss if has_objective else None
+            )
             params = params + scale * step
             evaluation, gradient = candidate, new_gradient
             if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):

@@ -18,7 +18,7 @@ import scipy.linalg
 from ..exceptions import ConvergenceError, UnsupportedFamilyError
 from ..families.base import EstimatingFunction, Solution
 from ..families.glm import OLS
-from ..solvers import _newton_step, check_gram_rank, solve_symmetric
+from ..solvers import _newton_step, check_gram_rank, damped_update, solve_symmetric
 
 __all__ = ["solve_partitioned", "check_gram_rank"]
 
@@ -76,26 +76,17 @@ def _newton(source, family, names, frame, start, maxiter, tol, check_rank) -> So
                 break
             if not np.all(np.isfinite(step)):
                 break
-            candidate = source.evaluate(family, params + step)
-            new_gradient = candidate.totals()[0]
-            scale = 1.0
-            if has_objective and step @ gradient >= 1.0 and not new_gradient @ step >= 0.0:
-                value = source.objective(family, params)
-                assert value is not None
-                while scale >= 1e-8:
-                    trial = source.objective(family, params + scale * step)
-                    if trial is not None and trial <= value + 1e-12 * abs(value):
-                        break
-                    scale *= 0.5
-            elif not has_objective:
-                norm = gradient @ gradient
-                while scale >= 1e-8 and not (new_gradient @ new_gradient <= norm * (1 + 1e-12)):
-                    scale *= 0.5
-                    candidate = source.evaluate(family, params + scale * step)
-                    new_gradient = candidate.totals()[0]
-            if scale != 1.0 and has_objective:
-                candidate = source.evaluate(family, params + scale * step)
-                new_gradient = candidate.totals()[0]
+            def along(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> tuple[Any, np.ndarray]:
+                evaluated = source.evaluate(family, at + scale * step)
+                return evaluated, evaluated.totals()[0]
+
+            def loss(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> float | None:
+                return source.objective(family, at + scale * step)
+
+            candidate, new_gradient = along(1.0)
+            scale, candidate, new_gradient = damped_update(
+                step, gradient, candidate, new_gradient, along, loss if has_objective else None
+            )
             params = params + scale * step
             evaluation, gradient = candidate, new_gradient
             if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):

@@ -94,8 +94,11 @@ class SingleIndexFamily(EstimatingFunction):
             r, d = self.residual_and_weight(y, lin)
         d = np.broadcast_to(d, lin.shape)
         values = X[None] * r[:, :, None]
-        weighted = X[None] * (weights * d)[:, :, None]
-        return values, -np.matmul(np.swapaxes(weighted, 1, 2), X)
+        # sum_j w_bj d_bj x_j x_j' for every b in one product with the rows' outer
+        # products (rows, k^2): no (B, rows, k) weighted copy of X
+        k = X.shape[1]
+        outer = (X[:, :, None] * X[:, None, :]).reshape(len(X), k * k)
+        return values, -((weights * d) @ outer).reshape(len(lin), k, k)
 
     def index_objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float | None:
         """The line-search objective as a function of the linear index (None: none)."""

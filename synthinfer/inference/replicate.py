@@ -142,7 +142,12 @@ class ReplicateBootstrap:
         self.n_labeled_groups = len(labeled_groups)
         unlabeled = ~is_labeled
         # unlabeled members' contributions: the labeled groups' fixed part, and the pool
-        unlabeled_sums = group_sums(codes[unlabeled], n_groups, contributions[unlabeled]) if unlabeled.any() else np.zeros((n_groups, q * M))
+        if not self.clustered:  # every unit its own group: no summing to do
+            unlabeled_sums = np.where(unlabeled[:, None], contributions, 0.0)
+        elif unlabeled.any():
+            unlabeled_sums = group_sums(codes[unlabeled], n_groups, contributions[unlabeled])
+        else:
+            unlabeled_sums = np.zeros((n_groups, q * M))
         self.labeled_group_fixed = unlabeled_sums[labeled_groups]
         self.labeled_group_size = sizes[labeled_groups]
         self.labeled_group_unlabeled = (sizes - np.bincount(codes[data.labeled_pos], minlength=n_groups))[labeled_groups]
@@ -265,17 +270,19 @@ class ReplicateBootstrap:
         """W per replicate (shrunk as in the fit); NaN where S is singular.
 
         Singularity is judged on the unshrunk S, as in the fit: the shrunk one can
-        be invertible when S is not."""
-        base_scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
-        base_eigenvalues = np.linalg.eigvalsh(s / (base_scale[:, :, None] * base_scale[:, None, :]))
-        base_singular = base_eigenvalues[:, 0] <= base_eigenvalues[:, -1] * 1e-14
-        if self.shrink and self.M:
-            statistic = canonical_statistics(s, self.layout, independent)
-            s = shrink(s, self.layout, stein_rule(statistic, self.stein_d))
+        be invertible when S is not. The converse needs no check: shrinking
+        scales the cross blocks of the (diagonally scaled) S by a factor in
+        [0, 1], a convex combination of S and its block diagonal, whose extreme
+        eigenvalues lie inside S's, so a shrunk S is never worse conditioned."""
         scale = np.sqrt(np.clip(np.einsum("bii->bi", s), np.finfo(float).tiny, None))
         scaled = s / (scale[:, :, None] * scale[:, None, :])
-        eigenvalues = np.linalg.eigvalsh(scaled)
-        singular = (eigenvalues[:, 0] <= eigenvalues[:, -1] * 1e-14) | base_singular
+        eigenvalues = np.linalg.eigvalsh(np.where(np.isfinite(scaled), scaled, 0.0))
+        singular = (eigenvalues[:, 0] <= eigenvalues[:, -1] * 1e-14) | ~np.isfinite(scaled).all(axis=(1, 2))
+        if self.shrink and self.M:
+            statistic = canonical_statistics(s, self.layout, independent)
+            # the diagonal is left alone by the shrinkage: the same scale applies
+            scaled = shrink(scaled, self.layout, stein_rule(statistic, self.stein_d))
+            singular |= ~np.isfinite(scaled).all(axis=(1, 2))
         scaled[singular] = np.eye(s.shape[1])
         W = np.linalg.inv(scaled) / (scale[:, :, None] * scale[:, None, :])
         W[singular] = np.nan
@@ -406,6 +413,26 @@ class KStepBootstrap(ReplicateBootstrap):
         self.g_hat, self.J_hat = self._unit_terms(self.params)
         self.g_one, self.J_one = self._unit_terms(self.start)
         K = layout.n_moments
+        # With equal labeling and unit weights a labeled unit's labeled-block and
+        # all-units-block moments are the same numbers, so the (B, n, K) arrays
+        # keep one copy (`kept` columns) and S's Gram is expanded afterwards
+        # (`expand` maps every moment to its kept column): about a third of the
+        # work with one source or more.
+        duplicate = np.zeros(K, dtype=bool)
+        self.expand = np.arange(K)
+        if self.equal_weights:
+            for m in range(self.M):
+                labeled, all_units = layout.labeled_block(m), layout.all_units_block(m)
+                duplicate[all_units] = True
+                self.expand[all_units] = self.expand[labeled]
+        self.kept = np.flatnonzero(~duplicate)
+        position = np.full(K, -1)
+        position[self.kept] = np.arange(len(self.kept))
+        self.expand = position[self.expand]
+        self.g_hat_kept = np.ascontiguousarray(self.g_hat[:, self.kept])
+        self.g_one_kept = np.ascontiguousarray(self.g_one[:, self.kept])
+        # (n K_kept, P), for the first-order expansion of the moments at step 1
+        self.J_one_kept = np.ascontiguousarray(self.J_one[:, self.kept]).reshape(-1, layout.n_params)
         # the pool's summed Jacobian (all-units rows, eta columns), at eta_hat
         self.J_pool = np.zeros((K, layout.n_params))
         for m, rows in enumerate(self.sources):
@@ -442,20 +469,23 @@ class KStepBootstrap(ReplicateBootstrap):
 
     def _batch_s(self, g: np.ndarray, gbar: np.ndarray, counts: np.ndarray, group_counts: np.ndarray,
                  D: np.ndarray, n_units: np.ndarray) -> np.ndarray:
-        """S per replicate: g (B, n, K) per labeled unit, gbar (B, K)."""
+        """S per replicate: g (B, n, K_kept) per labeled unit in the kept
+        columns, gbar (B, K). ``g`` is overwritten (it is scratch space by then)."""
+        expand = self.expand
         if self.clustered:
-            H = np.matmul(self.group_matrix, g)
+            H = np.matmul(self.group_matrix, g)[:, :, expand]
             H[:, :, self.all_units] += self.labeled_group_fixed
             H -= self.labeled_group_size[None, :, None] * gbar[:, None, :]
-            rooted = H * np.sqrt(group_counts)[:, :, None]
-            s = np.matmul(np.swapaxes(rooted, 1, 2), rooted)
+            H *= np.sqrt(group_counts)[:, :, None]
+            s = np.matmul(np.swapaxes(H, 1, 2), H)
         else:
             # sum_i c_i (g_i - gbar)(g_i - gbar)' from the uncentered Gram of
             # sqrt(c_i) g_i (one symmetric product; centering the (B, n, K) array
             # first would cost more than the product)
-            rooted = g * np.sqrt(counts)[:, :, None]
-            gram = np.matmul(np.swapaxes(rooted, 1, 2), rooted)
-            total = np.matmul(counts[:, None, :], g)[:, 0]
+            root = np.sqrt(counts)
+            rooted = np.multiply(g, root[:, :, None], out=g)
+            gram = np.matmul(np.swapaxes(rooted, 1, 2), rooted)[:, expand][:, :, expand]
+            total = np.matmul(root[:, None, :], rooted)[:, 0][:, expand]
             cross = total[:, :, None] * gbar[:, None, :]
             s = gram - cross - np.swapaxes(cross, 1, 2) + counts.sum(axis=1)[:, None, None] * gbar[:, :, None] * gbar[:, None, :]
         if self.n_pool:
@@ -504,22 +534,24 @@ class KStepBootstrap(ReplicateBootstrap):
         del just
         # S at the step-1 values: the labeled units' moments expanded around the fit's
         delta = step_one - self.start
-        n, K1, P1 = self.J_one.shape
-        g1 = self.g_one[None] + (self.J_one.reshape(n * K1, P1) @ delta.T).T.reshape(B, n, K1)
-        total1 = np.matmul(counts[:, None, :], g1)[:, 0] + pool_vec + share[:, None] * ((step_one - self.params) @ self.J_pool.T)
+        g1 = (delta @ self.J_one_kept.T).reshape(B, self.n, len(self.kept))
+        g1 += self.g_one_kept
+        # the moment sums are linear in delta as the expansion is: no pass over g1
+        total1 = total + np.einsum("bkp,bp->bk", G1, delta)
         s1 = self._batch_s(g1, total1 / n_units[:, None], counts, group_counts, D, n_units)
         W = self._batch_weights(s1, independent)
         # step 2: Gauss-Newton steps from the estimate; the first with the unit
         # terms at the estimate (shared by every replicate), later ones with each
         # replicate's own
         at = np.tile(self.params, (B, 1))
-        g_units: np.ndarray = np.broadcast_to(self.g_hat, (B, *self.g_hat.shape))
+        g_units: np.ndarray | None = None
         total, G = sums(self.g_hat, self.J_hat, at)
         bad = failed.copy()
         for step in range(self.steps):
             if step:
                 g_units, G_labeled = self._replicate_terms(at, counts, bad)
-                total = np.matmul(counts[:, None, :], g_units)[:, 0] + pool_vec + share[:, None] * ((at - self.params) @ self.J_pool.T)
+                labeled_sums = np.matmul(counts[:, None, :], g_units)[:, 0][:, self.expand]
+                total = labeled_sums + pool_vec + share[:, None] * ((at - self.params) @ self.J_pool.T)
                 G = G_labeled + share[:, None, None] * self.J_pool
             gbar, G_mean = total / n_units[:, None], G / n_units[:, None, None]
             GW = np.matmul(np.swapaxes(G_mean, 1, 2), W)
@@ -535,6 +567,8 @@ class KStepBootstrap(ReplicateBootstrap):
                 break  # the estimator itself is one step (scores that are step functions)
         estimates = at
         # the replicate's plain covariance (as the fit's with correction=None), S at the last unit terms
+        if g_units is None:
+            g_units = np.tile(self.g_hat_kept, (B, 1, 1))
         s_hat = self._batch_s(g_units, gbar, counts, group_counts, D, n_units)
         if self.shrink:
             cov = np.matmul(np.matmul(bread, s_hat), np.swapaxes(bread, 1, 2))
@@ -567,17 +601,19 @@ class KStepBootstrap(ReplicateBootstrap):
         return "S or G'WG is singular in this resample"
 
     def _replicate_terms(self, at: np.ndarray, counts: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each replicate's labeled unit moments at its own iterate, (B, n, K), and
-        the count-weighted sum of their Jacobians, (B, K, P), all replicates in
-        one batch per source (`EstimatingFunction.batch_terms`)."""
+        """Each replicate's labeled unit moments at its own iterate, in the kept
+        columns (B, n, K_kept), and the count-weighted sum of their Jacobians,
+        (B, K, P), all replicates in one batch per source
+        (`EstimatingFunction.batch_terms`)."""
         layout, data = self.layout, self.data
         B, n = len(at), self.n
-        g = np.empty((B, *self.g_hat.shape))
+        g = np.empty((B, n, len(self.kept)))
+        kept = self._kept_block
         G = np.zeros((B, layout.n_moments, layout.n_params))
         w = self.w
         target = layout.moment_block(0)
         values, jacobian = self.family.batch_terms(data.X, data.y, at[:, layout.param_block(0)], counts * w)
-        g[:, :, target] = values * w[None, :, None]
+        np.multiply(values, w[None, :, None], out=g[:, :, kept(target)])
         G[:, target, layout.param_block(0)] = jacobian
         for m, rows in enumerate(self.sources):
             cols = layout.param_block(1 + m)
@@ -586,16 +622,23 @@ class KStepBootstrap(ReplicateBootstrap):
             q_m = values.shape[2]
             stacked = np.moveaxis(values, 0, 1).reshape(len(rows.X), B * q_m)
             per_unit = np.moveaxis(np.asarray(rows.aggregate @ stacked).reshape(n, B, q_m), 1, 0)
-            g[:, :, layout.labeled_block(m)] = per_unit * w[None, :, None]
-            g[:, :, layout.all_units_block(m)] = per_unit * self.u[None, :, None]
+            np.multiply(per_unit, w[None, :, None], out=g[:, :, kept(layout.labeled_block(m))])
+            if not self.equal_weights:
+                np.multiply(per_unit, self.u[None, :, None], out=g[:, :, kept(layout.all_units_block(m))])
             G[:, layout.all_units_block(m), cols] = all_units
             # with equal labeling weights the labeled block's Jacobian is the same
             G[:, layout.labeled_block(m), cols] = all_units if self.equal_weights else self.family.batch_terms(
                 rows.X, rows.y, at[:, cols], row_counts * w[rows.labeled_of_row]
             )[1]
-        g[bad] = self.g_hat
+        g[bad] = self.g_hat_kept
         G[bad] = 0.0
         return g, G
+
+    def _kept_block(self, block: slice) -> slice:
+        """A moment block's columns among the kept ones (blocks stay contiguous)."""
+        start = int(self.expand[block.start])
+        return slice(start, start + block.stop - block.start)
+
 
 def _one_blas_thread() -> Any:
     """One BLAS thread for the batched products: thousands of small K x K

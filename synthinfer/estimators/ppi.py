@@ -23,6 +23,7 @@ from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
 from ..options import Correction, Engine
 from ..rowblocks import scaled_rows_gram
+from ..solvers import damped_update
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
 from .ppi_quantile import GRID_POINTS, RectifiedCDF, rectified_cdf_interval
 
@@ -387,8 +388,9 @@ class PPI(BaselineModel):
     ) -> np.ndarray:
         """Newton on the rectified loss ``lam_bar L_u(aux) - L_l(lam aux) + L_l(human)``.
 
-        As in `synthinfer.solvers.newton_root`, a full step is taken when the
-        loss is still falling at its end; otherwise it is halved.
+        Each step is damped by `synthinfer.solvers.damped_update`, the rule of
+        every other solver of the package (halved until the loss falls, or
+        the norm of the rectified scores for a family without a loss).
         """
         data, source, family = self.model_data, self.source, self.family
         n_unl = self._n_unlabeled
@@ -423,6 +425,7 @@ class PPI(BaselineModel):
 
         # a log-likelihood's Hessian is symmetric; a user's Jacobian need not be
         assume = "pos" if family.has_objective else "gen"
+        has_loss = bool(family.has_objective)
         params = start.copy()
         with np.errstate(over="ignore", invalid="ignore"):
             gradient, (e_u, e_l, e_h) = gradient_and_evaluations(params)
@@ -437,15 +440,20 @@ class PPI(BaselineModel):
                     except (np.linalg.LinAlgError, scipy.linalg.LinAlgError):
                         break  # the fitted means saturated: the loss has no minimum
 
-                new_gradient, evaluations = gradient_and_evaluations(params + step)
-                scale = 1.0
-                if n * (step @ gradient) >= 1.0 and not new_gradient @ step >= 0.0:
-                    value = loss(params)
-                    while scale >= 1e-8 and loss(params + scale * step) > value + 1e-12 * abs(value):
-                        scale *= 0.5
-                    new_gradient, evaluations = gradient_and_evaluations(params + scale * step)
+                def along(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> tuple[tuple, np.ndarray]:
+                    # damped_update works on summed scores; the loss here is a mean
+                    g, evaluated = gradient_and_evaluations(at + scale * step)
+                    return evaluated, n * g
+
+                def loss_along(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> float:
+                    return loss(at + scale * step)
+
+                evaluations, new_sums = along(1.0)
+                scale, evaluations, new_sums = damped_update(
+                    step, n * gradient, evaluations, new_sums, along, loss_along if has_loss else None
+                )
                 params = params + scale * step
-                gradient, (e_u, e_l, e_h) = new_gradient, evaluations
+                gradient, (e_u, e_l, e_h) = new_sums / n, evaluations
                 if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):
                     return params
         where = f"lambda = {unlabeled_lam:.3g}" if np.ndim(lam) == 0 else f"the fold lambdas (mean {unlabeled_lam:.3g})"

@@ -27,6 +27,7 @@ from ..families import Family, SingleIndexFamily
 from ..fit_keywords import check_fit_keywords
 from ..formula import capture_namespace
 from ..options import Correction, Engine
+from ..solvers import damped_update
 from .base import BaselineModel, BaselineResults, BaselineResultsWrapper
 from .recalibration import LinearRecalibration, ResidualRecalibration, feature_layout
 
@@ -288,7 +289,8 @@ class RePPI(BaselineModel):
         """Damped Newton for ``sum_L psi(z_i; theta) = n offset``.
 
         The root minimises the model's loss plus ``n offset' theta`` (a linear term,
-        so convex with the loss); steps are halved until that falls.
+        so convex with the loss); `synthinfer.solvers.damped_update` halves a step
+        until that falls (the norm of the scores for a family without a loss).
         """
         data, family = self.model_data, self.family
         target = data.n_labeled * offset
@@ -315,11 +317,19 @@ class RePPI(BaselineModel):
                     break
                 if not np.all(np.isfinite(step)):
                     break
-                scale, value = 1.0, loss(params)
-                while scale >= 1e-8 and not loss(params + scale * step) <= value + 1e-12 * abs(value):
-                    scale *= 0.5
+
+                def along(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> tuple[Any, np.ndarray]:
+                    g, evaluated = gradient_at(at + scale * step)
+                    return evaluated, g
+
+                def loss_along(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> float:
+                    return loss(at + scale * step)
+
+                evaluation, new_gradient = along(1.0)
+                scale, evaluation, gradient = damped_update(
+                    step, gradient, evaluation, new_gradient, along, loss_along if family.has_objective else None
+                )
                 params = params + scale * step
-                gradient, evaluation = gradient_at(params)
                 if np.max(np.abs(scale * step)) <= tol * (1.0 + np.max(np.abs(params))):
                     return params
         raise ConvergenceError(

@@ -725,8 +725,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="unit id column of every file (default: each file's first column)")
     fit.add_argument("--cov", "--cov-type", dest="cov", choices=COV_TYPES, default="HC0",
                      help="covariance (statsmodels' cov_type): independent units (HC0, default; HC1 with "
-                          "n/(n - p); HC2/HC3 are refused, GMM has no hat matrix) or clusters of units (cluster, "
-                          "with --groups)")
+                          "n/(n - p); HC2/HC3 with the leverage of the labeled design, for the human-only "
+                          "OLS fit only: refused with --proxy/--synth, which have no hat matrix, and for "
+                          "other models) or clusters of units (cluster, with --groups)")
     fit.add_argument("--weight", choices=COV_TYPES, default="HC0",
                      help="S of the step-2 weight matrix (HC0, default; cluster: efficient with "
                           "dependent clusters, with --groups); --cov alone does not change the estimate")

@@ -13,24 +13,30 @@ resample recreates it. One that cannot support Windmeijer's correction or the
 bootstrap says so (`supports_windmeijer`, `resampling_groups`) instead of
 silently borrowing another's formula. The registry `COVARIANCES` maps the
 names ``cov_type`` / ``weight_type`` take to the classes; a new estimator is
-a class here with its ``cov_type`` added to the registry.
+a class here with its ``cov_type`` added to the registry. ``from_options``
+receives the model's data and its family (the estimating function): an
+estimator that needs more than the moments, as HC2/HC3 need the hat matrix of
+the labeled design, asks the family for it (`EstimatingFunction.leverage`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from .data import ModelData
-from .exceptions import SpecificationError
+from .exceptions import SpecificationError, describe_units
 from .moments import MomentBlocks
+
+if TYPE_CHECKING:
+    from .families import EstimatingFunction
 
 __all__ = [
     "MomentCovariance", "HeteroskedasticCovariance", "ClusteredCovariance", "HC1Covariance",
-    "TwoWayClusteredCovariance",
+    "HC2Covariance", "HC3Covariance", "TwoWayClusteredCovariance",
     "COVARIANCES", "get_covariance", "CovType", "COV_TYPES",
 ]
 
@@ -41,13 +47,19 @@ class MomentCovariance:
     cov_type: str = ""
     #: Windmeijer's correction knows this estimator's derivative dS/dbeta
     supports_windmeijer: bool = False
+    #: S already allows for the fitted parameters (HC2/HC3's leverage): the default
+    #: small-sample correction then keeps its t reference but not its n/(n - p) factor
+    adjusts_for_fitted_params: ClassVar[bool] = False
 
     def s(self, moments: MomentBlocks) -> np.ndarray:
         raise NotImplementedError
 
     @classmethod
-    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> MomentCovariance:
-        """The estimator for ``cov_kwds`` (consumed from ``kwds``) and the model's data."""
+    def from_options(
+        cls, kwds: dict[str, Any], data: ModelData, family: EstimatingFunction
+    ) -> MomentCovariance:
+        """The estimator for ``cov_kwds`` (consumed from ``kwds``), the model's data
+        and its family."""
         return cls()
 
     @property
@@ -155,7 +167,9 @@ class ClusteredCovariance(MomentCovariance):
         self._n_labeled, self._k_params = n_labeled, k_params
 
     @classmethod
-    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> ClusteredCovariance:
+    def from_options(
+        cls, kwds: dict[str, Any], data: ModelData, family: EstimatingFunction
+    ) -> ClusteredCovariance:
         if "groups" not in kwds:
             raise TypeError(
                 "cov_type='cluster' needs cov_kwds={'groups': column name or per-unit values}"
@@ -240,7 +254,7 @@ class HC1Covariance(HeteroskedasticCovariance):
         self._n_labeled, self._k_params = n_labeled, k_params
 
     @classmethod
-    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> HC1Covariance:
+    def from_options(cls, kwds: dict[str, Any], data: ModelData, family: EstimatingFunction) -> HC1Covariance:
         return cls(data.n_labeled, len(data.param_names))
 
     def for_resample(self, groups: np.ndarray | None) -> tuple[str, dict[str, Any]]:
@@ -263,30 +277,104 @@ class HC1Covariance(HeteroskedasticCovariance):
         return "robust to heteroskedasticity (HC1)"
 
 
-class _LeverageCovariance(MomentCovariance):
-    """HC2/HC3 divide each residual by (a power of) one minus its leverage.
+#: a leverage this close to 1 is 1: the unit's residual is zero by construction
+#: and HC2/HC3 divide zero by zero
+LEVERAGE_ONE = 1.0 - 1e-10
 
-    Leverage ``h_ii`` is a property of a least-squares hat matrix; in GMM with
-    auxiliary sources a unit's moment rows span the target and the auxiliary
-    coefficients jointly and have no single hat-matrix diagonal, so these are
+
+class _LeverageCovariance(MomentCovariance):
+    """HC2/HC3: each unit's squared residual divided by ``(1 - h_ii)^power``.
+
+    ``S = (1/n) sum_i (g_i - gbar)(g_i - gbar)' / (1 - h_ii)^power`` with
+    ``h_ii`` the diagonal of the hat matrix of the labeled design (weighted
+    by ``w_i / pi_i`` when the fit is), ``power`` 1 (HC2) or 2 (HC3). With no
+    auxiliary source and ``model="ols"`` (or ``"mean"``) this is statsmodels'
+    ``OLS`` / ``WLS(weights=w / pi)`` HC2 / HC3.
+
+    Defined only there. With auxiliary sources a unit's moments span the
+    target and the auxiliary coefficients jointly and have no single
+    hat-matrix diagonal; for other families statsmodels has no HC2/HC3 either
+    (its GLM and discrete models report HC0 under these names). Both are
     refused rather than defined ad hoc.
+
+    The leverage adjustment is these estimators' small-sample correction, so
+    the default ``correction="small-sample"`` keeps only its t reference with
+    ``n - p`` degrees of freedom (statsmodels' ``use_t=True``), not its
+    ``n / (n - p)`` factor; ``correction=None`` is statsmodels' default (normal
+    reference).
     """
 
+    power: ClassVar[int]
+    adjusts_for_fitted_params = True
+
+    def __init__(self, leverage: np.ndarray) -> None:
+        self.leverage = np.asarray(leverage, dtype=float)
+        self._divisor = (1.0 - self.leverage) ** (self.power / 2.0)
+
     @classmethod
-    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> MomentCovariance:
-        raise SpecificationError(
-            f"cov_type={cls.cov_type!r} is not available: its leverage correction needs the "
-            "diagonal of a least-squares hat matrix, which GMM with auxiliary sources does not "
-            "have; use 'HC1' (statsmodels' n/(n-k) factor) or the default small-sample correction"
-        )
+    def from_options(
+        cls, kwds: dict[str, Any], data: ModelData, family: EstimatingFunction
+    ) -> MomentCovariance:
+        name = cls.cov_type
+        if data.sources:
+            raise SpecificationError(
+                f"cov_type={name!r} is not available with auxiliary sources "
+                f"({', '.join(repr(s.name) for s in data.sources)}): its leverage correction needs "
+                f"the diagonal of a least-squares hat matrix, and a unit's GMM moments span the "
+                f"target and the auxiliary coefficients jointly, with no such diagonal. Use cov_type='HC1' "
+                f"(statsmodels' n/(n - p) factor) or the default cov_type='HC0' with the default "
+                f"correction='small-sample' (Windmeijer, a degrees-of-freedom factor and t "
+                f"inference); {name} is available for the human-only least-squares fit"
+            )
+        leverage = family.leverage(data.X, data.labeled_weight)
+        if leverage is None:
+            raise SpecificationError(
+                f"cov_type={name!r} is available for least squares only (model='ols' or 'mean'), "
+                f"not model={getattr(family, 'name', type(family).__name__)!r}: its leverage is the "
+                f"diagonal of a least-squares hat matrix (statsmodels' GLM and discrete models "
+                f"report HC0 under this name). Use 'HC0' or 'HC1'"
+            )
+        at_one = leverage > LEVERAGE_ONE
+        if at_one.any():
+            raise SpecificationError(
+                f"cov_type={name!r} is not defined here: {int(at_one.sum())} labeled unit(s) "
+                f"{describe_units(data.real_index[at_one])} have leverage 1 (the fit reproduces "
+                f"their outcome exactly, as for the only unit of a factor level), so their "
+                f"residual is zero by construction and the leverage correction divides zero by "
+                f"zero. Merge the level or use 'HC1'"
+            )
+        return cls(leverage)
+
+    def s(self, moments: MomentBlocks) -> np.ndarray:
+        # from_options refused auxiliary sources: the N units are the labeled ones
+        rows = (moments.labeled_rows() - moments.mean()) / self._divisor[:, None]
+        return rows.T @ rows / moments.n_units
+
+    def resampling_groups(self) -> None:
+        return None
+
+    def for_resample(self, groups: np.ndarray | None) -> tuple[str, dict[str, Any]]:
+        # a refit's estimate does not depend on its covariance: the refits skip
+        # the leverage (an SVD of the design each)
+        return "HC0", {}
+
+    @property
+    def description(self) -> str:
+        return f"robust to heteroskedasticity, leverage-adjusted ({self.cov_type})"
 
 
 class HC2Covariance(_LeverageCovariance):
+    """HC2: squared residuals divided by ``1 - h_ii``."""
+
     cov_type = "HC2"
+    power = 1
 
 
 class HC3Covariance(_LeverageCovariance):
+    """HC3: squared residuals divided by ``(1 - h_ii)^2``."""
+
     cov_type = "HC3"
+    power = 2
 
 
 def _two_way_columns(groups: Any) -> list[Any] | None:
@@ -332,7 +420,9 @@ class TwoWayClusteredCovariance(MomentCovariance):
         self.clipped = 0
 
     @classmethod
-    def from_options(cls, kwds: dict[str, Any], data: ModelData) -> TwoWayClusteredCovariance:
+    def from_options(
+        cls, kwds: dict[str, Any], data: ModelData, family: EstimatingFunction
+    ) -> TwoWayClusteredCovariance:
         columns = _two_way_columns(kwds.pop("groups"))
         if columns is None:
             raise SpecificationError("two-way clustering needs groups of two per-unit columns")
@@ -391,9 +481,10 @@ _ALIASES = {"hc0": "HC0", "robust": "HC0", "cluster": "cluster", "hc1": "HC1", "
 
 
 def get_covariance(
-    cov_type: str, cov_kwds: Mapping[str, Any] | None, data: ModelData
+    cov_type: str, cov_kwds: Mapping[str, Any] | None, data: ModelData, family: EstimatingFunction
 ) -> MomentCovariance:
-    """The S estimator named by ``cov_type`` (a key of `COVARIANCES`)."""
+    """The S estimator named by ``cov_type`` (a key of `COVARIANCES`) for the model's
+    data and family."""
     kwds = dict(cov_kwds or {})
     name = _ALIASES.get(cov_type.lower(), cov_type) if isinstance(cov_type, str) else None
     if name not in COVARIANCES:
@@ -401,7 +492,7 @@ def get_covariance(
     cls = COVARIANCES[name]
     if name == "cluster" and _two_way_columns(kwds.get("groups")) is not None:
         cls = TwoWayClusteredCovariance
-    estimator = cls.from_options(kwds, data)
+    estimator = cls.from_options(kwds, data, family)
     if kwds:
         raise TypeError(f"unknown cov_kwds for cov_type={name!r}: {sorted(kwds)}")
     return estimator

@@ -392,7 +392,7 @@ class GMMSynth(ModelBase, GMM):
     def calc_weightmatrix(self, moms, weights_method="cov", wargs=(), params=None):
         """S: blockwise at ``params`` when given, else column-centered from ``moms``."""
         if params is not None:
-            return get_covariance("HC0", None, self.model_data).s(self.moment_blocks(params))
+            return get_covariance("HC0", None, self.model_data, self.family).s(self.moment_blocks(params))
         centered = moms - moms.mean(axis=0)
         return centered.T @ centered / moms.shape[0]
 
@@ -464,9 +464,17 @@ class GMMSynth(ModelBase, GMM):
 
         Parameters
         ----------
-        cov_type : {"HC0", "HC1", "cluster"}
+        cov_type : {"HC0", "HC1", "HC2", "HC3", "cluster"}
             How the reported covariance treats dependence: independent units,
             or independent clusters of units. It does not change ``params``.
+            "HC1" scales HC0 by ``n / (n - p)``. "HC2" and "HC3" divide each
+            squared residual by ``1 - h_ii`` or its square (``h_ii`` the
+            leverage of the labeled design, weighted by ``w / pi`` when the fit
+            is); they exist for the human-only least-squares fit only (no
+            auxiliary source, ``model="ols"`` or ``"mean"``) and are refused
+            otherwise. There the leverage replaces the small-sample factor:
+            the default correction gives statsmodels' HC2/HC3 with
+            ``use_t=True``, ``correction=None`` its default (normal).
         cov_kwds : dict, optional
             For "cluster": ``groups`` (a column name found in the frames, a
             Series indexed by unit id, or an array in ``model.unit_ids`` order)
@@ -529,10 +537,10 @@ class GMMSynth(ModelBase, GMM):
             correction = None
         if correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
-        covariance = get_covariance(cov_type, cov_kwds, self.model_data)
+        covariance = get_covariance(cov_type, cov_kwds, self.model_data, self.family)
         if weight_kwds is None and str(weight_type).lower() == str(cov_type).lower():
             weight_kwds = cov_kwds
-        weighting = get_covariance(weight_type, weight_kwds, self.model_data)
+        weighting = get_covariance(weight_type, weight_kwds, self.model_data, self.family)
         if weighting.same_as(covariance):
             weighting = covariance  # one estimator: the efficient formulas apply
         if shrinkage == "none":

@@ -290,7 +290,8 @@ class GMMSynthResults(ReportingMixin, GMMResults):
     n_labeled : int
         n, the number of human-labeled units.
     cov_type : str
-        "HC0" or "cluster".
+        "HC0", "HC1", "HC2", "HC3" or "cluster" (HC2/HC3 only for the
+        human-only least-squares fit).
     converged : bool
         Whether the step-2 Gauss-Newton iteration converged.
     nuisance_params, nuisance_bse : DataFrame
@@ -549,11 +550,17 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         if not self.model.source_names:
             weighting = {(False, True): " weighted by 1/pi", (True, False): " weighted by w (WLS / GLM var_weights)",
                          (True, True): " weighted by w/pi"}.get((surveyed, by_pi), "")
+            # the statsmodels covariance this fit reproduces: the default correction
+            # turns HC0 into HC1 and leaves HC2/HC3 as they are, with t inference
+            reproduced = self.cov_type
+            if self.small_sample is not None:
+                reproduced = f"{'HC1' if reproduced == 'HC0' else reproduced} covariance and t inference"
+            else:
+                reproduced = f"{reproduced} covariance"
             notes.append(
                 f"Human-only fit: no auxiliary source was given. This equals "
                 f"{self.model.family.label} on the labeled units"
-                f"{weighting} with "
-                f"{'HC1 covariance and t inference' if self.small_sample is not None else 'HC0 covariance'}."
+                f"{weighting} with {reproduced}."
             )
         else:
             notes.append(

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import statsmodels.api as sm
 
 import synthinfer
 import synthinfer.api as smf
@@ -334,6 +335,13 @@ def test_cov_choices_are_the_covariance_names(capsys, files, study) -> None:
     res = smf.gmm_proxy(FORMULA, real=study.real, proxy=study.proxy, model="logit").fit(cov_type="HC1")
     assert result["cov_type"] == "HC1"
     assert_matches(result, res)
+    # HC3 where it is defined: the human-only OLS fit (statsmodels' HC3 with use_t=True)
+    result = fit_json(capsys, "--real", files["real"], "--cov-type", "HC3")
+    res = smf.classical(FORMULA, real=study.real).fit(cov_type="HC3")
+    assert result["cov_type"] == "HC3"
+    assert_matches(result, res)
+    ref = sm.OLS(study.real["y"], sm.add_constant(study.real[["x1", "x2"]])).fit(cov_type="HC3", use_t=True)
+    assert [result["bse"][t] for t in ("Intercept", "x1", "x2")] == pytest.approx(list(ref.bse), rel=1e-6)
 
 
 @pytest.mark.parametrize("engine", ["patsy", "formulaic"])
@@ -431,7 +439,9 @@ BAD_INPUT = [
     ([FORMULA, "--real", "{realg}", "--proxy", "{proxy}", "--cov", "cluster", "--groups", "nosuch"], ["nosuch"]),
     ([FORMULA, "--real", "{real}", "--model", "tobit"], ["argument --model: invalid choice: 'tobit'"]),
     ([FORMULA, "--real", "{real}", "--cov", "HC4"], ["argument --cov/--cov-type: invalid choice"]),
-    ([FORMULA, "--real", "{real}", "--proxy", "{proxy}", "--cov", "HC3"], ["cov_type='HC3' is not available"]),
+    ([FORMULA, "--real", "{real}", "--proxy", "{proxy}", "--cov", "HC3"],
+     ["cov_type='HC3' is not available with auxiliary sources", "'HC1'"]),
+    ([FORMULA, "--real", "{real}", "--model", "logit", "--cov", "HC2"], ["cov_type='HC2' is available for least squares only"]),
     ([FORMULA, "--real", "{real}", "--engine", "R"], ["argument --engine: invalid choice"]),
     ([FORMULA, "--real", "{real}", "--output", "xml"], ["argument --output: invalid choice"]),
     ([FORMULA], ["the following arguments are required: --real"]),

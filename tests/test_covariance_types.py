@@ -1,6 +1,9 @@
-"""cov_type="HC1", HC2/HC3 refusals and the cluster default, against statsmodels."""
+"""cov_type="HC1", HC2/HC3 (the human-only least-squares fit) and their refusals, and the
+cluster default, against statsmodels."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pandas as pd
@@ -46,12 +49,89 @@ def test_hc1_with_auxiliary_source_is_hc0_times_n_over_n_minus_p() -> None:
     np.testing.assert_allclose(hc1.cov_params(), hc0.cov_params() * n / (n - p), rtol=1e-8)
 
 
+def _max_rel(a, b) -> float:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    return float(np.max(np.abs(a - b) / np.abs(b)))
+
+
+# correction=None is statsmodels' default (normal reference); the default
+# correction keeps HC2/HC3 as they are (the leverage is their small-sample
+# adjustment) with a t(n - p) reference, statsmodels' use_t=True; so does use_t=True
 @pytest.mark.parametrize("cov_type", ["HC2", "HC3"])
-def test_leverage_types_are_refused_with_the_reason(cov_type: str) -> None:
+@pytest.mark.parametrize(
+    ("fit_kwds", "use_t"),
+    [({"correction": None}, False), ({}, True), ({"correction": None, "use_t": True}, True)],
+    ids=["plain-normal", "default-t", "plain-use_t"],
+)
+def test_leverage_types_human_only_equal_statsmodels(cov_type: str, fit_kwds: dict, use_t: bool) -> None:
     real, _ = _frames()
-    model = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols")
-    with pytest.raises(SpecificationError, match="hat matrix"):
-        model.fit(cov_type=cov_type)
+    res = smf.classical("y ~ x1 + x2", real=real).fit(cov_type=cov_type, **fit_kwds)
+    ref = _ols(real, cov_type=cov_type, use_t=use_t)
+    names = ref.params.index
+    assert _max_rel(res.params[names], ref.params) < 1e-6
+    assert _max_rel(res.bse[names], ref.bse) < 1e-6
+    assert _max_rel(res.conf_int().loc[names], ref.conf_int()) < 1e-6
+    assert _max_rel(res.pvalues[names], ref.pvalues) < 1e-6
+    assert res.use_t is use_t and res.cov_type == cov_type
+    summary = str(res.summary())
+    assert re.search(rf"Covariance Type:\s+{cov_type}\b", summary)
+    assert f"leverage-adjusted ({cov_type})" in summary
+    # the leverage adjustment is really there: HC1 (the default with HC0) differs
+    hc1 = _ols(real, cov_type="HC1")
+    assert not np.allclose(res.bse[names], hc1.bse, rtol=1e-4)
+    # gmm_synth with no source is the same fit
+    same = smf.gmm_synth("y ~ x1 + x2", real=real, model="ols").fit(cov_type=cov_type, **fit_kwds)
+    np.testing.assert_allclose(same.bse, res.bse, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cov_type", ["HC2", "HC3"])
+def test_leverage_types_with_weights_and_labeling_prob_equal_wls(cov_type: str) -> None:
+    # the leverage is the WLS hat matrix's, with the fit's weights w / pi
+    real, _ = _frames()
+    rng = np.random.default_rng(11)
+    real = real.assign(w=rng.uniform(0.5, 3.0, len(real)), pi=rng.uniform(0.2, 0.9, len(real)))
+    X = sm.add_constant(real[["x1", "x2"]]).rename(columns={"const": "Intercept"})
+    cases = [({"weights": "w"}, real["w"]), ({"weights": "w", "labeling_prob": "pi"}, real["w"] / real["pi"])]
+    for kwds, weights in cases:
+        res = smf.classical("y ~ x1 + x2", real=real, **kwds).fit(cov_type=cov_type, correction=None)
+        ref = sm.WLS(real["y"], X, weights=weights).fit(cov_type=cov_type)
+        assert _max_rel(res.params[ref.params.index], ref.params) < 1e-6
+        assert _max_rel(res.bse[ref.params.index], ref.bse) < 1e-6
+
+
+@pytest.mark.parametrize("cov_type", ["HC2", "HC3"])
+def test_leverage_types_are_refused_with_auxiliary_sources(cov_type: str) -> None:
+    real, study = _frames()
+    model = smf.gmm_synth("y ~ x1 + x2", real=real, proxy=study.proxy, model="ols")
+    for option in ("cov_type", "weight_type"):
+        with pytest.raises(SpecificationError, match="not available with auxiliary sources") as error:
+            model.fit(**{option: cov_type})
+        message = str(error.value)
+        assert "hat matrix" in message and "'HC1'" in message and "'proxy'" in message
+
+
+def test_leverage_types_are_refused_for_other_families_and_leverage_one() -> None:
+    study = make_study("logit", n_units=600, n_labeled=200, seed=3)
+    with pytest.raises(SpecificationError, match="least squares only.*model='logit'"):
+        smf.classical("y ~ x1 + x2", real=study.real, model="logit").fit(cov_type="HC3")
+    # a unit alone in its level is fitted exactly: h = 1, zero over zero
+    real, _ = _frames()
+    real = real.assign(g=(np.arange(len(real)) == 4).astype(float))
+    with pytest.raises(SpecificationError, match=f"leverage 1.*'{real.index[4]}'|'{real.index[4]}'.*leverage 1"):
+        smf.classical("y ~ x1 + x2 + g", real=real).fit(cov_type="HC2")
+
+
+def test_leverage_types_bootstrap_resamples_units() -> None:
+    # units are what HC2/HC3 treat as independent; the refits' estimates do not
+    # depend on the covariance, so the draws are HC0's
+    real, _ = _frames()
+    model = smf.classical("y ~ x1 + x2", real=real)
+    hc3, hc0 = model.fit(cov_type="HC3"), model.fit()
+    for method in ("fast", "refit"):
+        boot3 = hc3.bootstrap(n_boot=5, seed=2, method=method)
+        boot0 = hc0.bootstrap(n_boot=5, seed=2, method=method)
+        assert boot3.n_failed == 0
+        np.testing.assert_allclose(np.asarray(boot3.bse), np.asarray(boot0.bse), rtol=1e-10)
 
 
 def test_cluster_default_equals_statsmodels_default_cluster() -> None:

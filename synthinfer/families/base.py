@@ -221,6 +221,24 @@ class EstimatingFunction(ABC):
     ) -> None:
         """Raise a specific error when the solver ran off because no root exists."""
 
+    def leverage(self, X: np.ndarray, weights: np.ndarray | None) -> np.ndarray | None:
+        """Each row's leverage ``h_jj``, the diagonal of the fit's hat matrix, or None.
+
+        HC2 and HC3 (``fit(cov_type="HC2" | "HC3")``) divide each squared
+        residual by ``(1 - h_jj)`` or its square. statsmodels defines them for
+        least squares only (its GLM and discrete models return HC0 under these
+        names), so the default is None: the family has no hat matrix, and the
+        covariance refuses those names.
+
+        Parameters
+        ----------
+        X : ndarray
+            The design of the rows, (rows, columns).
+        weights : ndarray or None
+            The rows' weights in the fit (None: all 1).
+        """
+        return None
+
     @property
     def jacobian_note(self) -> str | None:
         """What the summary says about how the Jacobian was obtained, if not analytic."""

@@ -84,6 +84,21 @@ class OLS(GLMFamily):
             params = np.linalg.lstsq(X * sw[:, None], y * sw, rcond=None)[0]
         return Solution(params, -hessian, self.evaluate(X, y, params))
 
+    def leverage(self, X: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+        """``h_jj = w_j x_j' (X' W X)^-1 x_j``: the diagonal of the hat matrix of
+        (weighted) least squares, statsmodels' ``WLS`` leverage (of ``sqrt(w) X``).
+
+        It does not depend on the estimate. Taken from the left singular vectors
+        of ``sqrt(w) X``: an ill-conditioned design keeps its digits, and a
+        rank-deficient one (refused later by the fit, naming the columns) gives
+        the projection on its column space instead of spurious values.
+        """
+        whitened = X if weights is None else X * np.sqrt(weights)[:, None]
+        basis, singular, _ = np.linalg.svd(whitened, full_matrices=False)
+        keep = singular > singular.max(initial=0.0) * max(whitened.shape) * np.finfo(float).eps
+        basis = basis[:, keep]
+        return np.einsum("ij,ij->i", basis, basis)
+
 
 def expit(lin: np.ndarray) -> np.ndarray:
     """``1 / (1 + e^-lin)``, accurate to a few ulp in both tails.

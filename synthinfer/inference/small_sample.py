@@ -21,6 +21,11 @@ the auxiliary coefficients counted) and the t has ``G - 1`` degrees of
 freedom, G the clusters that hold labeled units. With no auxiliary source
 this is exactly HC1 (or statsmodels' corrected cluster covariance) with t
 inference. All three vanish as n grows.
+
+A covariance that already allows for the fitted parameters (HC2/HC3, whose
+leverage adjustment is their small-sample correction) keeps the t reference
+with ``n - p`` degrees of freedom and drops the factor (it is 1): with no
+auxiliary source that is statsmodels' HC2/HC3 with ``use_t=True``.
 """
 
 from __future__ import annotations
@@ -56,6 +61,9 @@ class SmallSampleCorrection:
         Degrees of freedom of the t reference distribution.
     factor : float
         Multiplier of the target's covariance.
+    rescaled : bool
+        Whether the factor is applied; False (factor 1) for a covariance that
+        allows for the fitted parameters itself (HC2/HC3's leverage).
     """
 
     n_labeled: int
@@ -64,9 +72,13 @@ class SmallSampleCorrection:
     auxiliary_coefficients: float
     df: float
     factor: float
+    rescaled: bool = True
 
     @classmethod
-    def of(cls, n_labeled: int, n_clusters: int | None, n_params: int, auxiliary_coefficients: float) -> SmallSampleCorrection:
+    def of(
+        cls, n_labeled: int, n_clusters: int | None, n_params: int, auxiliary_coefficients: float,
+        rescale: bool = True,
+    ) -> SmallSampleCorrection:
         residual = n_labeled - n_params - auxiliary_coefficients
         if residual < 1:
             raise SpecificationError(
@@ -76,6 +88,8 @@ class SmallSampleCorrection:
                 f"units, drop sources, or fit(correction=None) for the plain two-step covariance"
             )
         if n_clusters is None:
+            if not rescale:
+                return cls(n_labeled, None, n_params, auxiliary_coefficients, residual, 1.0, False)
             return cls(n_labeled, None, n_params, auxiliary_coefficients, residual, n_labeled / residual)
         if n_clusters < 2:
             raise SpecificationError("the small-sample correction needs at least 2 clusters with labeled units")
@@ -96,7 +110,8 @@ class SmallSampleCorrection:
         n_clusters = None
         if groups is not None:
             n_clusters = len(np.unique(groups[0][data.labeled_pos]))
-        return cls.of(data.n_labeled, n_clusters, layout.q, auxiliary)
+        rescale = not results.covariance.adjusts_for_fitted_params
+        return cls.of(data.n_labeled, n_clusters, layout.q, auxiliary, rescale=rescale)
 
     def scale(self, cov: np.ndarray, n_target: int) -> np.ndarray:
         """``cov`` with the target's rows and columns scaled by ``factor`` (the
@@ -110,6 +125,11 @@ class SmallSampleCorrection:
         counted = f"{self.n_params}"
         if self.auxiliary_coefficients:
             counted += f" - {self.auxiliary_coefficients:.3g} (s x auxiliary labeled moments)"
+        if not self.rescaled:
+            return (
+                f"small-sample correction: a t({self.df:.4g}) reference, df = n - {counted} (the "
+                f"leverage adjustment takes the place of the n/(n - {counted}) factor)"
+            )
         if self.n_clusters is None:
             return (
                 f"small-sample correction: covariance x n/(n - {counted}) = {self.factor:.3f} and "

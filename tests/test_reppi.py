@@ -134,9 +134,21 @@ def test_reppi_ols_closed_form(tuning) -> None:
     np.testing.assert_allclose(res.params, theta, rtol=0, atol=1e-10)
     psi = X * (y - X @ theta)[:, None]
     left, right = psi - g_l @ lam.T, g_u @ lam.T
-    meat = np.cov(left, rowvar=False, ddof=0) / n + np.cov(right, rowvar=False, ddof=0) / n_u
-    cov = np.linalg.inv(A) @ meat @ np.linalg.inv(A)
+    meat_u = np.cov(right, rowvar=False, ddof=0) / n_u
+    fixed = np.linalg.inv(A) @ (np.cov(left, rowvar=False, ddof=0) / n + meat_u) @ np.linalg.inv(A)
+    # Lambda estimated: each centred labeled residual over 1 - h_i, h_i the unit's leverage
+    # in the least squares of psi on [1, g] less the intercept's 1/n (0 for a fixed tuning)
+    hat = np.column_stack([np.ones(n), g_l])
+    h = np.einsum("ij,ji->i", hat, np.linalg.pinv(hat)) - 1 / n if tuning == "optimal" else np.zeros(n)
+    scaled = (left - left.mean(0)) / (1 - h)[:, None]
+    cov = np.linalg.inv(A) @ (scaled.T @ scaled / n**2 + meat_u) @ np.linalg.inv(A)
+    if tuning == "optimal":
+        assert h.min() > 0 and np.abs(cov - fixed).max() > 1e-3 * np.abs(fixed).max()
     np.testing.assert_allclose(res.cov_params().to_numpy(), cov, rtol=1e-10)
+    np.testing.assert_allclose(res.tuning_leverage, h, rtol=0, atol=1e-12)
+    unadjusted = smf.reppi(study.formula, real=real, proxy=proxy, learner=AuxScore(), tuning=tuning)
+    np.testing.assert_allclose(unadjusted.fit(correction=None, leverage=False).cov_params().to_numpy(), fixed,
+                               rtol=1e-10)
     assert not res.use_t
     small = smf.reppi(study.formula, real=real, proxy=proxy, learner=AuxScore(), tuning=tuning).fit()
     np.testing.assert_allclose(small.cov_params().to_numpy(), cov * n / (n - 3), rtol=1e-10)
@@ -382,3 +394,10 @@ def test_reppi_ols_matches_the_authors_point_estimate_formula() -> None:
     M = cov[:3, 3:] @ np.linalg.inv(cov[3:, 3:]) / (1 + r)
     theta = np.linalg.inv(X.T @ X / n) @ (X.T @ y / n + M @ (grad_l.mean(0) - grad_u.mean(0)))
     np.testing.assert_allclose(res.params, theta, rtol=0, atol=1e-10)
+
+
+def test_reppi_leverage_must_be_a_bool() -> None:
+    study = _study("ols", n_units=300, n_labeled=60)
+    model = smf.reppi(study.formula, real=study.real, proxy=study.proxy)
+    with pytest.raises(TypeError, match="leverage must be True or False"):
+        model.fit(leverage="hc3")

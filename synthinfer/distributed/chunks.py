@@ -114,7 +114,7 @@ def _build(recipe, family, names, kinds, number, frames) -> Chunk:
         else:
             check_synthetic_units(name, frame.index, units)
             codes = units.get_indexer(frame.index)
-        y, X = spec.apply(frame, name)
+        y, X = spec.apply(frame, name, plain=True)
         family.check_outcome(y, frame.index, name, spec.outcome_name, auxiliary=True)
         counts = np.bincount(codes, minlength=len(units))
         designs.append(Design(X, y, codes, 1.0 / counts[codes], frame.index))

@@ -53,6 +53,13 @@ class PartitionedModelData(ModelData):
     def n_units(self) -> int:
         return self.n_total
 
+    def solve_sources(self, family: Any, weights: Any, **options: Any) -> list[Any]:
+        """Each source's step-1 root, the sources' Newton iterations sharing passes
+        over the partitions (`solve.solve_together`: the same roots as one by one)."""
+        from .solve import solve_together
+
+        return solve_together(self.sources, family, [dict(options, frame=s.name) for s in self.sources])
+
     def unit_values(self, values: Any, what: str) -> np.ndarray:
         raise SpecificationError(
             f"{what}: per-unit values for all N units are not available for a fit on Dask "

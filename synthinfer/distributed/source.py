@@ -44,6 +44,10 @@ def to_units(chunk: Chunk, m: int, row_values: np.ndarray, weighted: bool) -> np
     design = chunk.designs[m]
     if weighted:
         return group_sums(design.codes, len(chunk.units), row_values * design.weight[:, None])
+    if design.in_order:
+        # the rows are the units (a proxy): a plain copy instead of a scatter; C order
+        # as the scatter's, so the products taken from it round the same way
+        return np.ascontiguousarray(row_values, dtype=float)
     out = np.empty((len(chunk.units), row_values.shape[1]))
     out[design.codes] = row_values
     return out

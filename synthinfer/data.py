@@ -18,7 +18,7 @@ the same thing to the estimator; only ``kind`` differs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeAlias
 
@@ -125,6 +125,13 @@ class ModelData:
     @property
     def n_labeled(self) -> int:
         return len(self.labeled_pos)
+
+    def solve_sources(self, family: Family, weights: Sequence[np.ndarray | None], **options: Any) -> list[Any]:
+        """Each source's step-1 root (`Source.solve` with ``frame=`` its name), in order."""
+        return [
+            source.solve(family, weight, frame=source.name, **options)
+            for source, weight in zip(self.sources, weights)
+        ]
 
     @property
     def param_names(self) -> list[str]:

@@ -103,6 +103,26 @@ def numbers_as_text(values: pd.Series) -> str:
     return ""
 
 
+def _finite_sum(values: np.ndarray) -> bool:
+    """True only if every value is finite: a NaN or an infinity makes the sum non-finite
+    (a sum that overflows is non-finite too; the caller then looks value by value)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(values, axis=None)))
+
+
+def _finite_numbers(frame: pd.DataFrame, columns: list[str]) -> bool:
+    """Whether every column is a plain int or float column with finite values only
+    (the common case, checked without per-value temporaries)."""
+    dtypes = frame.dtypes
+    for column in columns:
+        dtype = dtypes[column]
+        if not (isinstance(dtype, np.dtype) and dtype.kind in "fiu"):
+            return False
+        if dtype.kind == "f" and not _finite_sum(frame[column].to_numpy()):
+            return False
+    return True
+
+
 def _units_where(frame: pd.DataFrame, mask: np.ndarray) -> str:
     return describe_units(frame.index[np.asarray(mask, dtype=bool)])
 
@@ -177,6 +197,8 @@ class FormulaSpec:
 
     # -- learning ---------------------------------------------------------------
     def _check_values(self, name: str, frame: pd.DataFrame, outcome: str) -> None:
+        if _finite_numbers(frame, self.variables):
+            return  # numeric columns without a missing or infinite value: nothing to report
         for column in self.variables:
             values = frame[column]
             if column == outcome and not (
@@ -360,8 +382,76 @@ class FormulaSpec:
             self._unpickled_because = blob
 
     # -- applying ---------------------------------------------------------------
-    def apply(self, frame: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
-        """Outcome vector and design matrix of ``frame`` under the learned spec."""
+    def plain_columns(self) -> tuple[str, list[str | None]] | None:
+        """The outcome's column and each design column's frame column (None for the
+        intercept), if the formula is only an intercept and bare numeric columns
+        (``y ~ x1 + x2``); else None. Learned from the patsy spec, once."""
+        if "_plain" not in self.__dict__:
+            self._plain = self._find_plain_columns()
+        return self._plain
+
+    def _find_plain_columns(self) -> tuple[str, list[str | None]] | None:
+        if self.engine != "patsy" or self._rhs_spec is None or self._lhs_spec is None:
+            return None
+
+        def column(factor: Any) -> str | None:
+            info = design.factor_infos.get(factor)
+            code = getattr(factor, "code", None)
+            if info is None or info.type != "numerical" or info.num_columns != 1 or code not in self.variables:
+                return None
+            return code
+
+        columns: list[list[str | None]] = []
+        for design in (self._lhs_spec, self._rhs_spec):
+            found: list[str | None] = []
+            for term, where in design.term_slices.items():
+                if where.stop - where.start != 1 or len(term.factors) > 1:
+                    return None
+                if term.factors:
+                    name = column(term.factors[0])
+                    if name is None:
+                        return None
+                    found.append(name)
+                else:
+                    found.append(None)
+            columns.append(found)
+        (outcome, *rest), rhs = columns
+        if rest or outcome is None or len(rhs) != len(self.param_names):
+            return None
+        return outcome, rhs
+
+    def _apply_plain(self, frame: pd.DataFrame, plain: tuple[str, list[str | None]]) -> tuple[np.ndarray, np.ndarray] | None:
+        """y and X taken from the columns, or None where patsy must decide (a dtype
+        that is not a plain int or float). The same numbers as patsy's: it copies
+        each numeric column, as float, into its column of a matrix of ones."""
+        outcome, design = plain
+        named = [outcome] + [c for c in design if c is not None]
+        if not all(c in frame.columns for c in named):
+            return None
+        dtypes = frame.dtypes
+        if not all(isinstance(dtypes[c], np.dtype) and dtypes[c].kind in "fiu" for c in named):
+            return None
+        X = np.empty((len(frame), len(design)), order="F")
+        for j, c in enumerate(design):
+            X[:, j] = 1.0 if c is None else frame[c].to_numpy()
+        y = np.array(frame[outcome].to_numpy(), dtype=float)
+        return y, X
+
+    def apply(self, frame: pd.DataFrame, name: str, plain: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Outcome vector and design matrix of ``frame`` under the learned spec.
+
+        ``plain=True`` takes a formula of bare numeric columns (`plain_columns`)
+        from the columns without the engine: the same arrays, without the
+        engine's fixed and per-row overhead (the design of a Dask partition is
+        built at every pass over the data when it is not persisted).
+        """
+        columns = self.plain_columns() if plain else None
+        if columns is not None:
+            built = self._apply_plain(frame, columns)
+            if built is not None:
+                y, X = built
+                self._check_finite(frame, name, y, X)
+                return y, X
         if self._rhs_spec is None:
             why = getattr(self, "_unpickled_because", "patsy specs could not be pickled")
             raise RuntimeError(
@@ -409,6 +499,8 @@ class FormulaSpec:
         return np.ascontiguousarray(y), np.asfortranarray(X)
 
     def _check_finite(self, frame: pd.DataFrame, name: str, y: np.ndarray, X: np.ndarray) -> None:
+        if _finite_sum(y) and _finite_sum(X):
+            return
         bad_y = ~np.isfinite(y)
         if bad_y.any():
             raise SpecificationError(

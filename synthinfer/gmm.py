@@ -155,6 +155,9 @@ class GMMSynth(ModelBase, GMM):
         super().__init__(endog, exog, None, k_moms=layout.n_moments, k_params=layout.n_params)
         self._set_counts()
         self._evaluations: dict[int, tuple[bytes, Evaluation]] = {}
+        #: moment blocks of sources in partitions, by params: their sums and Gram are a
+        #: pass, and S at the step-1 values is asked for again by Windmeijer's correction
+        self._partitioned_blocks: dict[bytes, MomentBlocks] = {}
         # the designs do not change: their rank is checked by the first fit only
         self._ranks_checked = False
         # w/pi per labeled unit; per source, the weights of its rows (1/k times the
@@ -259,14 +262,13 @@ class GMMSynth(ModelBase, GMM):
             data.X, data.y, self._labeled_weight, names=names, frame="real", check_rank=check_rank,
         ).params
         pieces, jacobians = [theta], []
-        for m, source in enumerate(data.sources):
-            # theta is a good start: the source estimates the same kind of coefficients
-            # Newton's error after a step s is ~s**2: a step below 1e-4 leaves ~1e-8,
-            # far below what the weight matrix computed from these values can feel.
-            fit = source.solve(
-                self.family, self._row_weight[m], names=names, frame=source.name,
-                start=theta, tol=1e-4, check_rank=check_rank,
-            )
+        # theta is a good start: the source estimates the same kind of coefficients
+        # Newton's error after a step s is ~s**2: a step below 1e-4 leaves ~1e-8,
+        # far below what the weight matrix computed from these values can feel.
+        fits = data.solve_sources(
+            self.family, self._row_weight, names=names, start=theta, tol=1e-4, check_rank=check_rank,
+        )
+        for m, fit in enumerate(fits):
             pieces.append(fit.params)
             jacobians.append(fit.jacobian)
             # Newton evaluated the source at eta last: S at step 1 reuses it
@@ -298,6 +300,16 @@ class GMMSynth(ModelBase, GMM):
 
     def moment_blocks(self, params: np.ndarray) -> MomentBlocks:
         """Per-unit moments as blocks (what S is computed from)."""
+        if not getattr(self.model_data, "partitioned", False):
+            return self._moment_blocks(params)
+        # small objects (the all-units values stay in the partitions): kept per params
+        key = np.asarray(params, dtype=float).tobytes()
+        blocks = self._partitioned_blocks.get(key)
+        if blocks is None:
+            blocks = self._partitioned_blocks[key] = self._moment_blocks(params)
+        return blocks
+
+    def _moment_blocks(self, params: np.ndarray) -> MomentBlocks:
         data = self.model_data
         theta, *etas = self._split(params)
         weight = self._labeled_weight
@@ -373,9 +385,10 @@ class GMMSynth(ModelBase, GMM):
         theta, *etas = self._split(params)
         G = np.zeros((self.nmoms, self.k_params))
         G[layout.moment_block(0), layout.param_block(0)] = self._target_evaluation(theta).jacobian(self._labeled_weight)
-        for m, (source, eta) in enumerate(zip(data.sources, etas)):
+        # every source is evaluated before any is summed (one pass for sources in partitions)
+        evaluations = [self._evaluation(m, eta) for m, eta in enumerate(etas)]
+        for m, (source, evaluation) in enumerate(zip(data.sources, evaluations)):
             cols = layout.param_block(1 + m)
-            evaluation = self._evaluation(m, eta)
             G[layout.labeled_block(m), cols] = evaluation.jacobian(
                 self._labeled_row_weight[m], rows=source.labeled_rows
             )
@@ -604,6 +617,7 @@ class GMMSynth(ModelBase, GMM):
             optim_args={"maxiter": maxiter, "tol": tol},
         )
         self._evaluations.clear()  # per-row arrays are not kept past the fit
+        self._partitioned_blocks.clear()
         return GMMSynthResultsWrapper(results)
 
     def _independent_labeled(self, covariance: Any) -> int:

@@ -248,12 +248,13 @@ class ShrunkWeight(MomentCovariance):
         )
 
     def ds_times_v(self, ds_times: Any, v: np.ndarray) -> np.ndarray:
-        """``(dS_shrunk/dbeta_j) v`` from the base's ``ds_times(v)`` (the factor held fixed)."""
+        """``(dS_shrunk/dbeta_j) v`` from the base's ``ds_times([v, ...])``, which gives
+        ``(dS/dbeta_j) v`` for each vector (in one pass for Dask sources), the factor held fixed."""
         q = self.layout.q
         v_t, v_a = v.copy(), v.copy()
         v_t[q:] = 0.0
         v_a[:q] = 0.0
-        on_t, on_a = ds_times(v_t), ds_times(v_a)
+        on_t, on_a = ds_times([v_t, v_a])
         factor = 0.0 if self.factor is None else self.factor
         out = on_t + on_a
         out[:q] += (factor - 1.0) * on_a[:q]

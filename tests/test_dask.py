@@ -199,6 +199,55 @@ def test_synthetic_only_equals_the_in_memory_fit():
 
 
 # -- no N-row array on the client --------------------------------------------------------
+@pytest.mark.parametrize("model", ["ols", "logit"])
+def test_a_numeric_formula_out_of_core_equals_the_in_memory_fit(model):
+    # bare numeric columns: each partition's design is built without patsy, here at every
+    # pass (persist off); the proxy's rows are its units, the synthetic ones (k = 2) are not
+    real, proxy, synth, dproxy, dsynth = dataset(model, npartitions=4)
+    memory = smf.gmm_synth("y ~ x1", real=real, proxy=proxy, synth=synth, model=model).fit()
+    with dask.config.set({"scheduler": "threads", "synthinfer.persist": False}):
+        on_dask_model = smf.gmm_synth("y ~ x1", real=real, proxy=dproxy, synth=dsynth, model=model)
+        assert on_dask_model.model_data.spec.plain_columns() == ("y", [None, "x1"])
+        assert_same_fit(memory, on_dask_model.fit())
+
+
+def test_the_sources_step_one_iterations_share_their_passes():
+    # solved together, two sources' Newton iterations cost the passes of the slower one,
+    # and each source takes the steps it takes alone
+    from synthinfer.distributed.reduction import PASSES
+
+    real, _, _, dproxy, dsynth = dataset("logit", npartitions=4)
+
+    def step_one(**sources):
+        model = smf.gmm_synth(FORMULA, real=real, model="logit", **sources)
+        before = PASSES["count"]
+        start = model.fitstart()
+        return PASSES["count"] - before, start
+
+    with dask.config.set(scheduler="sync"):
+        both, start = step_one(proxy=dproxy, synth=dsynth)
+        proxy_passes, proxy_start = step_one(proxy=dproxy)
+        synth_passes, synth_start = step_one(synth=dsynth)
+    assert both == max(proxy_passes, synth_passes) >= 3
+    p = len(proxy_start) // 2
+    np.testing.assert_array_equal(start, np.concatenate([proxy_start, synth_start[p:]]))
+
+
+def test_solving_together_raises_the_error_solving_in_order_would(monkeypatch):
+    # in lockstep a later source may fail first; solved in order, the first one's error comes first
+    from synthinfer.distributed import solve
+
+    def steps(source, family, **options):
+        for _ in range(source["fails_after"]):
+            yield
+        raise ValueError(source["name"])
+
+    monkeypatch.setattr(solve, "_steps", steps)
+    sources = [{"name": "first", "fails_after": 3}, {"name": "second", "fails_after": 1}, {"name": "third", "fails_after": 0}]
+    with pytest.raises(ValueError, match="^first$"):
+        solve.solve_together(sources, None, [{}, {}, {}])
+
+
 def test_per_unit_arrays_are_refused_not_collected():
     real, _, _, dproxy, dsynth = dataset("ols", n_units=400, n_labeled=60, npartitions=4)
     with dask.config.set(scheduler="sync"):

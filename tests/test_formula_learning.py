@@ -11,6 +11,7 @@ import pandas as pd
 import patsy
 import pytest
 
+from synthinfer.exceptions import SpecificationError
 from synthinfer.formula import FormulaSpec
 
 
@@ -71,3 +72,40 @@ def test_both_engines_learn_the_same_columns(formula) -> None:
         assert X_p.shape == X_f.shape
         coef = np.linalg.lstsq(X_f, X_p, rcond=None)[0]
         np.testing.assert_allclose(X_f @ coef, X_p, atol=1e-9)
+
+
+@pytest.mark.parametrize("formula, plain", [
+    ("y ~ x1 + n + f32", True),
+    ("y ~ 0 + f32 + x1", True),
+    ("n ~ x1 - 1", True),
+    ("y ~ x1 + C(g)", False),
+    ("y ~ x1:n", False),
+    ("y ~ np.log(f32) + x1", False),
+    ("y ~ I(x1) + b", False),
+])
+def test_plain_columns_give_patsys_design_exactly(formula, plain):
+    # Dask partitions take bare numeric columns without patsy: the arrays must be patsy's, bit for bit
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame({
+        "y": rng.normal(size=60), "x1": rng.normal(size=60), "n": rng.integers(-3, 9, size=60),
+        "f32": rng.gamma(2.0, size=60).astype(np.float32), "g": rng.choice(["a", "b"], size=60),
+        "b": rng.random(60) < 0.5,
+    })
+    spec = FormulaSpec(formula, {"a": frame}, engine="patsy", namespace={"np": np})
+    assert (spec.plain_columns() is not None) is plain
+    y_patsy, X_patsy = patsy.dmatrices(formula, frame, eval_env=patsy.EvalEnvironment([{"np": np}]))
+    y, X = spec.apply(frame, "a", plain=True)
+    assert np.array_equal(X, np.asarray(X_patsy)) and np.array_equal(y, np.asarray(y_patsy)[:, 0])
+    assert X.flags.f_contiguous and y.flags.c_contiguous
+
+
+@pytest.mark.parametrize("bad, message", [(np.nan, "missing values"), (np.inf, r"non-finite values \(inf\)")])
+def test_a_bad_value_in_a_numeric_column_is_named_on_the_plain_path(bad, message):
+    frame = pd.DataFrame({"y": np.arange(8.0), "x1": np.linspace(0, 1, 8)}, index=np.arange(8) + 100)
+    spec = FormulaSpec("y ~ x1", {"a": frame}, engine="patsy")
+    broken = frame.copy()
+    broken.loc[105, "x1"] = bad
+    with pytest.raises(SpecificationError, match=f"column 'x1' has {message} in 1 unit.*105"):
+        spec._check_values("b", broken, "y")
+    with pytest.raises(SpecificationError, match=r"design column\(s\) \['x1'\] are not finite in 1 unit.*105"):
+        spec.apply(broken, "b", plain=True)

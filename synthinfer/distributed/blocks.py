@@ -45,30 +45,34 @@ def _joint(chunk: Any, specs: list[tuple[int, Any, np.ndarray, bool]]) -> tuple[
 
 
 def _ds_pass(
-    chunk: Any, specs: list[tuple[int, Any, np.ndarray, bool]], v_all: list[np.ndarray],
-    gbar_v: float, extra_ids: Any, extra: np.ndarray,
-) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """Windmeijer's all-units sums in one chunk (see `PartitionedMomentBlocks.ds_times_v`)."""
+    chunk: Any, specs: list[tuple[int, Any, np.ndarray, bool]],
+    per_vector: list[tuple[list[np.ndarray], float, np.ndarray]], extra_ids: Any,
+) -> list[tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
+    """Windmeijer's all-units sums in one chunk (see `PartitionedMomentBlocks.ds_times_v`),
+    for each vector ``(v_all, gbar_v, extra)``: the sources evaluated once for all."""
     evaluations, U = [], []
     for m, family, params, weighted in specs:
         design = chunk.designs[m]
         evaluation = family.evaluate(design.X, design.y, params)
         evaluations.append(evaluation)
         U.append(unit_values(chunk, m, evaluation, weighted))
-    c = np.full(len(chunk.units), -gbar_v)
-    for values, vb in zip(U, v_all):
-        c += values @ vb
     where = chunk.units.get_indexer(extra_ids)
     found = where >= 0
-    c[where[found]] += extra[found]
-    jacobians, E = [], []
-    for (m, _, _, weighted), evaluation, vb in zip(specs, evaluations, v_all):
-        design = chunk.designs[m]
-        c_rows = c[design.codes]
-        jacobians.append(evaluation.jacobian(c_rows * design.weight if weighted else c_rows))
-        E.append(to_units(chunk, m, evaluation.vjp(vb), weighted))
-    Z, E_all = np.hstack(U), np.hstack(E)
-    return jacobians, Z.T @ E_all, np.ones(len(E_all)) @ E_all
+    out = []
+    for v_all, gbar_v, extra in per_vector:
+        c = np.full(len(chunk.units), -gbar_v)
+        for values, vb in zip(U, v_all):
+            c += values @ vb
+        c[where[found]] += extra[found]
+        jacobians, E = [], []
+        for (m, _, _, weighted), evaluation, vb in zip(specs, evaluations, v_all):
+            design = chunk.designs[m]
+            c_rows = c[design.codes]
+            jacobians.append(evaluation.jacobian(c_rows * design.weight if weighted else c_rows))
+            E.append(to_units(chunk, m, evaluation.vjp(vb), weighted))
+        Z, E_all = np.hstack(U), np.hstack(E)
+        out.append((jacobians, Z.T @ E_all, np.ones(len(E_all)) @ E_all))
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,8 +154,23 @@ class PartitionedMomentBlocks(MomentBlocks):
         labeled blocks' part (shipped to the partitions as n numbers); ``e_i``
         splits the same way, and each product is taken where its factors are.
         """
+        return self.ds_times_many(scores, [v], covariance)[0]
+
+    def ds_times_many(self, scores: Any, vs: list[np.ndarray], covariance: Any = None) -> list[np.ndarray]:
+        """`ds_times_v` for each vector, their all-units sums in one pass."""
         if covariance is not None and covariance.groups is not None:
             raise self._refuse("Windmeijer's correction under clustered S")
+        prepared = [self._ds_labeled(scores, v) for v in vs]
+        # the labeled units' ids in real's order, for the partitions to find them
+        labeled_ids = scores.sources[0].source.labeled_ids
+        sums = map_reduce(
+            self._chunks, _ds_pass, self._specs(self._partitioned), [args for args, _ in prepared], labeled_ids,
+        )
+        return [finish(total) for (_, finish), total in zip(prepared, sums)]
+
+    def _ds_labeled(self, scores: Any, v: np.ndarray) -> tuple[tuple, Any]:
+        """One vector's labeled parts (in memory): the pass's arguments, and what
+        turns the pass's sums into ``(dS/dbeta_j) v``."""
         n_blocks = len(self.blocks)
         widths = [self._width(a) for a in range(n_blocks)]
         starts = np.cumsum([0] + widths)
@@ -197,29 +216,28 @@ class PartitionedMomentBlocks(MomentBlocks):
             if labeled_weight is not None:
                 lab_e = lab_e * labeled_weight[:, None]
             E_lab[:, cols[1 + m]] += _unit_totals(labeled_source, lab_e)
-        # the labeled units' ids in real's order, for the partitions to find them
-        labeled_ids = scores.sources[0].source.labeled_ids
         partitioned = self._partitioned
-        jacobians, UE, e_all_sum = map_reduce(
-            self._chunks, _ds_pass, self._specs(partitioned),
-            [v_blocks[a] for a in partitioned], gbar_v, labeled_ids, extra,
-        )
-        eta_cols = slice(p, P)
-        for m, a in enumerate(partitioned):
-            term1[span[a], cols[1 + m]] = jacobians[m]
-        e_total = E_lab.sum(axis=0)
-        e_total[eta_cols] += e_all_sum
-        E_lab_total = E_lab + E_all_lab
-        term2 = np.zeros((K, P))
-        offsets = self._offsets()
-        for a in range(n_blocks):
-            if self.labeled_only[a]:
-                term2[span[a]] = on_labeled[a].T @ E_lab_total
-            else:
-                term2[span[a]] = on_labeled[a].T @ E_lab
-                term2[span[a], eta_cols] += UE[offsets[a]]
-            term2[span[a]] -= np.outer(gbar[span[a]], e_total)
-        return (term1 + term2) / self.n_units
+
+        def finish(total: tuple[list[np.ndarray], np.ndarray, np.ndarray]) -> np.ndarray:
+            jacobians, UE, e_all_sum = total
+            eta_cols = slice(p, P)
+            for m, a in enumerate(partitioned):
+                term1[span[a], cols[1 + m]] = jacobians[m]
+            e_total = E_lab.sum(axis=0)
+            e_total[eta_cols] += e_all_sum
+            E_lab_total = E_lab + E_all_lab
+            term2 = np.zeros((K, P))
+            offsets = self._offsets()
+            for a in range(n_blocks):
+                if self.labeled_only[a]:
+                    term2[span[a]] = on_labeled[a].T @ E_lab_total
+                else:
+                    term2[span[a]] = on_labeled[a].T @ E_lab
+                    term2[span[a], eta_cols] += UE[offsets[a]]
+                term2[span[a]] -= np.outer(gbar[span[a]], e_total)
+            return (term1 + term2) / self.n_units
+
+        return ([v_blocks[a] for a in partitioned], gbar_v, extra), finish
 
     def _width(self, a: int) -> int:
         block = self.blocks[a]

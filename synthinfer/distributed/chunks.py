@@ -36,6 +36,8 @@ class Design:
     weight: np.ndarray
     #: the rows' unit ids (for the labeled rows and for messages)
     ids: pd.Index = field(repr=False)
+    #: one row per unit, in the chunk's unit order (codes are 0..units-1)
+    in_order: bool = False
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,14 +112,16 @@ def _build(recipe, family, names, kinds, number, frames) -> Chunk:
         if kind == "proxy":
             if not frame.index.equals(units):
                 frame = frame.iloc[frame.index.get_indexer(units)]
-            codes = np.arange(len(units))
+            codes, in_order = np.arange(len(units)), True
         else:
             check_synthetic_units(name, frame.index, units)
-            codes = units.get_indexer(frame.index)
-        y, X = spec.apply(frame, name)
+            # one sample per unit, listed as the units are: the codes need no lookup
+            in_order = frame.index.equals(units)
+            codes = np.arange(len(units)) if in_order else units.get_indexer(frame.index)
+        y, X = spec.apply(frame, name, plain=True)
         family.check_outcome(y, frame.index, name, spec.outcome_name, auxiliary=True)
         counts = np.bincount(codes, minlength=len(units))
-        designs.append(Design(X, y, codes, 1.0 / counts[codes], frame.index))
+        designs.append(Design(X, y, codes, 1.0 / counts[codes], frame.index, in_order))
     return Chunk(number, units, tuple(designs))
 
 

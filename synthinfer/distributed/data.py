@@ -53,6 +53,13 @@ class PartitionedModelData(ModelData):
     def n_units(self) -> int:
         return self.n_total
 
+    def solve_sources(self, family: Any, weights: Any, **options: Any) -> list[Any]:
+        """Each source's step-1 root, the sources' Newton iterations sharing passes
+        over the partitions (`solve.solve_together`: the same roots as one by one)."""
+        from .solve import solve_together
+
+        return solve_together(self.sources, family, [dict(options, frame=s.name) for s in self.sources])
+
     def unit_values(self, values: Any, what: str) -> np.ndarray:
         raise SpecificationError(
             f"{what}: per-unit values for all N units are not available for a fit on Dask "
@@ -110,6 +117,18 @@ def _labeled_source(
     )
 
 
+def _partition_chunk(
+    shared: tuple[Any, Any], *frames: pd.DataFrame, names: tuple[str, ...], kinds: tuple[str, ...],
+    divisions: tuple, partition_info: dict | None = None,
+) -> Any:
+    """Partition ``partition_info["number"]`` of every source as a chunk (`build_chunk`)."""
+    recipe, family = shared
+    assert partition_info is not None  # dask passes it to a function that takes it
+    number = partition_info["number"]
+    bounds = (divisions[number], divisions[number + 1], number == len(divisions) - 2)
+    return build_chunk(recipe, family, names, kinds, number, bounds, *frames)
+
+
 def build_partitioned_model_data(
     formula: str,
     real: pd.DataFrame,
@@ -155,14 +174,17 @@ def build_partitioned_model_data(
 
     names = tuple(sources)
     kinds: tuple[SourceKind, ...] = tuple("proxy" if m < len(proxies) else "synthetic" for m in range(len(names)))
-    parts = [frame.to_delayed() for frame in sources.values()]
-    recipe_ = dask.delayed(recipe)
-    chunks = [
-        dask.delayed(build_chunk, pure=True)(
-            recipe_, family, names, kinds, i, (divisions[i], divisions[i + 1], i == len(divisions) - 2), *row
-        )
-        for i, row in enumerate(zip(*parts))
-    ]
+    # one task per partition that reads every source's partition and builds the chunk
+    # (dask fuses the reads into it): out of core, where every pass reads again, no
+    # source's partition travels to the worker that read another's
+    dd: Any = require_dask()
+    # the recipe (it holds real) and the family: one node the tasks share, not a copy in each
+    shared = dask.delayed((recipe, family), name=f"design-recipe-{recipe.token}", traverse=False)
+    built_chunks = dd.map_partitions(
+        _partition_chunk, shared, *sources.values(), names=names, kinds=kinds, divisions=divisions,
+        meta=pd.Series([], dtype=object), align_dataframes=False, enforce_metadata=False,
+    )
+    chunks = built_chunks.to_delayed()
     if dask.config.get("synthinfer.persist", True):
         # designs kept in the workers' memory: later passes skip reading and the formula
         chunks = list(dask.persist(*chunks))

@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..exceptions import SpecificationError
 from ..formula import FormulaSpec, _formula_names, is_text
-from .reduction import tree_sum
+from .reduction import PASSES, tree_sum
 
 __all__ = ["DesignRecipe", "learn_design"]
 
@@ -144,6 +144,7 @@ def learn_design(
             for row in zip(*parts)
         ]
         levels = dask.compute(tree_sum(found))[0]
+        PASSES["count"] += 1
         for name, per_source in zip(named, levels.values):
             for column, values in zip(lazy[name], per_source):
                 computed[(name, column)] = values

@@ -17,7 +17,8 @@ __all__ = ["add", "tree_sum", "map_reduce", "FAN_IN", "PASSES"]
 
 #: partial sums combined per node of the reduction tree
 FAN_IN = 8
-#: passes over the partitions run in this process (for benchmarks and tests)
+#: passes over the partitions run in this process, the levels pass (design.py)
+#: included (for benchmarks and tests)
 PASSES = {"count": 0}
 
 

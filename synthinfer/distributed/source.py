@@ -44,20 +44,30 @@ def to_units(chunk: Chunk, m: int, row_values: np.ndarray, weighted: bool) -> np
     design = chunk.designs[m]
     if weighted:
         return group_sums(design.codes, len(chunk.units), row_values * design.weight[:, None])
+    if design.in_order:
+        # the rows are the units (a proxy): a plain copy instead of a scatter; C order
+        # as the scatter's, so the products taken from it round the same way
+        return np.ascontiguousarray(row_values, dtype=float)
     out = np.empty((len(chunk.units), row_values.shape[1]))
     out[design.codes] = row_values
     return out
 
 
-def _totals(chunk: Chunk, m: int, family: Any, params: np.ndarray, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
+def _totals(
+    chunk: Chunk, m: int, family: Any, params: np.ndarray, weighted: bool, objective: bool,
+) -> tuple[np.ndarray, ...]:
     design = chunk.designs[m]
     evaluation = family.evaluate(design.X, design.y, params)
     w = _weight(chunk, m, weighted)
-    return evaluation.sums(w), evaluation.jacobian(w)
+    sums, jacobian = evaluation.sums(w), evaluation.jacobian(w)
+    if objective:
+        # what the objective's own pass (_objective) would sum, in the same tree
+        return sums, jacobian, _objective(chunk, m, family, params, weighted)
+    return sums, jacobian
 
 
-def _many_totals(chunk: Chunk, specs: list[tuple[int, Any, np.ndarray, bool]]) -> list:
-    return [_totals(chunk, m, family, params, weighted) for m, family, params, weighted in specs]
+def _many_totals(chunk: Chunk, specs: list[tuple[int, Any, np.ndarray, bool, bool]]) -> list:
+    return [_totals(chunk, *spec) for spec in specs]
 
 
 class PassBatch:
@@ -76,9 +86,11 @@ class PassBatch:
         self.pending = []
         if not batch:
             return
-        specs = [(e.source.index, e.family, e.params, e.source.weighted) for e in batch]
+        specs = [(e.source.index, e.family, e.params, e.source.weighted, e.with_objective) for e in batch]
         for evaluation, totals in zip(batch, map_reduce(chunks, _many_totals, specs)):
-            evaluation._totals = totals
+            evaluation._totals = totals[0], totals[1]
+            if evaluation.with_objective:
+                evaluation._objective = _objective_value(totals[2])
 
 
 def _cross_product(chunk: Chunk, m: int) -> np.ndarray:
@@ -91,6 +103,11 @@ def _objective(chunk: Chunk, m: int, family: Any, params: np.ndarray, weighted: 
     w = design.weight if weighted else np.ones(len(design.y))
     value = family.objective(design.X, design.y, params, w)
     return np.array([np.nan if value is None else value])
+
+
+def _objective_value(total: np.ndarray) -> float | None:
+    value = float(total[0])
+    return None if np.isnan(value) else value
 
 
 class PartitionedSource:
@@ -110,6 +127,9 @@ class PartitionedSource:
     one_row_per_unit : bool
         Every unit has one row (a proxy): per-unit moments are the rows.
     """
+
+    #: ``evaluate(..., objective=True)`` sums the objective in the totals' pass (solve.py)
+    fuses_objective = True
 
     def __init__(
         self, name: str, kind: str, labeled: Source, chunks: list, index: int, n_rows: int,
@@ -149,8 +169,9 @@ class PartitionedSource:
             return values
         raise TypeError("row values of a Dask source exist only in its partitions")
 
-    def evaluate(self, family: Any, params: np.ndarray) -> PartitionedEvaluation:
-        return PartitionedEvaluation(self, family, np.array(params, dtype=float))
+    def evaluate(self, family: Any, params: np.ndarray, objective: bool = False) -> PartitionedEvaluation:
+        """The evaluation at ``params``; ``objective=True`` also sums the objective in its pass."""
+        return PartitionedEvaluation(self, family, np.array(params, dtype=float), objective)
 
     def solve(self, family: Any, weights: np.ndarray | None, **options: Any) -> Any:
         from .solve import solve_partitioned
@@ -163,20 +184,29 @@ class PartitionedSource:
         return map_reduce(self.chunks, _cross_product, self.index)
 
     def objective(self, family: Any, params: np.ndarray) -> float | None:
-        value = float(map_reduce(self.chunks, _objective, self.index, family, params, self.weighted)[0])
-        return None if np.isnan(value) else value
+        return _objective_value(map_reduce(self.chunks, _objective, self.index, family, params, self.weighted))
 
 
 class PartitionedEvaluation:
     """The `Evaluation` of a `PartitionedSource` at one parameter vector (module docstring)."""
 
-    def __init__(self, source: PartitionedSource, family: Any, params: np.ndarray) -> None:
+    def __init__(self, source: PartitionedSource, family: Any, params: np.ndarray, objective: bool = False) -> None:
         self.source, self.family, self.params = source, family, params
         self.labeled = family.evaluate(source.labeled.X, source.labeled.y, params)
         self.n_rows = source.n_rows
         self.n_moments, self.n_params = self.labeled.n_moments, self.labeled.n_params
         self._totals: tuple[np.ndarray, np.ndarray] | None = None
+        #: the objective is summed in the totals' pass
+        self.with_objective = bool(objective)
+        self._objective: float | None = None
         source.batch.pending.append(self)
+
+    def objective(self) -> float | None:
+        """The objective over every row at ``params`` (None for a family without one)."""
+        if not self.with_objective:
+            return self.source.objective(self.family, self.params)
+        self.totals()
+        return self._objective
 
     def totals(self) -> tuple[np.ndarray, np.ndarray]:
         """Sums and Jacobian over every row, in one pass with the other pending evaluations."""

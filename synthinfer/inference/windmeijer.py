@@ -32,17 +32,30 @@ from .protocol import FittedMoments, MomentModel
 __all__ = ["windmeijer_covariance", "step_one_sensitivity"]
 
 
+def _ds_times_many(model: MomentModel, params: np.ndarray, vs: list[np.ndarray], covariance: Any) -> list[np.ndarray]:
+    """`_ds_times_v` for each vector; blocks in partitions take them all in one pass."""
+    if not getattr(model.model_data, "partitioned", False):
+        return [_ds_times_v(model, params, v, covariance) for v in vs]
+    _check_windmeijer(covariance)
+    blocks: Any = model.moment_blocks(params)  # a PartitionedMomentBlocks
+    return blocks.ds_times_many(model.scores_at(params), vs, covariance)
+
+
+def _check_windmeijer(covariance: Any) -> None:
+    if covariance is not None and not covariance.supports_windmeijer:
+        raise SpecificationError(
+            f"Windmeijer's correction does not know the derivative of S for "
+            f"cov_type={covariance.cov_type!r}"
+        )
+
+
 def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covariance: Any = None) -> np.ndarray:
     """(dS/dbeta_j) v for every parameter j: a (K, P) matrix, at ``params``.
 
     ``covariance`` is the S estimator; for a `ClusteredCovariance` the
     unit terms become cluster terms (see the module docstring).
     """
-    if covariance is not None and not covariance.supports_windmeijer:
-        raise SpecificationError(
-            f"Windmeijer's correction does not know the derivative of S for "
-            f"cov_type={covariance.cov_type!r}"
-        )
+    _check_windmeijer(covariance)
     groups = None if covariance is None else covariance.groups
     data = model.model_data
     n_units = data.n_units
@@ -152,7 +165,7 @@ def step_one_sensitivity(results: FittedMoments) -> np.ndarray:
     if hasattr(weighting, "ds_times_v"):
         # a weight matrix built from a base S (shrunk): its derivative from the base's
         base = getattr(weighting, "base")
-        return A @ weighting.ds_times_v(lambda u: _ds_times_v(model, beta1, u, base), v)
+        return A @ weighting.ds_times_v(lambda vs: _ds_times_many(model, beta1, vs, base), v)
     return A @ _ds_times_v(model, beta1, v, weighting)
 
 

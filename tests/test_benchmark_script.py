@@ -93,6 +93,12 @@ def test_small_sample_study_quick_run(tmp_path) -> None:
     # the human-only fit is its own MSE reference
     assert np.allclose(table[table.method == "human HC0"].rel_mse, 1.0)
     assert "| ols n=50 useful |" in (tmp_path / "summary.md").read_text()
+    # with no failed fit the paired difference is the difference of the two coverages
+    default = table[table.method == "default"].set_index(["cell", "coefficient"])
+    human = table[table.method == "human default"].set_index(["cell", "coefficient"])
+    complete = (default.failed == 0) & (human.failed == 0)
+    assert complete.any()
+    assert np.allclose(default.paired_diff[complete], (default.coverage - human.coverage)[complete])
 
 
 def test_bootstrap_benchmark_quick_run(tmp_path) -> None:

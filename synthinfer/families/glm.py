@@ -187,8 +187,15 @@ class Probit(SingleIndexFamily):
     def residual_and_weight(self, y: np.ndarray, lin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         q = 2.0 * y - 1.0
         u = q * lin
-        # the inverse Mills ratio phi(u) / Phi(u) in logs: finite far in the tails
-        mills = np.exp(-0.5 * u * u - 0.5 * np.log(2 * np.pi) - scipy.special.log_ndtr(u))
+        # the inverse Mills ratio phi(u) / Phi(u); ndtr keeps its relative accuracy
+        # down to u = -30, and below (where it would underflow) the ratio is taken
+        # in logs; log_ndtr everywhere would cost twice as much
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mills = np.exp(-0.5 * u * u) / (np.sqrt(2 * np.pi) * scipy.special.ndtr(u))
+        tail = u < -30.0
+        if tail.any():
+            ut = u[tail]
+            mills[tail] = np.exp(-0.5 * ut * ut - 0.5 * np.log(2 * np.pi) - scipy.special.log_ndtr(ut))
         return q * mills, mills * (mills + u)
 
     def index_objective(self, lin: np.ndarray, y: np.ndarray, w: np.ndarray) -> float:

@@ -31,7 +31,7 @@ from ..moments import MomentBlocks, group_sums
 from .reduction import map_reduce
 from .source import PartitionedBlock, to_units, unit_values
 
-__all__ = ["PartitionedMomentBlocks"]
+__all__ = ["PartitionedMomentBlocks", "joint_sums"]
 
 
 def _joint(chunk: Any, specs: list[tuple[int, Any, np.ndarray, bool]]) -> tuple[np.ndarray, np.ndarray]:
@@ -42,6 +42,14 @@ def _joint(chunk: Any, specs: list[tuple[int, Any, np.ndarray, bool]]) -> tuple[
         parts.append(unit_values(chunk, m, family.evaluate(design.X, design.y, params), weighted))
     Z = np.hstack(parts)
     return np.ones(len(Z)) @ Z, Z.T @ Z
+
+
+def joint_sums(evaluations: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Over all N units, the sum and the Gram ``sum_i u_i u_i'`` of the per-unit
+    moments of the sources' `PartitionedEvaluation`s, side by side in their
+    order: one pass over the partitions."""
+    specs = [(e.source.index, e.family, e.params, e.source.weighted) for e in evaluations]
+    return map_reduce(evaluations[0].source.chunks, _joint, specs)
 
 
 def _ds_pass(
@@ -101,7 +109,7 @@ class PartitionedMomentBlocks(MomentBlocks):
         indices = self._partitioned
         if any(not isinstance(self.blocks[a], PartitionedBlock) for a, only in enumerate(self.labeled_only) if not only):
             raise SpecificationError("an all-units block is in memory while another is partitioned")
-        return map_reduce(self._chunks, _joint, self._specs(indices))
+        return joint_sums([self.blocks[a].evaluation for a in indices])  # type: ignore[union-attr]
 
     def _offsets(self) -> dict[int, slice]:
         out, start = {}, 0

@@ -276,10 +276,12 @@ def bootstrap(
     """Resample units (or clusters) and refit; see `GMMSynthResults.bootstrap`."""
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer of at least 2, got {n_boot!r}")
-    if getattr(results.model.model_data, "partitioned", False):
+    if getattr(results.model.model_data, "partitioned", False) and method != "fast":
+        # the fast bootstrap reads the unlabeled units through sums over the partitions
         raise SpecificationError(
-            "the bootstrap resamples the units in memory, which a fit on Dask sources does not "
-            "support yet; compute() a sample of the units and bootstrap in memory (docs/dask.md)"
+            f"the bootstrap with method={method!r} resamples every unit's rows in memory, which a "
+            f"fit on Dask sources does not support; use method='fast' (docs/dask.md), or "
+            f"compute() a sample of the units and bootstrap in memory"
         )
     if method in ("fast", "replicate"):
         from .replicate import fast_bootstrap, replicate_bootstrap

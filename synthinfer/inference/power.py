@@ -160,10 +160,12 @@ def plan_labels(results: Any) -> LabelBudget:
             "fitted with labeling probabilities or survey weights"
         )
     blocks = model.moment_blocks(np.asarray(results.params_full))
-    psi = blocks.values[0]
+    # every block read here lives on the labeled units: no (N, p) array is built,
+    # so a fit on Dask sources plans as one in memory does
+    psi = blocks._on_labeled(0)
     # E psi h' and E h h' both on the labeled units: their joint covariance is then
     # positive semidefinite, so the variance explained never exceeds E psi psi'
-    labeled = [v for v, only in zip(blocks.values[1:], blocks.labeled_only[1:]) if only]
+    labeled = [blocks._on_labeled(a) for a, only in enumerate(blocks.labeled_only) if a and only]
     p = model.layout.k
     n = data.n_labeled
     # H = (1/n) X' diag(mu') X on the labeled units (the target block of G, rescaled);

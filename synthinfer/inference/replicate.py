@@ -40,6 +40,7 @@ import numpy as np
 import scipy.linalg
 import scipy.sparse
 
+from ..exceptions import SpecificationError
 from ..moments import group_sums
 from ..weighting import canonical_statistics, shrink, stein_rule
 
@@ -71,10 +72,17 @@ class ReplicateBootstrap:
     Parameters
     ----------
     results : GMMSynthResults
-        The fit (any family, sources, clusters, labeling probabilities).
+        The fit (any family, sources, clusters, labeling probabilities), in
+        memory or on Dask sources (unclustered, as those fits are).
+    exact_pool_max : int
+        Up to this many unlabeled groups their sums are drawn exactly, above it
+        from the normal limit. On Dask sources the draws are always the normal
+        limit's: the exact draw needs every unlabeled unit's contribution on the
+        client, the normal limit only their mean and covariance (sums over the
+        partitions).
     """
 
-    def __init__(self, results: Any) -> None:
+    def __init__(self, results: Any, exact_pool_max: int = EXACT_POOL_MAX) -> None:
         model = results.model
         data = model.model_data
         self.model, self.family, self.layout = model, model.family, model.layout
@@ -97,6 +105,9 @@ class ReplicateBootstrap:
         self.u = unit_weight[data.labeled_pos]
         self.equal_weights = bool(np.array_equal(self.w, self.u))
         etas = self.layout.split_params(self.params)[1:]
+        if getattr(data, "partitioned", False):
+            self._partitioned_pool(results, etas)
+            return
         # per unit, each source's all-units contribution at eta_hat: (N, q M)
         is_labeled = np.zeros(data.n_units, dtype=bool)
         is_labeled[data.labeled_pos] = True
@@ -154,7 +165,7 @@ class ReplicateBootstrap:
         pool = np.column_stack([unlabeled_sums[pool_groups], sizes[pool_groups]])
         self.n_pool = len(pool_groups)
         self.n_unlabeled = int(unlabeled.sum())
-        self.exact_pool = self.n_pool <= EXACT_POOL_MAX
+        self.exact_pool = self.n_pool <= exact_pool_max
         self.pool = pool
         if self.n_pool:
             self.pool_mean = pool.mean(axis=0)
@@ -167,6 +178,63 @@ class ReplicateBootstrap:
             if not self.exact_pool:
                 eigval, eigvec = np.linalg.eigh(self.pool_cov)
                 self.pool_root = eigvec * np.sqrt(np.clip(eigval, 0, None))
+
+    def _partitioned_pool(self, results: Any, etas: list[np.ndarray]) -> None:
+        """The labeled rows and the pool's moments of a fit on Dask sources.
+
+        Every unit is its own group (clustering is refused on Dask sources) and
+        carries no survey weight. The unlabeled units enter through sums only:
+        each source's Jacobian over all rows minus its labeled rows', and the
+        sum and Gram of the per-unit contributions over all N units (one pass,
+        `joint_sums`) minus the labeled units' (in memory). The pool is drawn
+        from its normal limit, which needs nothing else; no N-row array exists.
+        """
+        from ..distributed.blocks import joint_sums
+
+        data, n, q, M = self.data, self.n, self.q, self.M
+        if results.covariance.groups is not None:  # pragma: no cover - refused when fitting
+            raise SpecificationError("the fast bootstrap of a clustered fit is not available on Dask sources")
+        evaluations = [source.evaluate(self.family, eta) for source, eta in zip(data.sources, etas)]
+        labeled_contributions = np.zeros((n, q * M))
+        self.sources = []
+        for m, (source, evaluation) in enumerate(zip(data.sources, evaluations)):
+            labeled = source.labeled
+            row_weight = np.asarray(labeled.row_weight, dtype=float)
+            rows = labeled.labeled_rows
+            of_row = labeled.unit_pos[rows]  # labeled units are listed first, in real's order
+            aggregate = scipy.sparse.csr_matrix(
+                (row_weight[rows], (of_row, np.arange(len(rows)))), shape=(n, len(rows))
+            )
+            labeled_contributions[:, m * q:(m + 1) * q] = evaluation.values().labeled_values
+            # the sums over all rows take the source's own weights 1/k (one pass for every source)
+            pool_jacobian = evaluation.jacobian() - evaluation.jacobian(row_weight[rows], rows=rows)
+            self.sources.append(_SourceRows(
+                X=labeled.X[rows], y=labeled.y[rows], row_weight=row_weight[rows], labeled_of_row=of_row,
+                aggregate=aggregate, pool_jacobian=pool_jacobian,
+            ))
+        N = data.n_units
+        self.clustered = False
+        self.n_groups = N
+        self.group_of_labeled = np.arange(n)
+        self.n_labeled_groups = n
+        self.labeled_group_fixed = np.zeros((n, q * M))
+        self.labeled_group_size = np.ones(n)
+        self.labeled_group_unlabeled = np.zeros(n)
+        self.n_pool = self.n_unlabeled = N - n
+        self.exact_pool = False
+        self.pool = np.zeros((0, q * M + 1))
+        if self.n_pool:
+            total, gram = joint_sums(evaluations) if M else (np.zeros(0), np.zeros((0, 0)))
+            v_mean = (total - labeled_contributions.sum(axis=0)) / self.n_pool
+            self.pool_vv = (gram - labeled_contributions.T @ labeled_contributions) / self.n_pool
+            self.pool_nv = v_mean
+            self.pool_nn = 1.0
+            self.pool_mean = np.append(v_mean, 1.0)
+            # [v, 1]'s covariance: the size column is constant
+            self.pool_cov = np.zeros((q * M + 1, q * M + 1))
+            self.pool_cov[:-1, :-1] = self.pool_vv - np.outer(v_mean, v_mean)
+            eigval, eigvec = np.linalg.eigh(self.pool_cov)
+            self.pool_root = eigvec * np.sqrt(np.clip(eigval, 0, None))
 
     # -- one replicate ----------------------------------------------------------
     def draw(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
@@ -404,8 +472,8 @@ class KStepBootstrap(ReplicateBootstrap):
     while every replicate costs a few matrix products over the labeled units.
     """
 
-    def __init__(self, results: Any, steps: int = 2) -> None:
-        super().__init__(results)
+    def __init__(self, results: Any, steps: int = 2, exact_pool_max: int = EXACT_POOL_MAX) -> None:
+        super().__init__(results, exact_pool_max=exact_pool_max)
         layout = self.layout
         #: Gauss-Newton steps of step 2 (Andrews' k)
         self.steps = int(steps)
@@ -653,11 +721,16 @@ def _one_blas_thread() -> Any:
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def fast_bootstrap(results: Any, n_boot: int, seed: Any = None, progress: bool = False, chunk: int = 128) -> Any:
-    """The batched k-step bootstrap; see `GMMSynthResults.bootstrap` (``method="fast"``)."""
+def fast_bootstrap(
+    results: Any, n_boot: int, seed: Any = None, progress: bool = False, chunk: int = 128,
+    exact_pool_max: int = EXACT_POOL_MAX,
+) -> Any:
+    """The batched k-step bootstrap; see `GMMSynthResults.bootstrap` (``method="fast"``).
+    ``exact_pool_max`` as `ReplicateBootstrap`'s (0: always the normal limit's draws,
+    as on Dask sources)."""
     from .bootstrap import BootstrapResults
 
-    engine = KStepBootstrap(results)
+    engine = KStepBootstrap(results, exact_pool_max=exact_pool_max)
     rng = np.random.default_rng(seed)
     names = list(results.model.exog_names)
     estimates, errors, failures = [], [], []

@@ -215,7 +215,11 @@ class ReplicateBootstrap:
         N = data.n_units
         self.clustered = False
         self.n_groups = N
-        self.group_of_labeled = np.arange(n)
+        # in memory a labeled unit's group is its rank among the labeled units' positions;
+        # the Dask sources are sorted by unit id, so that is its id's rank (the same draws
+        # as an in-memory fit on the sorted frames, whatever real's order)
+        self.group_of_labeled = np.empty(n, dtype=int)
+        self.group_of_labeled[np.argsort(np.asarray(data.real_index), kind="stable")] = np.arange(n)
         self.n_labeled_groups = n
         self.labeled_group_fixed = np.zeros((n, q * M))
         self.labeled_group_size = np.ones(n)

@@ -399,9 +399,9 @@ class GMMSynthResults(ReportingMixin, GMMResults):
             replicate's two-step estimate iterated to convergence (slower, for
             checks). Both also give bootstrap-t intervals (see
             `synthinfer.inference.replicate`). ``"refit"``: the reference, a full
-            refit of every resample. On Dask sources only ``"fast"`` is
-            available (the unlabeled units' sum always from its normal limit;
-            docs/dask.md).
+            refit of every resample. On Dask sources ``"fast"`` and
+            ``"replicate"`` are available (the unlabeled units' sum always from
+            its normal limit; docs/dask.md), ``"refit"`` is not.
 
         Returns
         -------

@@ -146,12 +146,12 @@ def test_gmm_synth_and_diagnostics_on_a_cluster_equal_the_in_memory_ones(client,
 
 
 @pytest.mark.parametrize("model", ["ols", "logit"])
-def test_fast_bootstrap_on_a_cluster_equals_the_in_memory_one(client, model):
+def test_fast_and_replicate_bootstraps_on_a_cluster_equal_the_in_memory_ones(client, model):
     # the unlabeled units enter through sums over the partitions, so the pool is drawn
     # from its normal limit; in memory the same rule (exact_pool_max=0) on the same seed
     # gives the same replicates. real's rows in another order than the sources' units:
     # the labeled units' draws still match one for one.
-    from synthinfer.inference.replicate import fast_bootstrap
+    from synthinfer.inference.replicate import fast_bootstrap, replicate_bootstrap
 
     real, proxy, synth, dproxy, dsynth = dataset(model)
     real = real.iloc[np.random.default_rng(3).permutation(len(real))]
@@ -166,6 +166,11 @@ def test_fast_bootstrap_on_a_cluster_equals_the_in_memory_one(client, model):
     # the normal limit's draws differ from the exact ones: the comparison can fail
     exact = memory.bootstrap(n_boot=40, seed=11, method="fast")
     assert not np.allclose(exact.draws.to_numpy(), got.draws.to_numpy(), rtol=1e-6)
+    # the same pool, each replicate iterated to convergence
+    expected = replicate_bootstrap(memory, n_boot=10, seed=4, exact_pool_max=0)
+    got = on_dask.bootstrap(n_boot=10, seed=4, method="replicate")
+    np.testing.assert_allclose(got.draws.to_numpy(), expected.draws.to_numpy(), rtol=RTOL)
+    np.testing.assert_allclose(got.studentized.to_numpy(), expected.studentized.to_numpy(), rtol=RTOL, atol=1e-12)
 
 
 @pytest.mark.parametrize("model", ["ols", "logit"])
@@ -302,9 +307,8 @@ def test_per_unit_arrays_are_refused_not_collected():
             model.fit(cov_type="cluster", cov_kwds={"groups": "g"})
         # what reads every row in memory says so instead of collecting the rows
         res = model.fit(correction=None)
-        for method in ("refit", "replicate"):
-            with pytest.raises(SpecificationError, match=names("bootstrap", method, "Dask", "method='fast'")):
-                res.bootstrap(n_boot=9, method=method)
+        with pytest.raises(SpecificationError, match=names("bootstrap", "refit", "Dask", "method='fast'")):
+            res.bootstrap(n_boot=9, method="refit")
 
 
 

@@ -276,8 +276,8 @@ def bootstrap(
     """Resample units (or clusters) and refit; see `GMMSynthResults.bootstrap`."""
     if not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise ValueError(f"n_boot must be an integer of at least 2, got {n_boot!r}")
-    if getattr(results.model.model_data, "partitioned", False) and method != "fast":
-        # the fast bootstrap reads the unlabeled units through sums over the partitions
+    if getattr(results.model.model_data, "partitioned", False) and method == "refit":
+        # the fast and replicate bootstraps read the unlabeled units through sums over the partitions
         raise SpecificationError(
             f"the bootstrap with method={method!r} resamples every unit's rows in memory, which a "
             f"fit on Dask sources does not support; use method='fast' (docs/dask.md), or "

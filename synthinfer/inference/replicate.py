@@ -427,11 +427,14 @@ class ReplicateBootstrap:
         return counts, group_counts, fixed, unlabeled_units, independent
 
 
-def replicate_bootstrap(results: Any, n_boot: int, seed: Any = None, progress: bool = False) -> Any:
-    """Draw ``n_boot`` replicates; see `GMMSynthResults.bootstrap` (``method="replicate"``)."""
+def replicate_bootstrap(
+    results: Any, n_boot: int, seed: Any = None, progress: bool = False, exact_pool_max: int = EXACT_POOL_MAX,
+) -> Any:
+    """Draw ``n_boot`` replicates; see `GMMSynthResults.bootstrap` (``method="replicate"``);
+    ``exact_pool_max`` as `fast_bootstrap`'s."""
     from .bootstrap import BootstrapResults
 
-    engine = ReplicateBootstrap(results)
+    engine = ReplicateBootstrap(results, exact_pool_max=exact_pool_max)
     rng = np.random.default_rng(seed)
     names = list(results.model.exog_names)
     theta_hat, se_hat = engine.replicate(engine.identity_draw())

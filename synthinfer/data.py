@@ -18,6 +18,7 @@ the same thing to the estimator; only ``kind`` differs.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeAlias
@@ -317,6 +318,13 @@ def _any_dask(arg: Any) -> bool:
     return _is_dask(arg)
 
 
+def _any_path(arg: Any) -> bool:
+    """Whether ``proxy=`` / ``synth=`` names Parquet files (a path or glob, alone or in a dict)."""
+    if isinstance(arg, Mapping):
+        return any(isinstance(value, (str, os.PathLike)) for value in arg.values())
+    return isinstance(arg, (str, os.PathLike))
+
+
 #: The column of a polars frame that holds the unit ids (pandas frames use the index).
 POLARS_UNIT_COLUMN = "unit"
 
@@ -444,6 +452,11 @@ def build_model_data(
     namespace: Mapping[str, Any] | None = None,
 ) -> ModelData:
     """Validate the frames, learn the formula and build every design matrix."""
+    if _any_path(proxy) or _any_path(synth):
+        # a path or glob of Parquet files: read lazily as a Dask frame (the dask extra)
+        from .distributed.parquet import read_parquet_sources
+
+        proxy, synth = read_parquet_sources(proxy, "proxy"), read_parquet_sources(synth, "synth")
     if _any_dask(proxy) or _any_dask(synth):
         # auxiliary frames in partitions: sums over partitions, see synthinfer/distributed
         from .distributed.data import build_partitioned_model_data

@@ -484,3 +484,24 @@ def test_ppi_refuses_what_it_cannot_do_on_dask_sources():
             smf.ppi("y ~ 1", real=real, proxy=dproxy, model="quantile").fit()
         with pytest.raises(SpecificationError, match=names("tuning='crossfit'", "Dask", "in-memory frames")):
             smf.ppi(FORMULA, real=real, proxy=dproxy, tuning="crossfit")
+
+
+# dask's own Parquet reader calls pandas' deprecated inplace= (not ours to fix)
+@pytest.mark.filterwarnings("ignore:The inplace keyword")
+def test_a_path_or_glob_of_parquet_files_is_read_lazily_and_equals_the_in_memory_fit(tmp_path):
+    pytest.importorskip("pyarrow")
+    real, proxy, synth, dproxy, dsynth = dataset("logit")
+    with dask.config.set(scheduler="sync"):
+        dproxy.to_parquet(tmp_path / "proxy")
+        dsynth.to_parquet(tmp_path / "synth")
+        memory = smf.gmm_synth(FORMULA, real=real, proxy=proxy, synth=synth, model="logit").fit()
+        from_files = smf.gmm_synth(
+            FORMULA, real=real, proxy=tmp_path / "proxy", synth=str(tmp_path / "synth" / "*.parquet"), model="logit",
+        )
+        assert_same_fit(memory, from_files.fit())
+        # files without the unit id as their index: no divisions to align on, said so
+        proxy.reset_index().to_parquet(tmp_path / "flat.parquet")
+        with pytest.raises(SpecificationError, match=names("proxy", "flat.parquet", "divisions")):
+            smf.gmm_synth(FORMULA, real=real, proxy=str(tmp_path / "flat.parquet"), model="logit")
+        with pytest.raises(SpecificationError, match=names("proxy", "could not read")):
+            smf.gmm_synth(FORMULA, real=real, proxy=str(tmp_path / "nothing-here-*.parquet"), model="logit")

@@ -12,7 +12,8 @@ the labeled units' rows (n of them) reach the client. One concept per file:
 - ``source.py``: a source whose rows live in partitions, and its evaluations;
 - ``solve.py``: step 1's root for a partitioned source (the in-memory solvers' steps);
 - ``blocks.py``: the moment blocks over partitions (S, the Stein rule, Windmeijer);
-- ``data.py``: ``build_partitioned_model_data``, the entry point ``build_model_data`` calls.
+- ``data.py``: ``build_partitioned_model_data``, the entry point ``build_model_data`` calls;
+- ``parquet.py``: a path or glob of Parquet files in place of a frame, read lazily.
 
 Nothing here is imported by the core unless a Dask frame is passed, so the
 package imports without dask (the ``dask`` extra). See docs/dask.md.

@@ -46,6 +46,13 @@ class _MultinomialEvaluation(Evaluation):
         X, R = self.X, self.residual_matrix
         return np.hstack([X * R[:, [j]] for j in range(self.n_classes)])
 
+    def sums(self, weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        # X' R in one product, class by class as the scores' columns: no (rows, p (K-1)) copy
+        X, R = _select(self.X, rows), _select(self.residual_matrix, rows)
+        if weights is not None:
+            R = R * weights[:, None]
+        return (X.T @ R).T.ravel()
+
     def jacobian(self, weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
         X, P = _select(self.X, rows), _select(self.prob, rows)
         w = np.ones(len(X)) if weights is None else weights

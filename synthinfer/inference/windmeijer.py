@@ -35,10 +35,12 @@ __all__ = ["windmeijer_covariance", "step_one_sensitivity"]
 def _ds_times_many(model: MomentModel, params: np.ndarray, vs: list[np.ndarray], covariance: Any) -> list[np.ndarray]:
     """`_ds_times_v` for each vector; blocks in partitions take them all in one pass."""
     if not getattr(model.model_data, "partitioned", False):
-        return [_ds_times_v(model, params, v, covariance) for v in vs]
+        # the moment blocks and the scores at params are the same for every vector
+        blocks, scores = model.moment_blocks(params), model.scores_at(params)
+        return [_ds_times_v(model, params, v, covariance, blocks=blocks, scores=scores) for v in vs]
     _check_windmeijer(covariance)
-    blocks: Any = model.moment_blocks(params)  # a PartitionedMomentBlocks
-    return blocks.ds_times_many(model.scores_at(params), vs, covariance)
+    partitioned: Any = model.moment_blocks(params)  # a PartitionedMomentBlocks
+    return partitioned.ds_times_many(model.scores_at(params), vs, covariance)
 
 
 def _check_windmeijer(covariance: Any) -> None:
@@ -49,17 +51,23 @@ def _check_windmeijer(covariance: Any) -> None:
         )
 
 
-def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covariance: Any = None) -> np.ndarray:
+def _ds_times_v(
+    model: MomentModel, params: np.ndarray, v: np.ndarray, covariance: Any = None,
+    blocks: Any = None, scores: Any = None,
+) -> np.ndarray:
     """(dS/dbeta_j) v for every parameter j: a (K, P) matrix, at ``params``.
 
     ``covariance`` is the S estimator; for a `ClusteredCovariance` the
-    unit terms become cluster terms (see the module docstring).
+    unit terms become cluster terms (see the module docstring). ``blocks`` and
+    ``scores``, the moment blocks and scores at ``params``, may be passed by a
+    caller that has them.
     """
     _check_windmeijer(covariance)
     groups = None if covariance is None else covariance.groups
     data = model.model_data
     n_units = data.n_units
-    blocks = model.moment_blocks(params)
+    if blocks is None:
+        blocks = model.moment_blocks(params)
     partitioned = getattr(blocks, "ds_times_v", None)
     if partitioned is not None:
         # blocks whose units live in partitions take the same sums partition by partition
@@ -83,8 +91,10 @@ def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covarianc
     K, P = model.nmoms, model.k_params
     layout = model.layout
     term1 = np.zeros((K, P))  # (1/N) sum_i c_i dg_i/dbeta
-    E = np.zeros((n_units, P))  # e_i = (dg_i/dbeta)' v
-    scores = model.scores_at(params)
+    # e_i = (dg_i/dbeta)' v; column-major: it is filled and read a parameter block at a time
+    E = np.zeros((n_units, P), order="F")
+    if scores is None:
+        scores = model.scores_at(params)
     weight = scores.target_weight
     # target block: g = w psi(z; theta) on labeled units
     target = scores.target
@@ -119,7 +129,7 @@ def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covarianc
     if groups is not None:
         return _clustered_terms(model, params, blocks, groups, c_cluster, term1, E, v) / n_units
     term2 = np.zeros((K, P))  # (1/N) sum_i (g_i - gbar) e_i'
-    e_total = E.sum(axis=0)
+    e_total = np.ones(n_units) @ E  # a matrix-vector product sums rows faster than .sum(axis=0)
     for b, (values, only) in enumerate(zip(blocks.values, blocks.labeled_only)):
         rows = slice(starts[b], starts[b + 1])
         E_b = E[data.labeled_pos] if only else E

@@ -74,11 +74,13 @@ class _NBEvaluation(Evaluation):
     # term, d s_alpha / d alpha
     @functools.cached_property
     def h_bb(self) -> np.ndarray:
-        return -self._mu * (1.0 + self.alpha * self.y) / self._one**2
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # as in evaluate
+            return -self._mu * (1.0 + self.alpha * self.y) / self._one**2
 
     @functools.cached_property
     def h_ab(self) -> np.ndarray:
-        return -self._mu * (self.y - self._mu) / self._one**2
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return -self._mu * (self.y - self._mu) / self._one**2
 
     @functools.cached_property
     def h_aa(self) -> np.ndarray:

@@ -318,11 +318,16 @@ def _any_dask(arg: Any) -> bool:
     return _is_dask(arg)
 
 
+def is_path(value: Any) -> bool:
+    """Whether a frame argument is a path or glob (of Parquet files) rather than a frame."""
+    return isinstance(value, (str, os.PathLike))
+
+
 def _any_path(arg: Any) -> bool:
     """Whether ``proxy=`` / ``synth=`` names Parquet files (a path or glob, alone or in a dict)."""
     if isinstance(arg, Mapping):
-        return any(isinstance(value, (str, os.PathLike)) for value in arg.values())
-    return isinstance(arg, (str, os.PathLike))
+        return any(is_path(value) for value in arg.values())
+    return is_path(arg)
 
 
 #: The column of a polars frame that holds the unit ids (pandas frames use the index).

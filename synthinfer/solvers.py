@@ -104,10 +104,17 @@ def solve_symmetric(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return scipy.linalg.cho_solve(scipy.linalg.cho_factor(matrix), rhs)
 
 
-def _newton_step(minus_jacobian: np.ndarray, gradient: np.ndarray, symmetric: bool) -> np.ndarray:
-    if symmetric:
-        return solve_symmetric(minus_jacobian, gradient)
-    return scipy.linalg.solve(minus_jacobian, gradient)
+def newton_direction(minus_jacobian: np.ndarray, gradient: np.ndarray, symmetric: bool) -> np.ndarray | None:
+    """The Newton step ``(-J)^-1 gradient``, or None where there is none (a singular
+    or non-finite Jacobian): the in-memory and the partitioned solver stop there alike."""
+    try:
+        if symmetric:
+            step = solve_symmetric(minus_jacobian, gradient)
+        else:
+            step = scipy.linalg.solve(minus_jacobian, gradient)
+    except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ValueError):
+        return None
+    return step if np.all(np.isfinite(step)) else None
 
 
 def damped_update(
@@ -195,12 +202,10 @@ def newton_root(
                 # X's null space, without another pass over the rows
                 square = has_objective and jacobian.shape[0] == X.shape[1]
                 check_full_rank(X, names, frame, gram=-jacobian if square else X.T @ X)
-            try:
-                step = _newton_step(-jacobian, gradient, has_objective)
-            except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ValueError):
+            step = newton_direction(-jacobian, gradient, has_objective)
+            if step is None:
                 break
-            if not np.all(np.isfinite(step)):
-                break
+
             def along(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> tuple[Any, np.ndarray]:
                 evaluated = family.evaluate(X, y, at + scale * step)
                 return evaluated, evaluated.sums(w)

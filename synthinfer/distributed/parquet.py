@@ -15,14 +15,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from ..data import is_path
 from ..exceptions import SpecificationError
 from . import require_dask
 
 __all__ = ["read_parquet_sources"]
-
-
-def _is_path(value: Any) -> bool:
-    return isinstance(value, (str, os.PathLike))
 
 
 def _read(path: Any, role: str) -> Any:
@@ -47,6 +44,6 @@ def _read(path: Any, role: str) -> Any:
 def read_parquet_sources(arg: Any, role: str) -> Any:
     """``arg`` with every path or glob replaced by its lazily read Dask frame."""
     if isinstance(arg, Mapping):
-        return {name: _read(value, f"{role} source {name!r}") if _is_path(value) else value
+        return {name: _read(value, f"{role} source {name!r}") if is_path(value) else value
                 for name, value in arg.items()}
-    return _read(arg, role) if _is_path(arg) else arg
+    return _read(arg, role) if is_path(arg) else arg

@@ -14,12 +14,11 @@ from collections.abc import Generator, Sequence
 from typing import Any, TypeGuard
 
 import numpy as np
-import scipy.linalg
 
 from ..exceptions import ConvergenceError, UnsupportedFamilyError
 from ..families.base import EstimatingFunction, Solution
 from ..families.glm import OLS
-from ..solvers import _newton_step, check_gram_rank, damped_update, solve_symmetric
+from ..solvers import check_gram_rank, damped_update, newton_direction, solve_symmetric
 
 __all__ = ["solve_partitioned", "solve_together", "check_gram_rank"]
 
@@ -130,12 +129,10 @@ def _newton(source, family, names, frame, start, maxiter, tol, check_rank) -> St
         if iteration == 0 and check_rank and family.rank_checks_design:
             square = has_objective and jacobian.shape[0] == p
             check_gram_rank(-jacobian if square else source.cross_product(), source.n_rows, names, frame)
-        try:
-            step = _newton_step(-jacobian, gradient, has_objective)
-        except (np.linalg.LinAlgError, scipy.linalg.LinAlgError, ValueError):
+        step = newton_direction(-jacobian, gradient, has_objective)
+        if step is None:
             break
-        if not np.all(np.isfinite(step)):
-            break
+
         def along(scale: float, at: np.ndarray = params, step: np.ndarray = step) -> tuple[Any, np.ndarray]:
             evaluated = evaluate(at + scale * step)
             return evaluated, evaluated.totals()[0]

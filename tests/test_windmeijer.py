@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import synthinfer.api as smf
@@ -150,3 +151,53 @@ def test_sensitivity_through_the_shrunk_weight_matches_finite_differences(model,
     numerical = _numerical_sensitivity(res, weighting)
     analytic = step_one_sensitivity(res)
     assert np.abs(analytic - numerical).max() <= tolerance * np.abs(numerical).max()
+
+
+@pytest.mark.parametrize("clustered", [False, True])
+@pytest.mark.parametrize("model", ["logit", "mnlogit"])
+def test_ds_times_v_over_many_row_blocks_matches_finite_differences_of_s(model, clustered) -> None:
+    """The derivative of S times v, taken a block of rows at a time (several blocks,
+    synthetic rows out of unit order, a family without single-index structure), equals
+    central differences of S itself."""
+    from synthinfer.inference.windmeijer import _ds_times_many
+    from synthinfer.moments import group_sums
+    from synthinfer.rowblocks import ROWS_PER_BLOCK
+
+    n_units = 2 * ROWS_PER_BLOCK + 1_000
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=n_units)
+    units = pd.RangeIndex(n_units, name="unit")
+    if model == "logit":
+        y = (rng.random(n_units) < 1 / (1 + np.exp(-0.3 - x))).astype(float)
+    else:
+        y = np.array(["a", "b", "c"], dtype=object)[np.digitize(x + rng.normal(size=n_units), [-0.5, 0.5])]
+    frame = pd.DataFrame({"x": x, "y": y}, index=units)
+    real = frame.iloc[rng.choice(n_units, 300, replace=False)]
+
+    def noisy(part: pd.DataFrame) -> pd.DataFrame:
+        flip = rng.random(len(part)) < 0.2
+        return part.assign(y=np.where(flip, (1 - part["y"]) if model == "logit" else "b", part["y"]))
+
+    proxy = noisy(frame)
+    # two samples for some units, one for the others, in shuffled order
+    synth = pd.concat([noisy(frame), noisy(frame.iloc[::3])]).sample(frac=1, random_state=1)
+    mod = smf.gmm_synth("y ~ x", real=real, proxy=proxy, synth=synth, model=model)
+    res = mod.fit(correction=None, shrinkage=None)._results
+    codes = rng.integers(0, 400, n_units)
+    covariance = ClusteredCovariance(codes) if clustered else HeteroskedasticCovariance()
+
+    def s_of(params: np.ndarray) -> np.ndarray:
+        g = mod.moment_blocks(params).full()
+        g = g - g.mean(axis=0)
+        if clustered:
+            g = group_sums(codes, 400, g)
+        return g.T @ g / n_units
+
+    beta = res.start_params
+    vs = [rng.normal(size=mod.nmoms) for _ in range(2)]
+    analytic = _ds_times_many(mod, beta, vs, covariance)
+    h = 1e-6
+    derivatives = [(s_of(beta + h * e) - s_of(beta - h * e)) / (2 * h) for e in np.eye(len(beta))]
+    for v, result in zip(vs, analytic):
+        numerical = np.column_stack([d @ v for d in derivatives])
+        assert np.abs(result - numerical).max() <= 1e-6 * np.abs(numerical).max()

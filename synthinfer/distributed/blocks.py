@@ -56,7 +56,7 @@ def _ds_pass(
     chunk: Any, specs: list[tuple[int, Any, np.ndarray, bool]],
     per_vector: list[tuple[list[np.ndarray], float, np.ndarray]], extra_ids: Any,
 ) -> list[tuple[list[np.ndarray], np.ndarray, np.ndarray]]:
-    """Windmeijer's all-units sums in one chunk (see `PartitionedMomentBlocks.ds_times_v`),
+    """Windmeijer's all-units sums in one chunk (see `PartitionedMomentBlocks.ds_times_many`),
     for each vector ``(v_all, gbar_v, extra)``: the sources evaluated once for all."""
     evaluations, U = [], []
     for m, family, params, weighted in specs:
@@ -152,9 +152,10 @@ class PartitionedMomentBlocks(MomentBlocks):
         raise self._refuse("cluster sums (cov_type='cluster')")
 
     # -- Windmeijer ---------------------------------------------------------------------
-    def ds_times_v(self, scores: Any, v: np.ndarray, covariance: Any = None) -> np.ndarray:
-        """``(dS/dbeta_j) v`` for every j, (K, P): `synthinfer.inference.windmeijer`'s sums, with
-        the all-units parts summed over the partitions and the labeled parts in memory.
+    def ds_times_many(self, scores: Any, vs: list[np.ndarray], covariance: Any = None) -> list[np.ndarray]:
+        """``(dS/dbeta_j) v`` for every j and each vector v, (K, P) each:
+        `synthinfer.inference.windmeijer`'s sums, with the all-units parts summed
+        over the partitions (every vector in one pass) and the labeled parts in memory.
 
         With ``c_i = (g_i - gbar)' v`` and ``e_i = (dg_i/dbeta)' v`` it is
         ``(1/N) [sum_i c_i dg_i/dbeta + sum_i (g_i - gbar) e_i']``. ``c_i`` is the
@@ -162,10 +163,6 @@ class PartitionedMomentBlocks(MomentBlocks):
         labeled blocks' part (shipped to the partitions as n numbers); ``e_i``
         splits the same way, and each product is taken where its factors are.
         """
-        return self.ds_times_many(scores, [v], covariance)[0]
-
-    def ds_times_many(self, scores: Any, vs: list[np.ndarray], covariance: Any = None) -> list[np.ndarray]:
-        """`ds_times_v` for each vector, their all-units sums in one pass."""
         if covariance is not None and covariance.groups is not None:
             raise self._refuse("Windmeijer's correction under clustered S")
         prepared = [self._ds_labeled(scores, v) for v in vs]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -77,6 +77,41 @@ class Evaluation(ABC):
     def residual(self) -> np.ndarray | None:
         """A scalar residual per row, where the family has one (for diagnostics)."""
         return None
+
+    def row_block(self, rows: slice | np.ndarray) -> Evaluation:
+        """Rows ``rows`` (a slice or positions) as a part of this evaluation, for sums
+        taken a block of rows at a time.
+
+        A ``rows`` argument of the other methods may make its rows a sample of
+        their own (a quantile's labeled rows get their own kernel bandwidth);
+        a row block keeps every row's terms as they are in the whole, so the
+        blocks' sums add up to the whole's.
+        """
+        return _RowBlock(self, rows)
+
+
+class _RowBlock(Evaluation):
+    """`Evaluation.row_block` for evaluations whose ``rows`` arguments only select rows."""
+
+    def __init__(self, whole: Evaluation, rows: slice | np.ndarray) -> None:
+        self.whole = whole
+        self.rows: Any = rows  # the other methods' ``rows`` take positions; numpy indexing takes both
+        self.n_rows = len(range(whole.n_rows)[rows]) if isinstance(rows, slice) else len(rows)
+        self.n_moments, self.n_params = whole.n_moments, whole.n_params
+
+    def scores(self) -> np.ndarray | Factors:
+        return self.whole.values(self.rows)
+
+    def jacobian(self, weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
+        return self.whole.jacobian(weights, rows=self._within(rows))
+
+    def vjp(self, v: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        return self.whole.vjp(v, rows=self._within(rows))
+
+    def _within(self, rows: np.ndarray | None) -> Any:
+        if rows is None:
+            return self.rows
+        return (np.arange(self.whole.n_rows)[self.rows] if isinstance(self.rows, slice) else self.rows)[rows]
 
 
 class Solution(NamedTuple):

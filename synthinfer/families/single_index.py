@@ -64,6 +64,10 @@ class SingleIndexEvaluation(Evaluation):
     def residual(self) -> np.ndarray:
         return self.r
 
+    def row_block(self, rows: slice | np.ndarray) -> SingleIndexEvaluation:
+        # the rows' weights d as computed for the whole (a quantile's density uses its bandwidth)
+        return SingleIndexEvaluation(self.X[rows], self.r[rows], self.d[rows], self.nonnegative)
+
 
 class SingleIndexFamily(EstimatingFunction):
     """An estimating function ``x r(y, x'b)``: subclasses give ``r`` and its slope."""

@@ -13,8 +13,10 @@ block and each source's all-units block (a selection weight matrix). With
 the corrected covariance is ``V2 + D V2 + V2 D' + D V1 D'``.
 
 ``dS/dbeta_j`` is ``(1/N) sum_i [dg_i/dbeta_j (g_i - gbar)' + (g_i - gbar) dg_i'/dbeta_j]``
-(the centering terms cancel); its product with v is assembled block by block
-from weighted Gram products, never per unit and parameter. With clustered S,
+(the centering terms cancel); its product with v is assembled from products
+over the n labeled units and one pass over each source's rows, a block of rows
+at a time for every vector v at once (in memory, `_InMemorySums`; in
+partitions, `synthinfer.distributed.blocks`), never per unit and parameter. With clustered S,
 ``S = (1/N) sum_c h_c h_c'`` over cluster sums ``h_c = sum_{i in c} (g_i - gbar)``
 and the same derivative is taken over clusters.
 """
@@ -27,20 +29,21 @@ import numpy as np
 
 from ..exceptions import SpecificationError
 from ..moments import group_sums
+from ..rowblocks import ROWS_PER_BLOCK
 from .protocol import FittedMoments, MomentModel
 
 __all__ = ["windmeijer_covariance", "step_one_sensitivity"]
 
 
 def _ds_times_many(model: MomentModel, params: np.ndarray, vs: list[np.ndarray], covariance: Any) -> list[np.ndarray]:
-    """`_ds_times_v` for each vector; blocks in partitions take them all in one pass."""
-    if not getattr(model.model_data, "partitioned", False):
-        # the moment blocks and the scores at params are the same for every vector
-        blocks, scores = model.moment_blocks(params), model.scores_at(params)
-        return [_ds_times_v(model, params, v, covariance, blocks=blocks, scores=scores) for v in vs]
+    """`_ds_times_v` for each vector: every vector's sums in one pass over the rows."""
     _check_windmeijer(covariance)
-    partitioned: Any = model.moment_blocks(params)  # a PartitionedMomentBlocks
-    return partitioned.ds_times_many(model.scores_at(params), vs, covariance)
+    blocks, scores = model.moment_blocks(params), model.scores_at(params)
+    partitioned = getattr(blocks, "ds_times_many", None)
+    if partitioned is not None:
+        # blocks whose units live in partitions take the same sums partition by partition
+        return partitioned(scores, vs, covariance)
+    return _InMemorySums(model, params, blocks, scores, covariance).ds_times_many(vs)
 
 
 def _check_windmeijer(covariance: Any) -> None:
@@ -51,115 +54,192 @@ def _check_windmeijer(covariance: Any) -> None:
         )
 
 
-def _ds_times_v(
-    model: MomentModel, params: np.ndarray, v: np.ndarray, covariance: Any = None,
-    blocks: Any = None, scores: Any = None,
-) -> np.ndarray:
+def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covariance: Any = None) -> np.ndarray:
     """(dS/dbeta_j) v for every parameter j: a (K, P) matrix, at ``params``.
 
     ``covariance`` is the S estimator; for a `ClusteredCovariance` the
-    unit terms become cluster terms (see the module docstring). ``blocks`` and
-    ``scores``, the moment blocks and scores at ``params``, may be passed by a
-    caller that has them.
+    unit terms become cluster terms (see the module docstring).
     """
-    _check_windmeijer(covariance)
-    groups = None if covariance is None else covariance.groups
-    data = model.model_data
-    n_units = data.n_units
-    if blocks is None:
-        blocks = model.moment_blocks(params)
-    partitioned = getattr(blocks, "ds_times_v", None)
-    if partitioned is not None:
-        # blocks whose units live in partitions take the same sums partition by partition
-        return partitioned(model.scores_at(params), v, covariance)
-    starts = np.cumsum([0] + [b.shape[1] for b in blocks.values])
-    v_blocks = [v[starts[b] : starts[b + 1]] for b in range(len(blocks.values))]
-    # c_i = (g_i - gbar)' v, per unit
-    gbar = blocks.mean()
-    c = np.full(n_units, -(gbar @ v))
-    for values, only, vb in zip(blocks.values, blocks.labeled_only, v_blocks):
-        contribution = values @ vb
-        if only:
-            c[data.labeled_pos] += contribution
-        else:
-            c += contribution
-    if groups is not None:
-        # each unit carries its cluster's c_c = h_c' v
-        codes, n_groups = groups
-        c_cluster = np.bincount(codes, weights=c, minlength=n_groups)
-        c = c_cluster[codes]
-    K, P = model.nmoms, model.k_params
-    layout = model.layout
-    term1 = np.zeros((K, P))  # (1/N) sum_i c_i dg_i/dbeta
-    # e_i = (dg_i/dbeta)' v; column-major: it is filled and read a parameter block at a time
-    E = np.zeros((n_units, P), order="F")
-    if scores is None:
-        scores = model.scores_at(params)
-    weight = scores.target_weight
-    # target block: g = w psi(z; theta) on labeled units
-    target = scores.target
-    c_lab = c[data.labeled_pos]
-    term1[layout.moment_block(0), layout.param_block(0)] = target.jacobian(
-        c_lab if weight is None else c_lab * weight
-    )
-    e_target = target.vjp(v_blocks[0])
-    E[data.labeled_pos, layout.param_block(0)] = e_target if weight is None else e_target * weight[:, None]
-    for m, source_scores in enumerate(scores.sources):
-        cols = layout.param_block(1 + m)
-        source, evaluation = source_scores.source, source_scores.evaluation
-        row_weight, labeled_weight = source_scores.row_weight, source_scores.labeled_row_weight
-        lab_rows = source.labeled_rows
-        c_rows = c[source.unit_pos]
-        lab_block, all_block = 1 + 2 * m, 2 + 2 * m
-        c_lab_rows = c_rows[lab_rows]
-        term1[layout.labeled_block(m), cols] = evaluation.jacobian(
-            c_lab_rows if labeled_weight is None else c_lab_rows * labeled_weight, rows=lab_rows
-        )
-        term1[layout.all_units_block(m), cols] = evaluation.jacobian(
-            c_rows if row_weight is None else c_rows * row_weight
-        )
-        # e_i's source part per row: the all-units term on every row plus the
-        # labeled term on labeled rows, each with its row weights
-        row_e = evaluation.vjp(v_blocks[all_block])
-        if row_weight is not None:
-            row_e *= row_weight[:, None]
-        lab_e = evaluation.vjp(v_blocks[lab_block], rows=lab_rows)
-        row_e[lab_rows] += lab_e if labeled_weight is None else lab_e * labeled_weight[:, None]
-        E[:, cols] = _unit_totals(source, row_e)
-    if groups is not None:
-        return _clustered_terms(model, params, blocks, groups, c_cluster, term1, E, v) / n_units
-    term2 = np.zeros((K, P))  # (1/N) sum_i (g_i - gbar) e_i'
-    e_total = np.ones(n_units) @ E  # a matrix-vector product sums rows faster than .sum(axis=0)
-    for b, (values, only) in enumerate(zip(blocks.values, blocks.labeled_only)):
-        rows = slice(starts[b], starts[b + 1])
-        E_b = E[data.labeled_pos] if only else E
-        term2[rows] = values.T @ E_b - np.outer(gbar[rows], e_total)
-    return (term1 + term2) / n_units
+    return _ds_times_many(model, params, [v], covariance)[0]
 
 
-def _clustered_terms(
-    model: MomentModel, params: np.ndarray, blocks: Any, groups: tuple[np.ndarray, int],
-    c_cluster: np.ndarray, term1: np.ndarray, E: np.ndarray, v: np.ndarray,
-) -> np.ndarray:
-    """N (dS/dbeta) v for cluster sums ``h_c = sum_{i in c} (g_i - gbar)``.
+def _block_at(block: Any, units: Any) -> np.ndarray:
+    """A moment block's values on ``units`` (a slice or positions), from an array or factors."""
+    if isinstance(block, tuple):
+        X, r = block
+        return X[units] * r[units, None]
+    return block[units]
 
-    ``dh_c/dbeta = sum_{i in c} dg_i/dbeta - n_c G``: unlike unit terms, the
-    centering no longer cancels when clusters differ in size.
+
+class _InMemorySums:
+    """The sums of ``(dS/dbeta) v`` for in-memory blocks, split as the partitioned ones are.
+
+    With ``c_i = (g_i - gbar)' v`` and ``e_i = (dg_i/dbeta)' v``, ``N (dS/dbeta) v =
+    sum_i c_i dg_i/dbeta + sum_i (g_i - gbar) e_i'``. ``e_i`` is an all-units part
+    (each source's all-units block, on every row) plus a labeled part (the target
+    and the labeled blocks, on the labeled units only). The labeled parts are
+    products over the n labeled units; the all-units parts are taken one block of
+    a source's rows at a time, for every vector at once, so no (N, P) array of
+    ``e_i`` is built and each block of rows is read once while it is in cache.
     """
-    codes, n_clusters = groups
-    sizes = np.bincount(codes, minlength=n_clusters).astype(float)
-    G = model.jacobian(params)  # d gbar / d beta
-    term1 = term1 - (c_cluster @ sizes) * G
-    H = blocks.cluster_sums(codes, n_clusters) - np.outer(sizes, blocks.mean())
-    E_cluster = group_sums(codes, n_clusters, E)
-    return term1 + H.T @ (E_cluster - np.outer(sizes, G.T @ v))
 
+    def __init__(self, model: MomentModel, params: np.ndarray, blocks: Any, scores: Any, covariance: Any) -> None:
+        self.model, self.params, self.blocks, self.scores = model, params, blocks, scores
+        self.groups = None if covariance is None else covariance.groups
+        data = model.model_data
+        self.n_units, self.labeled_pos = data.n_units, data.labeled_pos
+        widths = [b[0].shape[1] if isinstance(b, tuple) else b.shape[1] for b in blocks.blocks]
+        starts = np.cumsum([0] + widths)
+        self.span = [slice(starts[a], starts[a + 1]) for a in range(len(widths))]
+        self.all_units = [a for a, only in enumerate(blocks.labeled_only) if not only]
 
-def _unit_totals(source: Any, row_values: np.ndarray) -> np.ndarray:
-    """Plain per-unit sums of row values (weights already applied)."""
-    if source.one_row_per_unit:
-        return row_values
-    return group_sums(source.unit_pos, source.n_units, row_values)
+    def ds_times_many(self, vs: list[np.ndarray]) -> list[np.ndarray]:
+        model, blocks, scores, layout = self.model, self.blocks, self.scores, self.model.layout
+        N, n, J = self.n_units, len(self.labeled_pos), len(vs)
+        K, P = model.nmoms, model.k_params
+        V = np.column_stack(vs)
+        gbar = blocks.mean()
+        # c_i for every unit and vector, (N, J)
+        C = np.empty((N, J))
+        C[:] = -(gbar @ V)
+        for a, block in enumerate(blocks.blocks):
+            V_a = V[self.span[a]]
+            part = (block[0] @ V_a) * block[1][:, None] if isinstance(block, tuple) else block @ V_a
+            if blocks.labeled_only[a]:
+                C[self.labeled_pos] += part
+            else:
+                C += part
+        if self.groups is not None:
+            # each unit carries its cluster's c_c = h_c' v
+            codes, n_groups = self.groups
+            C_cluster = group_sums(codes, n_groups, C)
+            C = C_cluster[codes]
+        term1 = np.zeros((J, K, P))  # sum_i c_i dg_i/dbeta
+        E_lab = np.zeros((J, n, P))  # e_i's labeled part, on the labeled units
+        E_all_lab = np.zeros((J, n, P))  # e_i's all-units part, on the labeled units
+        # the all-units part summed against the all-units blocks (or, clustered, within clusters)
+        full_width = sum(self.span[a].stop - self.span[a].start for a in self.all_units)
+        GE = np.zeros((J, full_width, P))
+        E_cluster = None if self.groups is None else np.zeros((J, self.groups[1], P))
+        e_all_total = np.zeros((J, P))
+        weight = scores.target_weight
+        target = scores.target
+        for j in range(J):
+            c_lab = C[self.labeled_pos, j]
+            term1[j, layout.moment_block(0), layout.param_block(0)] = target.jacobian(
+                c_lab if weight is None else c_lab * weight
+            )
+            e_target = target.vjp(V[self.span[0], j])
+            E_lab[j, :, layout.param_block(0)] = e_target if weight is None else e_target * weight[:, None]
+        labeled_order = np.empty(N, dtype=np.intp)
+        labeled_order[self.labeled_pos] = np.arange(n)
+        for m, source_scores in enumerate(scores.sources):
+            cols = layout.param_block(1 + m)
+            lab_block, all_block = layout.labeled_block(m), layout.all_units_block(m)
+            source, evaluation = source_scores.source, source_scores.evaluation
+            row_weight, labeled_weight = source_scores.row_weight, source_scores.labeled_row_weight
+            lab_rows = source.labeled_rows
+            lab_codes = labeled_order[source.unit_pos[lab_rows]]
+            c_lab_rows = C[source.unit_pos[lab_rows]]
+            lab_row_weight = None if row_weight is None else row_weight[lab_rows]
+            # the all-units block's terms on the labeled rows, as in the whole (not a sample of its own)
+            whole_on_lab = evaluation.row_block(lab_rows)
+            for j in range(J):
+                c_j = c_lab_rows[:, j]
+                term1[j, lab_block, cols] = evaluation.jacobian(
+                    c_j if labeled_weight is None else c_j * labeled_weight, rows=lab_rows
+                )
+                lab_e = evaluation.vjp(V[lab_block, j], rows=lab_rows)
+                if labeled_weight is not None:
+                    lab_e = lab_e * labeled_weight[:, None]
+                E_lab[j, :, cols] += group_sums(lab_codes, n, lab_e)
+                all_e = whole_on_lab.vjp(V[all_block, j])
+                if lab_row_weight is not None:
+                    all_e = all_e * lab_row_weight[:, None]
+                E_all_lab[j, :, cols] = group_sums(lab_codes, n, all_e)
+            self._all_rows_pass(m, V[all_block], C, term1, GE, E_cluster, e_all_total)
+        labeled_values = blocks.labeled_rows()  # (n, K)
+        out = []
+        for j in range(J):
+            E_lab_j = E_lab[j]
+            e_total = np.ones(n) @ E_lab_j + e_all_total[j]
+            if self.groups is not None:
+                codes, n_groups = self.groups
+                assert E_cluster is not None
+                E_cluster_j = E_cluster[j] + group_sums(codes[self.labeled_pos], n_groups, E_lab_j)
+                out.append(self._clustered(term1[j], C_cluster[:, j], E_cluster_j, V[:, j]) / N)
+                continue
+            term2 = np.zeros((K, P))
+            offset = 0
+            for a, only in enumerate(blocks.labeled_only):
+                on_labeled = labeled_values[:, self.span[a]]
+                if only:
+                    term2[self.span[a]] = on_labeled.T @ (E_lab_j + E_all_lab[j])
+                else:
+                    width = self.span[a].stop - self.span[a].start
+                    term2[self.span[a]] = on_labeled.T @ E_lab_j + GE[j, offset : offset + width]
+                    offset += width
+                term2[self.span[a]] -= np.outer(gbar[self.span[a]], e_total)
+            out.append((term1[j] + term2) / N)
+        return out
+
+    def _all_rows_pass(
+        self, m: int, V_all: np.ndarray, C: np.ndarray, term1: np.ndarray, GE: np.ndarray,
+        E_cluster: np.ndarray | None, e_all_total: np.ndarray,
+    ) -> None:
+        """Source m's all-units terms over all its rows, a block of rows at a time."""
+        source_scores = self.scores.sources[m]
+        source, evaluation, row_weight = source_scores.source, source_scores.evaluation, source_scores.row_weight
+        layout = self.model.layout
+        cols, all_block = layout.param_block(1 + m), layout.all_units_block(m)
+        in_order = source.one_row_per_unit  # its rows are the units, in order
+        n_rows, J = len(source.unit_pos), V_all.shape[1]
+        width = cols.stop - cols.start
+        all_spans = [self.span[a] for a in self.all_units]
+        offsets = np.cumsum([0] + [s.stop - s.start for s in all_spans])
+        # column-major buffers: filled a column block at a time, and their product
+        # G'E is a third faster than from row-major blocks
+        E_buffer = np.empty((ROWS_PER_BLOCK, J * width), order="F")
+        G_buffer = np.empty((ROWS_PER_BLOCK, int(offsets[-1])), order="F")
+        for start in range(0, n_rows, ROWS_PER_BLOCK):
+            rows = slice(start, min(start + ROWS_PER_BLOCK, n_rows))
+            size = rows.stop - rows.start
+            units = rows if in_order else source.unit_pos[rows]
+            C_rows = C[units]
+            w = None if row_weight is None else row_weight[rows]
+            part = evaluation.row_block(rows)
+            E_rows = E_buffer[:size]
+            for j in range(J):
+                c_j = C_rows[:, j]
+                term1[j, all_block, cols] += part.jacobian(c_j if w is None else c_j * w)
+                e = part.vjp(V_all[:, j])
+                E_rows[:, j * width : (j + 1) * width] = e if w is None else e * w[:, None]
+            e_all_total[:, cols] += (np.ones(size) @ E_rows).reshape(J, width)
+            if E_cluster is not None:
+                codes, n_groups = self.groups  # type: ignore[misc]
+                sums = group_sums(codes[units], n_groups, E_rows)
+                for j in range(J):
+                    E_cluster[j, :, cols] += sums[:, j * width : (j + 1) * width]
+                continue
+            G_rows = G_buffer[:size]
+            for a, lo, hi in zip(self.all_units, offsets[:-1], offsets[1:]):
+                G_rows[:, lo:hi] = _block_at(self.blocks.blocks[a], units)
+            products = G_rows.T @ E_rows
+            for j in range(J):
+                GE[j, :, cols] += products[:, j * width : (j + 1) * width]
+
+    def _clustered(self, term1: np.ndarray, c_cluster: np.ndarray, E_cluster: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """N (dS/dbeta) v for cluster sums ``h_c = sum_{i in c} (g_i - gbar)``.
+
+        ``dh_c/dbeta = sum_{i in c} dg_i/dbeta - n_c G``: unlike unit terms, the
+        centering no longer cancels when clusters differ in size.
+        """
+        codes, n_clusters = self.groups  # type: ignore[misc]
+        sizes = np.bincount(codes, minlength=n_clusters).astype(float)
+        G = self.model.jacobian(self.params)  # d gbar / d beta
+        term1 = term1 - (c_cluster @ sizes) * G
+        H = self.blocks.cluster_sums(codes, n_clusters) - np.outer(sizes, self.blocks.mean())
+        return term1 + H.T @ (E_cluster - np.outer(sizes, G.T @ v))
 
 
 def step_one_sensitivity(results: FittedMoments) -> np.ndarray:

@@ -154,7 +154,7 @@ class GMMSynth(ModelBase, GMM):
         layout = self.layout
         super().__init__(endog, exog, None, k_moms=layout.n_moments, k_params=layout.n_params)
         self._set_counts()
-        self._evaluations: dict[int, tuple[bytes, Evaluation]] = {}
+        self._evaluations: dict[int, list[tuple[bytes, Evaluation]]] = {}
         #: moment blocks of sources in partitions, by params: their sums and Gram are a
         #: pass, and S at the step-1 values is asked for again by Windmeijer's correction
         self._partitioned_blocks: dict[bytes, MomentBlocks] = {}
@@ -272,7 +272,7 @@ class GMMSynth(ModelBase, GMM):
             pieces.append(fit.params)
             jacobians.append(fit.jacobian)
             # Newton evaluated the source at eta last: S at step 1 reuses it
-            self._evaluations[m] = (fit.params.tobytes(), fit.evaluation)
+            self._evaluations[m] = [(fit.params.tobytes(), fit.evaluation)]
         if check_rank:
             # after the rank checks: a column that is not identified at all is an error first
             warn_sparse_columns(data.X, names)
@@ -283,16 +283,20 @@ class GMMSynth(ModelBase, GMM):
     def _evaluation(self, m: int, eta: np.ndarray) -> Evaluation:
         """Source m's scores at eta.
 
-        The last evaluation per source is kept: the moments, G and S are often
-        needed at the same point, and each evaluation is a pass over every row.
+        The last two evaluations per source are kept: the moments, G and S are
+        often needed at the same point, Windmeijer's correction alternates
+        between the step-1 and the step-2 values, and each evaluation is a pass
+        over every row.
         """
         key = eta.tobytes()
-        cached = self._evaluations.get(m)
-        if cached is None or cached[0] != key:
-            source = self.model_data.sources[m]
-            cached = (key, source.evaluate(self.family, eta))
-            self._evaluations[m] = cached
-        return cached[1]
+        kept = self._evaluations.setdefault(m, [])
+        for cached_key, evaluation in kept:
+            if cached_key == key:
+                return evaluation
+        evaluation = self.model_data.sources[m].evaluate(self.family, eta)
+        kept.insert(0, (key, evaluation))
+        del kept[2:]
+        return evaluation
 
     def _target_evaluation(self, theta: np.ndarray) -> Evaluation:
         data = self.model_data

@@ -23,11 +23,19 @@ from .base import EstimatingFunction, Evaluation, _select
 __all__ = ["MNLogit"]
 
 
+def _row_sums(a: np.ndarray) -> np.ndarray:
+    """``a.sum(axis=1, keepdims=True)`` for a few columns: a matrix-vector product, 3x faster."""
+    return (a @ np.ones(a.shape[1]))[:, None]
+
+
 def _probabilities(lin: np.ndarray) -> np.ndarray:
     """Softmax with the reference class's index fixed at 0, (rows, K-1)."""
-    top = np.maximum(lin.max(axis=1, keepdims=True), 0.0)
-    e = np.exp(lin - top)
-    return e / (np.exp(-top) + e.sum(axis=1, keepdims=True))
+    # column by column: a reduction along a short row axis is ten times slower
+    top = np.zeros(len(lin))
+    for column in lin.T:
+        np.maximum(top, column, out=top)
+    e = np.exp(lin - top[:, None])
+    return e / (np.exp(-top)[:, None] + _row_sums(e))
 
 
 class _MultinomialEvaluation(Evaluation):
@@ -72,7 +80,7 @@ class _MultinomialEvaluation(Evaluation):
         p, K1 = X.shape[1], self.n_classes
         xv = X @ v.reshape(K1, p).T  # (rows, K-1): x' v_j
         # sum_j (x'v_j) d r_j / d eta_l = -p_l (x'v_l - sum_j p_j x'v_j)
-        c = -P * (xv - (P * xv).sum(axis=1, keepdims=True))
+        c = -P * (xv - _row_sums(P * xv))
         return np.hstack([X * c[:, [l]] for l in range(K1)])
 
 
@@ -178,8 +186,10 @@ class MNLogit(EstimatingFunction):
     def objective(self, X: np.ndarray, y: np.ndarray, params: np.ndarray, w: np.ndarray) -> float:
         B = np.asarray(params, dtype=float).reshape(self.n_equations, X.shape[1]).T
         lin = np.hstack([np.zeros((len(X), 1)), X @ B])
-        top = lin.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(lin - top).sum(axis=1))
+        top = np.zeros(len(X))  # the reference class's index, 0, is a lower bound
+        for column in lin.T[1:]:
+            np.maximum(top, column, out=top)
+        log_norm = top + np.log(_row_sums(np.exp(lin - top[:, None]))[:, 0])
         chosen = lin[np.arange(len(X)), y.astype(int)]
         return float(w @ (log_norm - chosen))
 

@@ -358,6 +358,57 @@ def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(lines)
 
 
+def more_politeness(args: argparse.Namespace, budget: int, all_designs: list[str]) -> int:
+    """Further politeness repetitions of some designs (new seeds), alone and pooled with the committed run."""
+    chosen = [d.strip() for d in (args.designs or "").split(",") if d.strip()]
+    unknown = [d for d in chosen if d not in all_designs]
+    if not chosen or unknown:
+        raise SystemExit(f"--designs must name some of {all_designs}; got {chosen}")
+    if args.output.resolve() == DEFAULT_OUTPUT.resolve():
+        raise SystemExit("--part more-politeness writes beside the committed run: give another --output")
+    reps = 1 if args.quick else args.reps
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = Parallel(n_jobs=args.jobs)(
+            delayed(politeness_trial)(r, budget, chosen, not args.fixed_pilot)
+            for r in range(args.first_rep, args.first_rep + reps))
+    elapsed = time.perf_counter() - start
+    frame = pd.DataFrame([row for part in rows for row in part])
+    args.output.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.output / "politeness.csv.gz", index=False)
+    _, v_full, n_units = politeness_truth()
+    text = [
+        "# Labeling designs: further politeness repetitions",
+        "",
+        f"`python benchmarks/labeling_design.py --part more-politeness --designs \"{','.join(chosen)}\" "
+        f"--first-rep {args.first_rep} --reps {reps}`: repetitions (seeds) {args.first_rep} to "
+        f"{args.first_rep + reps - 1}, {elapsed:.0f} s on {args.jobs} process(es).",
+        "",
+        "## These repetitions",
+        "",
+        _markdown(summarise_politeness(frame, v_full, n_units, budget)),
+        "",
+    ]
+    committed = DEFAULT_OUTPUT / "politeness.csv.gz"
+    if committed.exists():
+        before = pd.read_csv(committed)
+        before = before[before["design"].isin(chosen)]
+        overlap = set(before["rep"]) & set(frame["rep"])
+        if overlap:
+            raise SystemExit(f"repetitions {sorted(overlap)[:5]}... are in the committed run already")
+        pooled = pd.concat([before, frame], ignore_index=True)
+        text += [
+            f"## Pooled with the committed run ({before['rep'].nunique()} + {frame['rep'].nunique()} repetitions)",
+            "",
+            _markdown(summarise_politeness(pooled, v_full, n_units, budget)),
+            "",
+        ]
+    (args.output / "summary.md").write_text("\n".join(text))
+    print(f"wrote {args.output} in {elapsed:.0f} s", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reps", type=int, default=300, help="politeness repetitions")
@@ -369,8 +420,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="pilot units at pi = 1 (random_pilot=False), as the run in docs/results/labeling_design/pilot_pi1")
     parser.add_argument("--cells", default=None,
                         help="simulation cells to run, e.g. logit:noise:200,ols:noise:500 (default all)")
-    parser.add_argument("--part", choices=["all", "politeness", "simulation", "summary", "predicted"], default="all",
-                        help="run one study only (the summary then covers the files present)")
+    parser.add_argument("--part", choices=["all", "politeness", "simulation", "summary", "predicted", "more-politeness"],
+                        default="all",
+                        help="run one study only (the summary then covers the files present); more-politeness: "
+                             "further politeness repetitions of --designs from --first-rep on, summarised alone "
+                             "and pooled with the committed run's")
+    parser.add_argument("--designs", default=None, help="politeness designs for --part more-politeness, comma-separated")
+    parser.add_argument("--first-rep", type=int, default=0, help="the first repetition (seed) of --part more-politeness")
     args = parser.parse_args(argv)
     reps, sim_reps = (1, 1) if args.quick else (args.reps, args.sim_reps)
     budget = 500
@@ -397,6 +453,8 @@ def main(argv: list[str] | None = None) -> int:
             + _markdown(table.reset_index()) + "\n")
         print(f"wrote {args.output / 'predicted.md'}", file=sys.stderr)
         return 0
+    if args.part == "more-politeness":
+        return more_politeness(args, budget, designs)
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # counted via the results, not printed per trial

@@ -123,17 +123,16 @@ def compare(
         names=["term", "statistic"],
     )
     table = ComparisonTable(index=rows, columns=list(results), dtype=float)
-    ref_bse = _series(ref.bse, ref)[names]
+    ref_bse = _coefficients(ref, alpha)["std_error"][names]
     for key, res in results.items():
-        ci = pd.DataFrame(np.asarray(res.conf_int(alpha=alpha), dtype=float),
-                          index=_series(res.params, res).index).loc[names]
-        bse = _series(res.bse, res)[names]
+        coefficients = _coefficients(res, alpha).loc[names]
+        bse = coefficients["std_error"]
         effective = n_labeled(ref) * (ref_bse / bse) ** 2
         column = {
-            "coef": _series(res.params, res)[names],
+            "coef": coefficients["estimate"],
             "std err": bse,
-            "ci lower": ci.iloc[:, 0],
-            "ci upper": ci.iloc[:, 1],
+            "ci lower": coefficients["conf_low"],
+            "ci upper": coefficients["conf_high"],
             "se ratio": bse / ref_bse,
             "effective n": effective if reports_effective_n(res) else effective * np.nan,
         }
@@ -145,6 +144,18 @@ def compare(
     table.alpha = alpha
     table.reference = reference
     return table
+
+
+def _coefficients(res: Any, alpha: float) -> pd.DataFrame:
+    """The fit's ``tidy()`` table; a statsmodels fit's equivalent from its estimates."""
+    if is_ours(res):
+        return res.tidy(alpha)
+    params = _series(res.params, res)
+    return pd.DataFrame({
+        "estimate": params,
+        "std_error": _series(res.bse, res),
+        **dict(zip(("conf_low", "conf_high"), np.asarray(res.conf_int(alpha=alpha), dtype=float).T)),
+    }, index=params.index)
 
 
 def _series(values: Any, res: Any) -> pd.Series:

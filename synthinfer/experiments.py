@@ -308,8 +308,7 @@ def _fit_rows(
             warnings.simplefilter("always")
             try:
                 res = _fit_one(name, formula, family, real, proxy, synth, truth, targets)
-                params, bse = res.params, res.bse
-                ci = res.conf_int(ALPHA)
+                table = res.tidy(ALPHA)
                 jtest = res.jtest() if name in GMM_ESTIMATORS else (np.nan, np.nan, np.nan)
             except Exception as exc:  # a failed fit is data: recorded, counted, reported
                 record.update(failed=True, error=f"{type(exc).__name__}: {exc}".splitlines()[0][:300])
@@ -319,8 +318,9 @@ def _fit_rows(
         for target in targets:
             row = dict(base, estimator=name, target=target, truth=float(truth[target]), **record)
             if not record["failed"]:
-                lo, hi = (float(v) for v in ci.loc[target])
-                est, se = float(params[target]), float(bse[target])
+                est, se, lo, hi = (
+                    float(v) for v in table.loc[target, ["estimate", "std_error", "conf_low", "conf_high"]]
+                )
                 if not all(np.isfinite([est, se, lo, hi])):
                     row.update(failed=True, error="non-finite estimate or standard error")
                 else:

@@ -43,7 +43,7 @@ import pandas as pd
 
 from .covariance import COV_TYPES
 from .families import FAMILIES
-from .options import Correction, Engine, OutputFormat, Shrinkage, choices
+from .options import Correction, Engine, Leverage, OutputFormat, Shrinkage, choices
 from . import __version__
 from . import api as smf
 from .comparison import compare
@@ -306,7 +306,7 @@ def _fit(args: argparse.Namespace) -> int:
     weight_kwds = {"groups": args.groups} if args.weight == "cluster" else None
     res = model.fit(
         cov_type=args.cov, cov_kwds=cov_kwds, weight_type=args.weight, weight_kwds=weight_kwds,
-        correction=args.correction, shrinkage=args.shrinkage,
+        correction=args.correction, shrinkage=args.shrinkage, leverage=args.leverage,
     )
     if args.output == "json":
         print(_as_json(res, args.formula))
@@ -734,6 +734,10 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--correction", choices=choices(Correction), default="small-sample",
                      help="covariance correction: small-sample (default: Windmeijer, a degrees-of-freedom "
                           "factor and t inference), windmeijer alone, or none (the plain two-step)")
+    fit.add_argument("--leverage", choices=choices(Leverage), default="HC3",
+                     help="the small-sample correction's leverage adjustment (ols/mean with unit-level "
+                          "covariance): HC3 (default: each labeled unit's labeled moments divided by 1 - h), "
+                          "HC2 (by sqrt(1 - h)) or none (the n/(n - p - s q M) factor instead)")
     fit.add_argument("--shrinkage", choices=choices(Shrinkage), default="stein",
                      help="weight matrix: stein (default: sources that do not predict the human "
                           "moments are shrunk away) or none (the efficient S^-1)")

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MomentCovariance", "HeteroskedasticCovariance", "ClusteredCovariance", "HC1Covariance",
-    "HC2Covariance", "HC3Covariance", "TwoWayClusteredCovariance",
-    "COVARIANCES", "get_covariance", "CovType", "COV_TYPES",
+    "HC2Covariance", "HC3Covariance", "TwoWayClusteredCovariance", "LeverageAdjustedCovariance",
+    "leverage_adjusted", "LEVERAGES", "COVARIANCES", "get_covariance", "CovType", "COV_TYPES",
 ]
 
 
@@ -324,7 +324,9 @@ class _LeverageCovariance(MomentCovariance):
                 f"target and the auxiliary coefficients jointly, with no such diagonal. Use cov_type='HC1' "
                 f"(statsmodels' n/(n - p) factor) or the default cov_type='HC0' with the default "
                 f"correction='small-sample' (Windmeijer, a degrees-of-freedom factor and t "
-                f"inference); {name} is available for the human-only least-squares fit"
+                f"inference; for least squares also its leverage adjustment, fit(leverage='HC3' or "
+                f"'HC2'), which divides each labeled unit's labeled moments by its leverage in the "
+                f"target fit); {name} is available for the human-only least-squares fit"
             )
         leverage = family.leverage(data.X, data.labeled_weight)
         if leverage is None:
@@ -375,6 +377,156 @@ class HC3Covariance(_LeverageCovariance):
 
     cov_type = "HC3"
     power = 2
+
+
+#: the names ``fit(leverage=...)`` takes (None: no leverage adjustment)
+LEVERAGES = ("HC3", "HC2", None)
+
+
+class LeverageAdjustedCovariance(MomentCovariance):
+    """S with each labeled unit's labeled moments divided by ``(1 - h_i)^(power/2)``.
+
+    The default small-sample correction's leverage adjustment (``fit(leverage=...)``),
+    for the parameters' covariance only: ``h_i`` is labeled unit i's leverage in
+    the target regression (`EstimatingFunction.leverage`, weighted by ``w / pi``
+    when the fit is), ``power`` 2 (HC3-type) or 1 (HC2-type). A fitted residual
+    is shrunk toward zero by the fit itself, by ``1 - h_i`` to first order; a
+    unit whose covariate value few labeled units share (a rare binary covariate
+    on five units has ``h_i`` of about 1/5) is shrunk most, and it alone carries
+    its coefficient's variance, which HC0 (and HC1's uniform ``n / (n - p)``)
+    then understates (MacKinnon and White 1985; Long and Ervin 2000).
+
+    With auxiliary sources the residual that carries the target's variance is
+    the control-variate combination ``psi_i - Gamma a_i`` of the target moment
+    and the unit's labeled auxiliary moments (its all-units moments enter the
+    auxiliary parameters, estimated from all N units, with leverage of order
+    1/N). The fit of theta shrinks that combination by ``1 - h_i``, so the unit's
+    whole labeled part is divided: the target block and every labeled auxiliary
+    block, after centering; the all-units blocks and the unlabeled units are
+    left alone. With no source it is exactly `HC2Covariance` / `HC3Covariance`
+    (statsmodels' ``OLS`` HC2 / HC3).
+
+    Parameters
+    ----------
+    base : MomentCovariance
+        The unit-level S being adjusted (HC0 or HC1).
+    leverage : ndarray
+        ``h_i`` per labeled unit, in ``labeled_pos`` order, each below 1.
+    power : {1, 2}
+        HC2-type (1) or HC3-type (2).
+    columns : ndarray of int
+        The labeled-only moment columns (the target block and the labeled
+        auxiliary blocks).
+    """
+
+    supports_windmeijer = True
+    adjusts_for_fitted_params = True
+
+    def __init__(self, base: MomentCovariance, leverage: np.ndarray, power: int, columns: np.ndarray) -> None:
+        self.base, self.power = base, int(power)
+        self.leverage = np.asarray(leverage, dtype=float)
+        self.columns = np.asarray(columns, dtype=int)
+        self._inflation = (1.0 - self.leverage) ** (-self.power / 2.0)
+
+    @property
+    def cov_type(self) -> str:  # type: ignore[override]
+        return self.base.cov_type
+
+    def on_columns(self, columns: np.ndarray) -> LeverageAdjustedCovariance:
+        """The same adjustment for moments whose labeled-only columns are ``columns``
+        (the target block alone, for the human-only comparison)."""
+        return LeverageAdjustedCovariance(self.base, self.leverage, self.power, columns)
+
+    def s(self, moments: MomentBlocks) -> np.ndarray:
+        s = self.base.s(moments)
+        rows = moments.labeled_rows() - moments.mean()
+        part = rows[:, self.columns]
+        adjusted = part * self._inflation[:, None]
+        # only the labeled units' rows change: S + (1/N) sum_i (r~_i r~_i' - r_i r_i')
+        delta_rows = np.zeros_like(rows)
+        delta_rows[:, self.columns] = adjusted - part
+        cross = rows.T @ delta_rows
+        return s + (cross + cross.T + delta_rows.T @ delta_rows) / moments.n_units
+
+    @property
+    def groups(self) -> None:
+        return None
+
+    def resampling_groups(self) -> tuple[np.ndarray, int] | None:
+        return self.base.resampling_groups()
+
+    def for_resample(self, groups: np.ndarray | None) -> tuple[str, dict[str, Any]]:
+        return self.base.for_resample(groups)
+
+    def same_as(self, other: MomentCovariance) -> bool:
+        return (
+            isinstance(other, LeverageAdjustedCovariance) and self.power == other.power
+            and self.base.same_as(other.base) and np.array_equal(self.leverage, other.leverage)
+        )
+
+    @property
+    def scale(self) -> float:
+        return self.base.scale
+
+    @property
+    def kind(self) -> str:
+        return "HC3" if self.power == 2 else "HC2"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"base": self.base.config, "power": self.power}
+
+    @property
+    def description(self) -> str:
+        return (
+            f"{self.base.description}, each labeled unit's moments divided by "
+            f"{'1 - h' if self.power == 2 else 'sqrt(1 - h)'} ({self.kind}-type leverage adjustment, "
+            f"h its leverage in the target fit; max h = {self.leverage.max(initial=0.0):.3g})"
+        )
+
+
+def leverage_adjusted(
+    covariance: MomentCovariance, data: ModelData, family: EstimatingFunction, kind: str | None,
+    layout: Any,
+) -> MomentCovariance:
+    """``covariance`` with the leverage adjustment ``kind`` ("HC3", "HC2"), where it is defined.
+
+    Defined for the unit-level estimators (HC0, HC1) of a family that provides
+    its leverage (`EstimatingFunction.leverage`: least squares, ``"ols"`` and
+    ``"mean"``); every other case returns ``covariance`` unchanged: clustered
+    covariance (its leverage is a cluster block of the hat matrix, CR2/CR3,
+    not implemented), HC2/HC3 already adjusted, and families without a hat
+    matrix (logit, Poisson, ...: no leverage is defined for them here). A
+    labeled unit with leverage 1 (the fit reproduces it exactly) leaves the
+    covariance unadjusted, with a `SparseCovariateWarning`.
+    """
+    if kind is None:
+        return covariance
+    if kind not in LEVERAGES:
+        raise ValueError(f"leverage must be one of {LEVERAGES}, got {kind!r}")
+    if type(covariance) not in (HeteroskedasticCovariance, HC1Covariance):
+        return covariance
+    leverage = family.leverage(data.X, data.labeled_weight)
+    if leverage is None:
+        return covariance
+    at_one = leverage > LEVERAGE_ONE
+    if at_one.any():
+        import warnings
+
+        from .exceptions import SparseCovariateWarning
+
+        warnings.warn(
+            f"{int(at_one.sum())} labeled unit(s) {describe_units(data.real_index[at_one])} have "
+            f"leverage 1 in the target fit (it reproduces their outcome exactly, as for the only "
+            f"unit of a factor level): the {kind}-type leverage adjustment is not defined, and "
+            f"the covariance uses the n/(n - p) factor instead; those coefficients' standard "
+            f"errors are not reliable",
+            SparseCovariateWarning,
+            stacklevel=4,
+        )
+        return covariance
+    columns = np.concatenate([np.arange(layout.q), layout.labeled_auxiliary()]).astype(int)
+    return LeverageAdjustedCovariance(covariance, leverage, 2 if kind == "HC3" else 1, columns)
 
 
 def _two_way_columns(groups: Any) -> list[Any] | None:

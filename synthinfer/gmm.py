@@ -23,7 +23,7 @@ import pandas as pd
 from statsmodels.sandbox.regression.gmm import GMM, results_class_dict
 from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-from .covariance import get_covariance
+from .covariance import LEVERAGES, get_covariance, leverage_adjusted
 from .data import FrameArg, ModelData
 from .exceptions import NearSingularWeightWarning, SingularMomentsError, SparseCovariateWarning
 from .families import Evaluation, Family
@@ -33,7 +33,7 @@ from .inference.protocol import ScoresAt, SourceScores
 from .inference.small_sample import CORRECTIONS
 from .model import ModelBase
 from .moments import MomentBlocks, assemble_blocks
-from .options import Correction, Engine, Shrinkage
+from .options import Correction, Engine, Leverage, Shrinkage
 from .results import GMMSynthResultsWrapper
 from .singular import explain_singular, warn_if_few_clusters, warn_if_few_labeled
 from .solvers import SolverInfo, gauss_newton, gauss_newton_step
@@ -471,6 +471,7 @@ class GMMSynth(ModelBase, GMM):
         weight_kwds: Mapping[str, Any] | None = None,
         correction: Correction | None = "small-sample",
         shrinkage: Shrinkage | None = "stein",
+        leverage: Leverage | None = "HC3",
         maxiter: int = 100,
         tol: float = 1e-8,
         method: str | None = None,
@@ -514,7 +515,9 @@ class GMMSynth(ModelBase, GMM):
             target's p parameters and the s-shrunk d_aux auxiliary coefficients)
             and Student's t inference with that many degrees of freedom (with
             clusters: statsmodels' cluster factor and G - 1); with no source it is
-            HC1 with t. ``"windmeijer"``: Windmeijer's correction alone, normal
+            HC1 with t. For least squares it also applies the leverage
+            adjustment ``leverage`` (default HC3, with no source statsmodels'
+            HC3 with t). ``"windmeijer"``: Windmeijer's correction alone, normal
             inference. None: the plain two-step covariance, normal inference.
             See `synthinfer.inference.small_sample` and docs/small-samples.md.
         shrinkage : {"stein", None}
@@ -524,6 +527,20 @@ class GMMSynth(ModelBase, GMM):
             human-only estimate, s = 1 the efficient two-step one, and s tends to
             1 as n grows when the sources are informative. None: the efficient
             weight matrix ``S^-1``. See `synthinfer.weighting`.
+        leverage : {"HC3", "HC2", None}
+            Part of the default ``correction="small-sample"``: each labeled
+            unit's labeled moments (target and labeled auxiliary blocks) are
+            divided by ``1 - h_i`` (``"HC3"``, default) or ``sqrt(1 - h_i)``
+            (``"HC2"``) in the parameters' covariance, ``h_i`` the unit's
+            leverage in the target fit; the factor then counts only the
+            auxiliary coefficients, ``n / (n - s d_aux)``, and the t keeps
+            ``n - p - s d_aux`` degrees of freedom. Applied where it is defined:
+            unit-level covariance (HC0, HC1) and a family with a hat matrix
+            (``model="ols"`` or ``"mean"``); elsewhere (clusters, logit, Poisson,
+            ...) the correction is unchanged. It does not change ``params``,
+            the weight matrix or the J test. With no source it is statsmodels'
+            ``OLS`` HC3 (HC2) with ``use_t=True``. None: the ``n / (n - p - s
+            d_aux)`` factor instead. See docs/small-samples.md.
         maxiter, tol : int, float
             Gauss-Newton limit and tolerance (largest step, in standard errors).
         method : {None, "newton", "gauss-newton"}
@@ -554,6 +571,10 @@ class GMMSynth(ModelBase, GMM):
             correction = None
         if correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {correction!r}")
+        if leverage == "none":
+            leverage = None
+        if leverage not in LEVERAGES:
+            raise ValueError(f"leverage must be one of {LEVERAGES}, got {leverage!r}")
         covariance = get_covariance(cov_type, cov_kwds, self.model_data, self.family)
         if weight_kwds is None and str(weight_type).lower() == str(cov_type).lower():
             weight_kwds = cov_kwds
@@ -567,6 +588,10 @@ class GMMSynth(ModelBase, GMM):
         if shrinkage == "stein" and self.model_data.sources:
             weighting = ShrunkWeight(weighting, self.layout, self._independent_labeled(weighting))
         start, newton_blocks = self._step_one()
+        sandwich = None
+        if correction == "small-sample":
+            adjusted = leverage_adjusted(covariance, self.model_data, self.family, leverage, self.layout)
+            sandwich = None if adjusted is covariance else adjusted
         block_names = self.layout.block_names
         warn_if_few_labeled(self.model_data, self.nmoms)
         warn_if_few_clusters(self.model_data, covariance, self.nmoms)
@@ -606,6 +631,7 @@ class GMMSynth(ModelBase, GMM):
             start_params=start,
             weights=weights,
             covariance=covariance,
+            sandwich_covariance=sandwich,
             weighting=weighting,
             cov_type=covariance.cov_type,
             cov_kwds=dict(cov_kwds or {}),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
-__all__ = ["Engine", "Correction", "Shrinkage", "OutputFormat", "choices"]
+__all__ = ["Engine", "Correction", "Shrinkage", "Leverage", "OutputFormat", "choices"]
 
 #: the formula engines
 Engine = Literal["patsy", "formulaic"]
@@ -16,6 +16,8 @@ Engine = Literal["patsy", "formulaic"]
 Correction = Literal["small-sample", "windmeijer", "none"]
 #: ``fit(shrinkage=)``: how the weight matrix is built; "none" is the same as None
 Shrinkage = Literal["stein", "none"]
+#: ``fit(leverage=)``: the small-sample correction's leverage adjustment; "none" is the same as None
+Leverage = Literal["HC3", "HC2", "none"]
 #: what the command line's ``fit`` prints
 OutputFormat = Literal["text", "json", "csv"]
 

@@ -328,6 +328,21 @@ class GMMSynthResults(ReportingMixin, GMMResults):
             return None
         return SmallSampleCorrection.for_fit(self)
 
+    @cached_property
+    def parameter_covariance(self) -> Any:
+        """The estimator of S in the parameters' covariance: ``covariance``, or
+        its leverage-adjusted version under the default small-sample correction
+        (``fit(leverage=...)``, `synthinfer.covariance.LeverageAdjustedCovariance`).
+        The weight matrix, the J test and ``moment_covariance`` use ``covariance``."""
+        adjusted = self.__dict__.get("sandwich_covariance")
+        return self.covariance if adjusted is None else adjusted
+
+    @property
+    def leverage(self) -> str | None:
+        """The leverage adjustment in force ("HC3", "HC2") or None."""
+        estimator = self.parameter_covariance
+        return getattr(estimator, "kind", None) if estimator is not self.covariance else None
+
     def _cov_params(self, **kwds: Any) -> np.ndarray:
         p = self.model.k_target
         return self._cov_full[:p, :p]
@@ -347,6 +362,10 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         if self.correction in ("windmeijer", "small-sample") and model.source_names:
             return windmeijer_covariance(self)
         G = self.jacobian  # the exact G at the estimate, from the solver
+        if self.parameter_covariance is not self.covariance:
+            A = self.influence_map
+            s = self.parameter_covariance.s(self.model.moment_blocks(self.params_full))
+            return A @ s @ A.T / model.nobs * self.covariance.scale
         s = self.moment_covariance
         if self.weighting is self.covariance:
             information = G.T @ np.linalg.solve(s, G)
@@ -518,7 +537,7 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         if self.small_sample is not None:
             corrected = "Windmeijer's correction for the estimated weight matrix and a " if self.model.source_names else "a "
             notes = [
-                f"Standard errors: {self.covariance.description}, with {corrected}"
+                f"Standard errors: {self.parameter_covariance.description}, with {corrected}"
                 f"{self.small_sample.description}; fit(correction=None) gives the plain "
                 f"two-step covariance with normal inference."
             ]
@@ -556,7 +575,9 @@ class GMMSynthResults(ReportingMixin, GMMResults):
             # turns HC0 into HC1 and leaves HC2/HC3 as they are, with t inference
             reproduced = self.cov_type
             if self.small_sample is not None:
-                reproduced = f"{'HC1' if reproduced == 'HC0' else reproduced} covariance and t inference"
+                if self.leverage is not None:
+                    reproduced = self.leverage
+                reproduced = f"{'HC1' if reproduced in ('HC0', 'HC1') else reproduced} covariance and t inference"
             else:
                 reproduced = f"{reproduced} covariance"
             notes.append(

@@ -225,7 +225,9 @@ def test_user_psi_with_its_own_parameter_names() -> None:
     real, proxy, _ = _frames("ols")
     family = EstimatingEquation(lambda b, d: (d.y - b[0])[:, None], ["mu"])
     res = smf.gmm_proxy("y ~ 1", real=real, proxy=proxy, model=family).fit()
-    builtin = smf.gmm_proxy("y ~ 1", real=real, proxy=proxy, model="mean").fit()
+    # the built-in mean has a hat matrix (the default's leverage adjustment), the
+    # hand-written one does not: they agree without it
+    builtin = smf.gmm_proxy("y ~ 1", real=real, proxy=proxy, model="mean").fit(leverage=None)
     assert list(res.params.index) == ["mu"]
     np.testing.assert_allclose(res.params.to_numpy(), builtin.params.to_numpy(), rtol=1e-8)
     np.testing.assert_allclose(res.bse.to_numpy(), builtin.bse.to_numpy(), rtol=1e-6)

@@ -69,11 +69,13 @@ def test_get_prediction_equals_statsmodels_on_a_human_only_fit(model) -> None:
     assert list(relabeled.index) == list("abcdefghijklmnopqrst")
 
 
-def test_get_prediction_with_t_inference_equals_statsmodels_hc1_ols() -> None:
+@pytest.mark.parametrize("leverage, cov_type", [("HC3", "HC3"), (None, "HC1")])
+def test_get_prediction_with_t_inference_equals_statsmodels_hc1_ols(leverage, cov_type) -> None:
     study = make_study("ols", n_units=300, n_labeled=60, seed=4)
-    res = smf.classical(study.formula, real=study.real).fit()  # default: HC1 and t(n - p)
+    # default: HC3 and t(n - p); without the leverage adjustment HC1 and t(n - p)
+    res = smf.classical(study.formula, real=study.real).fit(leverage=leverage)
     X = sm.add_constant(study.real[["x1", "x2"]])
-    ref = sm.OLS(study.real["y"], X).fit(cov_type="HC1", use_t=True)
+    ref = sm.OLS(study.real["y"], X).fit(cov_type=cov_type, use_t=True)
     new = study.proxy.drop(columns="y").iloc[:10]
     ours = res.get_prediction(new).summary_frame()
     theirs = ref.get_prediction(sm.add_constant(new[["x1", "x2"]])).summary_frame()

@@ -54,7 +54,9 @@ def test_human_only_equals_statsmodels_hc0(model: str, engine: str) -> None:
 @pytest.mark.parametrize("model", ["ols", "logit", "poisson"])
 def test_human_only_default_is_statsmodels_hc1_with_t(model: str) -> None:
     real = _labeled_frame(model)
-    res = smf.gmm_synth("y ~ x1 + x2 + C(group)", real=real, model=model).fit()
+    # least squares' default is HC3 with t (test_human_only_ols_default_is_statsmodels_hc3_with_t);
+    # leverage=None is HC1 with t, the default of the families without a hat matrix
+    res = smf.gmm_synth("y ~ x1 + x2 + C(group)", real=real, model=model).fit(leverage=None)
     # statsmodels' "HC1" is HC0 for its nonlinear models (no factor): the factor
     # n / (n - p) is applied here by hand, and checked against HC1 for OLS
     ref = _statsmodels_fit(model, real, cov_type="HC0", use_t=True)
@@ -108,7 +110,9 @@ def test_cluster_equals_statsmodels_cluster(model: str) -> None:
 def test_cluster_with_singleton_clusters_equals_hc0(model: str) -> None:
     study = make_study(model, n_units=800, n_labeled=150, seed=11)
     kwds = dict(real=study.real, proxy=study.proxy, synth=study.synth, model=model)
-    hc0 = smf.gmm_synth(study.formula, **kwds).fit()
+    # clustered covariance has no leverage adjustment (CR2/CR3 are not implemented):
+    # singleton clusters equal HC0 without it
+    hc0 = smf.gmm_synth(study.formula, **kwds).fit(leverage=None)
     units = pd.Series(np.arange(len(study.proxy)), index=study.proxy.index)
     clustered = smf.gmm_synth(study.formula, **kwds).fit(
         cov_type="cluster", cov_kwds={"groups": units, "use_correction": False}

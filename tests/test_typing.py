@@ -49,6 +49,7 @@ def _fit_choices() -> dict[str, list[str]]:
 @pytest.mark.parametrize("dest, option", [
     ("correction", options.Correction),
     ("shrinkage", options.Shrinkage),
+    ("leverage", options.Leverage),
     ("engine", options.Engine),
     ("output", options.OutputFormat),
 ])
@@ -70,3 +71,5 @@ def test_fit_accepts_every_option_value():
         for shrinkage in typing.get_args(options.Shrinkage):
             res = model.fit(correction=correction, shrinkage=shrinkage)
             assert np.isfinite(res.bse).all()
+    for leverage in typing.get_args(options.Leverage):
+        assert np.isfinite(model.fit(leverage=leverage).bse).all()

@@ -12,6 +12,7 @@ import pandas as pd
 from ..exceptions import SynthInferWarning
 from ..moments import MomentBlocks
 from ..singular import MIN_LABELED_PER_MOMENT
+from ..covariance import LeverageAdjustedCovariance
 from .small_sample import SmallSampleCorrection
 
 __all__ = ["Diagnostics", "diagnose"]
@@ -112,14 +113,21 @@ def _human_only_variance(results: Any) -> np.ndarray:
     values = evaluation.values()
     if weight is not None:
         values = values * weight[:, None]
-    s = results.covariance.s(MomentBlocks((values,), (True,), data.labeled_pos, data.n_units))
+    # the parameters' S estimator (leverage-adjusted under the default correction),
+    # on the target block alone
+    estimator = getattr(results, "parameter_covariance", results.covariance)
+    if isinstance(estimator, LeverageAdjustedCovariance):
+        estimator = estimator.on_columns(np.arange(values.shape[1]))
+    s = estimator.s(MomentBlocks((values,), (True,), data.labeled_pos, data.n_units))
     G = evaluation.jacobian(weight) / data.n_units
     information = G.T @ np.linalg.solve(s, G)
     variance = np.diag(np.linalg.inv(information)) / data.n_units
     correction = getattr(results, "small_sample", None)
     if correction is not None:
         # the human-only fit's own small-sample factor (no auxiliary coefficients)
-        human = SmallSampleCorrection.of(correction.n_labeled, correction.n_clusters, correction.n_params, 0.0)
+        human = SmallSampleCorrection.of(
+            correction.n_labeled, correction.n_clusters, correction.n_params, 0.0, rescale=correction.rescaled,
+        )
         return variance * human.factor
     return variance * results.covariance.scale
 

@@ -24,8 +24,14 @@ inference. All three vanish as n grows.
 
 A covariance that already allows for the fitted parameters (HC2/HC3, whose
 leverage adjustment is their small-sample correction) keeps the t reference
-with ``n - p`` degrees of freedom and drops the factor (it is 1): with no
-auxiliary source that is statsmodels' HC2/HC3 with ``use_t=True``.
+with ``n - p - s d_aux`` degrees of freedom and a factor that counts only the
+auxiliary coefficients, ``n / (n - s d_aux)`` (1 with no auxiliary source:
+statsmodels' HC2/HC3 with ``use_t=True``). By default (``fit(leverage="HC3")``)
+the correction itself applies that leverage adjustment where the family has a
+hat matrix (least squares) and the covariance is unit-level (HC0/HC1): each
+labeled unit's labeled moments are divided by ``1 - h_i``
+(`synthinfer.covariance.LeverageAdjustedCovariance`); clustered covariance
+and the other families keep the ``n / (n - p - s d_aux)`` factor.
 """
 
 from __future__ import annotations
@@ -89,7 +95,10 @@ class SmallSampleCorrection:
             )
         if n_clusters is None:
             if not rescale:
-                return cls(n_labeled, None, n_params, auxiliary_coefficients, residual, 1.0, False)
+                # the leverage allows for the p target parameters; the auxiliary
+                # coefficients are still counted (1 with no source)
+                factor = n_labeled / (n_labeled - auxiliary_coefficients)
+                return cls(n_labeled, None, n_params, auxiliary_coefficients, residual, factor, False)
             return cls(n_labeled, None, n_params, auxiliary_coefficients, residual, n_labeled / residual)
         if n_clusters < 2:
             raise SpecificationError("the small-sample correction needs at least 2 clusters with labeled units")
@@ -110,7 +119,7 @@ class SmallSampleCorrection:
         n_clusters = None
         if groups is not None:
             n_clusters = len(np.unique(groups[0][data.labeled_pos]))
-        rescale = not results.covariance.adjusts_for_fitted_params
+        rescale = not results.parameter_covariance.adjusts_for_fitted_params
         return cls.of(data.n_labeled, n_clusters, layout.q, auxiliary, rescale=rescale)
 
     def scale(self, cov: np.ndarray, n_target: int) -> np.ndarray:
@@ -126,6 +135,13 @@ class SmallSampleCorrection:
         if self.auxiliary_coefficients:
             counted += f" - {self.auxiliary_coefficients:.3g} (s x auxiliary labeled moments)"
         if not self.rescaled:
+            if self.auxiliary_coefficients:
+                aux = f"{self.auxiliary_coefficients:.3g}"
+                return (
+                    f"small-sample correction: covariance x n/(n - {aux}) = {self.factor:.3f} (the "
+                    f"leverage adjustment allows for the {self.n_params} target parameters) and a "
+                    f"t({self.df:.4g}) reference, df = n - {counted}"
+                )
             return (
                 f"small-sample correction: a t({self.df:.4g}) reference, df = n - {counted} (the "
                 f"leverage adjustment takes the place of the n/(n - {counted}) factor)"

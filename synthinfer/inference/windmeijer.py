@@ -271,11 +271,13 @@ def windmeijer_covariance(results: FittedMoments) -> np.ndarray:
     G1 = model.jacobian(beta1)[selected]
     G1_inv = np.linalg.inv(G1)
     D = step_one_sensitivity(results)
-    if results.weighting is results.covariance:
+    # the S of the parameters' covariance: the fit's, or its leverage-adjusted version
+    covariance = getattr(results, "parameter_covariance", results.covariance)
+    if results.weighting is covariance:
         S1 = np.linalg.inv(W)[np.ix_(selected, selected)]
         V1 = G1_inv @ S1 @ G1_inv.T / n_units
         return (V2 + D @ V2 + V2 @ D.T + D @ V1 @ D.T) * results.covariance.scale
-    S_c = results.covariance.s(model.moment_blocks(results.params_full))
+    S_c = covariance.s(model.moment_blocks(results.params_full))
     return sandwich_correction(results, D, G1_inv, S_c) * results.covariance.scale
 
 

@@ -39,7 +39,7 @@ import statsmodels.api as sm
 from scipy.special import expit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fit import median_times  # noqa: E402
+from bench_fit import CPU_TIME, clock_note, median_times  # noqa: E402
 
 import synthinfer.api as smf  # noqa: E402
 from synthinfer.families import Quantile  # noqa: E402
@@ -126,7 +126,7 @@ def to_markdown(table: pd.DataFrame, command: str) -> str:
         f"`{command}`. Machine: {platform.machine()}, {platform.python_version()}, "
         f"numpy {np.__version__}. gmm_synth has a proxy and a synthetic source (2N rows), "
         "gmm_proxy the proxy (N rows); statsmodels fits the N proxy rows. Median of the "
-        "repeats, the libraries taking turns within each round.",
+        f"repeats, the libraries taking turns within each round. {clock_note()}",
         "",
         "| family | N | statsmodels (s) | gmm_synth (s) | gmm_synth / statsmodels | gmm_proxy (s) | gmm_proxy / statsmodels |",
         "|---|---|---|---|---|---|---|",
@@ -147,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--families", default=",".join(FAMILIES))
     parser.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by CPU seconds with one BLAS thread (for a machine running other jobs)")
     args = parser.parse_args(argv)
+    CPU_TIME["on"] = args.cpu_time
     n_units, repeats = (5_000, 1) if args.quick else (args.n_units, args.repeats)
     table = run(n_units, min(args.n_labeled, n_units // 5), repeats, args.families.split(","))
     args.output.mkdir(parents=True, exist_ok=True)

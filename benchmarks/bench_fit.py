@@ -21,6 +21,7 @@ and reported relative to the bytes of its input design matrices.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import platform
@@ -66,20 +67,42 @@ def make_frames(model: str, n_units: int, p: int, n_labeled: int, seed: int = 0)
     return formula, real, proxy, synth
 
 
+#: set by ``--cpu-time``: every library is timed by the CPU time of this process
+#: with one BLAS thread, which other jobs on the machine do not inflate
+CPU_TIME = {"on": False}
+
+
+def clock_note() -> str:
+    """How the times were taken, for the results' header."""
+    if CPU_TIME["on"]:
+        return ("Times are CPU seconds of this process with BLAS limited to one thread for every "
+                "library (`--cpu-time`: the machine was running other jobs, whose load inflates "
+                "wall-clock times unevenly).")
+    return "Times are wall-clock seconds."
+
+
 def median_times(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
     """Median seconds of each function over ``repeats`` rounds.
 
     The functions take turns within a round, so a slow spell of the machine
     (another process, the memory system) hits every library alike instead of
-    whichever happened to be timed then.
+    whichever happened to be timed then. With ``CPU_TIME["on"]`` the seconds are
+    the process's CPU time, with one BLAS thread.
     """
+    clock = time.process_time if CPU_TIME["on"] else time.perf_counter
+    limits = contextlib.nullcontext()
+    if CPU_TIME["on"]:
+        from threadpoolctl import threadpool_limits
+
+        limits = threadpool_limits(limits=1, user_api="blas")
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            gc.collect()
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    with limits:
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                gc.collect()
+                start = clock()
+                fn()
+                times[name].append(clock() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -185,7 +208,7 @@ def to_markdown(table: pd.DataFrame) -> str:
     gmm = table[table.estimator == "gmm_synth"].set_index(["model", "p", "N"])
     memory, build = gmm["peak_memory_ratio"], gmm["build_ratio_to_statsmodels"]
     lines = [
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}. {clock_note()}",
         "",
         "Time of each fit relative to statsmodels on the N proxy rows (median of repeats; "
         "statsmodels seconds in the first column); peak memory of a gmm_synth fit relative to "
@@ -248,7 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ppi-python", action="store_true")
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--docs", type=Path, help="also write the documentation page (docs/performance.md)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by CPU seconds with one BLAS thread (for a machine running other jobs)")
     args = parser.parse_args(argv)
+    CPU_TIME["on"] = args.cpu_time
     if args.quick:
         args.sizes, args.p, args.repeats, args.n_labeled = [2_000], [5], 1, 200
     table = run(args.sizes, args.p, args.repeats, args.n_labeled, not args.no_ppi_python)

@@ -332,7 +332,12 @@ def gauss_newton_step(
     scores that are step functions of the parameters (quantiles): their GMM
     objective is piecewise constant, so it is not iterated; the one-step
     estimator is asymptotically the two-step one. Returns the estimate, the
-    step's size and G at the estimate."""
-    step, step_in_se = _gauss_newton_direction(jacobian(start, None), weights, gbar, nobs)
+    step's size and G at ``start``, the step-1 fits: G is a smoothed estimate
+    (the scores have no derivative), consistent at either point, and at the
+    fits the rows each one interpolates are known (exact zeros, which the
+    quantile's kernel leaves out; one step later they are near zero and
+    would count as density)."""
+    G = jacobian(start, None)
+    step, step_in_se = _gauss_newton_direction(G, weights, gbar, nobs)
     params = start + step
-    return params, SolverInfo(True, 1, step_in_se), jacobian(params, None)
+    return params, SolverInfo(True, 1, step_in_se), G

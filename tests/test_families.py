@@ -110,11 +110,15 @@ def test_plain_quantile_is_a_sample_quantile() -> None:
 
 
 def _powell_bse(X: np.ndarray, y: np.ndarray, params: np.ndarray, q: float, h: float) -> np.ndarray:
-    """Powell's kernel sandwich written out: bread sum K(e/h)/h x x' (Epanechnikov),
-    meat the centered score cross product, as the GMM's S."""
+    """Powell's kernel sandwich written out: bread sum K(e/h)/h x x' (Epanechnikov)
+    over the rows the fit does not interpolate, meat the centered score cross
+    product, as the GMM's S."""
     e = y - X @ params
+    vertex = np.abs(e) <= 1e-12 * (1 + np.abs(y).max())
+    assert 0 < vertex.sum() <= X.shape[1]  # the LP's vertex: one exact zero per parameter
     u = e / h
     density = np.where(np.abs(u) <= 1, 0.75 * (1 - u**2), 0.0) / h
+    density = np.where(vertex, 0.0, density) * len(e) / (len(e) - vertex.sum())
     bread = (X * density[:, None]).T @ X
     psi = X * (q - (e < 0))[:, None]
     psi = psi - psi.mean(axis=0)
@@ -132,9 +136,17 @@ def test_quantile_bandwidth_and_sandwich_are_quantreg_s(q: float) -> None:
     np.testing.assert_allclose(ours.params.to_numpy(), theirs.params, rtol=1e-9)
     e = y - ours.params.to_numpy()[0]
     assert Quantile(q).bandwidth(y, e) == pytest.approx(theirs.bandwidth, rel=1e-12)
-    # the GMM's S is centered (the check-loss vertex leaves a mean score of ~1/n) and
-    # the zero residual of the vertex row counts as not below the quantile: ~1e-5 apart
-    np.testing.assert_allclose(ours.bse.to_numpy(), theirs.bse, rtol=1e-4)
+    # QuantReg's density counts the row the fit interpolates (its residual is exactly
+    # zero, K(0)/h); ours leaves it out, n / (n - 1) times the others' mean: with that
+    # density put back, the GMM's centered S (the check-loss vertex leaves a mean score
+    # of ~1/n, and the zero residual counts as not below the quantile) is ~1e-5 apart
+    u = e / theirs.bandwidth
+    kernel = np.where(np.abs(u) <= 1, 0.75 * (1 - u**2), 0.0) / theirs.bandwidth
+    vertex = np.abs(e) <= 1e-12 * (1 + np.abs(y).max())
+    assert vertex.sum() == 1
+    theirs_density, ours_density = kernel.mean(), kernel[~vertex].mean()
+    assert ours_density < theirs_density
+    np.testing.assert_allclose(ours.bse.to_numpy() * ours_density / theirs_density, theirs.bse, rtol=1e-4)
     np.testing.assert_allclose(
         ours.bse.to_numpy(), _powell_bse(np.ones((len(y), 1)), y, ours.params.to_numpy(), q, theirs.bandwidth),
         rtol=1e-10,
@@ -148,6 +160,29 @@ def test_quantile_bandwidth_and_sandwich_are_quantreg_s(q: float) -> None:
     assert Quantile(q).bandwidth(y, y - X @ params) == pytest.approx(theirs.bandwidth, rel=1e-5)
     h = Quantile(q).bandwidth(y, y - X @ params)
     np.testing.assert_allclose(ours.bse.to_numpy(), _powell_bse(X, y, params, q, h), rtol=1e-10)
+
+
+def test_quantile_density_leaves_out_the_rows_the_fit_interpolates() -> None:
+    """The p rows of the check-loss vertex (exact zero residuals) are not draws from
+    the residual density: they get no kernel weight, the others n / (n - p) times
+    theirs. Ties of the outcome (more zeros than parameters) are kept."""
+    real, _, _ = _frames("ols", n_labeled=200)
+    X, y = sm.add_constant(real[["x1", "x2"]]).to_numpy(), real["y"].to_numpy()
+    family = Quantile(0.9)
+    params = smf.classical("y ~ x1 + x2", real=real, model=family).fit(correction=None).params.to_numpy()
+    e = y - X @ params
+    vertex = np.abs(e) <= 1e-12 * (1 + np.abs(y).max())
+    assert vertex.sum() == 3
+    counted = family.density_weights(y, e)  # every row, as QuantReg's density
+    left_out = family.density_weights(y, e, n_params=3)
+    assert np.all(left_out[vertex] == 0) and np.all(counted[vertex] > 0)
+    np.testing.assert_allclose(left_out[~vertex], counted[~vertex] * 200 / 197, rtol=1e-14)
+    # the target's Jacobian in a fit is the one without the vertex
+    res = smf.classical("y ~ x1 + x2", real=real, model=family).fit(correction=None)
+    np.testing.assert_allclose(res._results.jacobian * res.model.nobs, -(X * left_out[:, None]).T @ X, rtol=1e-12)
+    # ties: five outcomes at the quantile are data, not a vertex of three parameters
+    tied = np.r_[np.zeros(5), np.linspace(1, 2, 195)]
+    np.testing.assert_array_equal(family.density_weights(tied, tied, n_params=3), family.density_weights(tied, tied))
 
 
 def test_quantile_kernel_sandwich_is_close_to_statsmodels_robust_in_a_large_iid_sample() -> None:

@@ -5,9 +5,14 @@ the density of the residual) is estimated by a kernel: each row's slope is
 ``-K(e / h) / h`` with the Epanechnikov kernel and statsmodels' ``QuantReg``
 bandwidth: Hall-Sheather's on the probability scale, turned into the units of
 the residuals by ``min(sd(y), IQR(e) / 1.34)``. The resulting sandwich is
-Powell's (1991) kernel estimator of the covariance. For ``y ~ 1`` it is
-QuantReg's ``vcov="robust"``; with covariates QuantReg uses one density value
-for every row, Powell's sandwich a density per row.
+Powell's (1991) kernel estimator of the covariance. The p rows a check-loss
+fit interpolates (its vertex: exact zero residuals) are left out of the
+kernel sum, the other rows' weights scaled by ``m / (m - p)``: each would add
+``K(0) / h``, a density too large by ``p K(0) / (m h f)``, 11% at q = 0.9 with
+200 rows and t(5) errors (R's quantreg leaves them out of its sparsity
+estimate too). For ``y ~ 1`` the sandwich is QuantReg's ``vcov="robust"``
+with that one row left out of its density; with covariates QuantReg uses one
+density value for every row, Powell's sandwich a density per row.
 
 Step 1 minimises the check loss exactly as a linear program (up to
 `EXACT_MAX_ROWS` rows; above, by warm-started iteratively reweighted least
@@ -15,6 +20,9 @@ squares, statsmodels' algorithm, to a relative step of 1e-6); with
 auxiliary sources, step 2 is one Gauss-Newton step from step 1 (the GMM
 objective of step scores is piecewise constant, so it is not iterated): the
 usual one-step efficient estimator, asymptotically equal to the two-step one.
+Its G (for the step and for the covariance) is taken at the step-1 fits,
+where each block's vertex rows are exact zeros; one step later they are near
+zero and would count as density again.
 """
 
 from __future__ import annotations
@@ -37,6 +45,8 @@ __all__ = ["Quantile", "hall_sheather", "EXACT_MAX_ROWS"]
 EXACT_MAX_ROWS = 5_000
 #: IRLS stops at this largest step relative to the parameters (QuantReg's p_tol)
 IRLS_TOL = 1e-6
+#: a residual this small relative to the outcome's scale is a row the fit interpolates
+VERTEX_TOL = 1e-9
 
 
 def hall_sheather(n: int, q: float, alpha: float = 0.05) -> float:
@@ -53,14 +63,16 @@ class _QuantileEvaluation(SingleIndexEvaluation):
     narrower bandwidth chosen for all of them."""
 
     def __init__(self, family: Quantile, X: np.ndarray, y: np.ndarray, e: np.ndarray) -> None:
-        super().__init__(X, family.q - (e < 0), family.density_weights(y, e), nonnegative=True)
+        n_params = X.shape[1]
+        super().__init__(X, family.q - (e < 0), family.density_weights(y, e, n_params), nonnegative=True)
         self.family, self.y, self.e = family, y, e
 
     def _subset(self, rows: np.ndarray | None) -> SingleIndexEvaluation:
         if rows is None:
             return self
         y, e = self.y[rows], self.e[rows]
-        return SingleIndexEvaluation(self.X[rows], self.r[rows], self.family.density_weights(y, e), True)
+        d = self.family.density_weights(y, e, self.X.shape[1])
+        return SingleIndexEvaluation(self.X[rows], self.r[rows], d, True)
 
     def information(self, weights: np.ndarray | None = None, rows: np.ndarray | None = None) -> np.ndarray:
         if rows is None:
@@ -99,8 +111,9 @@ class Quantile(SingleIndexFamily):
     def jacobian_note(self) -> str:
         return (
             "Quantile scores are step functions: their Jacobian is a kernel estimate of the "
-            "residual density (Epanechnikov, QuantReg's Hall-Sheather bandwidth; Powell's sandwich), and "
-            "with auxiliary sources step 2 is one Gauss-Newton step from step 1."
+            "residual density (Epanechnikov, QuantReg's Hall-Sheather bandwidth; Powell's sandwich, "
+            "the rows each fit interpolates left out), and with auxiliary sources step 2 is one "
+            "Gauss-Newton step from step 1, with G at step 1."
         )
 
     def bandwidth(self, y: np.ndarray, e: np.ndarray) -> float:
@@ -122,11 +135,30 @@ class Quantile(SingleIndexFamily):
         e = y - lin
         return self.q - (e < 0), self.density_weights(y, e)
 
-    def density_weights(self, y: np.ndarray, e: np.ndarray) -> np.ndarray:
-        """``K(e / h) / h`` per row, with the bandwidth for these rows' number."""
+    def density_weights(self, y: np.ndarray, e: np.ndarray, n_params: int | None = None) -> np.ndarray:
+        """``K(e / h) / h`` per row, with the bandwidth for these rows' number.
+
+        With ``n_params`` given, rows whose residual is exactly zero, at most
+        ``n_params`` of them, are left out and the others' weights scaled by
+        ``m / (m - zeros)`` (m rows): a check-loss minimum interpolates p rows,
+        which are not draws from the residual density at the quantile but the
+        fit's vertex. Each would add ``K(0) / h`` to the kernel sum: ``p K(0) /
+        (m h f)`` of the density ``f`` (11% at q = 0.9, p = 3, m = 200 with t(5)
+        errors), a density too large and an interval too short, most of all in
+        a tail. R's quantreg leaves the same rows out of its sparsity estimate
+        (``summary.rq``, ``se = "iid"``). More zeros than ``n_params`` are ties
+        of the outcome, not a vertex, and are kept.
+        """
         h = self.bandwidth(y, e)
         u = e / h
-        return np.where(np.abs(u) <= 1.0, 0.75 * (1.0 - u * u), 0.0) / h
+        weights = np.where(np.abs(u) <= 1.0, 0.75 * (1.0 - u * u), 0.0) / h
+        if n_params is None or len(e) <= n_params:
+            return weights
+        vertex = np.abs(e) <= VERTEX_TOL * (1.0 + float(np.max(np.abs(y), initial=0.0)))
+        zeros = int(vertex.sum())
+        if 0 < zeros <= n_params:
+            weights = np.where(vertex, 0.0, weights) * (len(e) / (len(e) - zeros))
+        return weights
 
     def evaluate(self, X: np.ndarray, y: np.ndarray, params: np.ndarray) -> _QuantileEvaluation:
         e = y - X @ params

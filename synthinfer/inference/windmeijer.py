@@ -199,8 +199,9 @@ class _InMemorySums:
         offsets = np.cumsum([0] + [s.stop - s.start for s in all_spans])
         # column-major buffers: filled a column block at a time, and their product
         # G'E is a third faster than from row-major blocks
-        E_buffer = np.empty((ROWS_PER_BLOCK, J * width), order="F")
-        G_buffer = np.empty((ROWS_PER_BLOCK, int(offsets[-1])), order="F")
+        block_rows = min(ROWS_PER_BLOCK, n_rows)
+        E_buffer = np.empty((block_rows, J * width), order="F")
+        G_buffer = np.empty((block_rows, int(offsets[-1])), order="F")
         for start in range(0, n_rows, ROWS_PER_BLOCK):
             rows = slice(start, min(start + ROWS_PER_BLOCK, n_rows))
             size = rows.stop - rows.start

@@ -561,3 +561,13 @@ def test_a_reader_that_stops_early_is_not_an_error() -> None:
     reader.wait(timeout=60)
     assert done.returncode == 0, done.stderr
     assert "error" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_readme_example_output_is_what_the_demo_prints(capsys) -> None:
+    """The README's "Example output" block is the demo's output, character for character."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Example output", 1)[1]
+    block = section.split("```\n", 2)[1]
+    code, out, _ = run(capsys, "demo")
+    assert code == 0
+    assert out.rstrip("\n") == block.rstrip("\n"), "README.md's example output is stale: paste `synthinfer demo`'s output"

@@ -290,8 +290,9 @@ class GMMSynth(ModelBase, GMM):
         """
         key = eta.tobytes()
         kept = self._evaluations.setdefault(m, [])
-        for cached_key, evaluation in kept:
+        for i, (cached_key, evaluation) in enumerate(kept):
             if cached_key == key:
+                kept.insert(0, kept.pop(i))  # the most recently used first
                 return evaluation
         evaluation = self.model_data.sources[m].evaluate(self.family, eta)
         kept.insert(0, (key, evaluation))

@@ -158,7 +158,7 @@ class _InMemorySums:
                     all_e = all_e * lab_row_weight[:, None]
                 E_all_lab[j, :, cols] = group_sums(lab_codes, n, all_e)
             self._all_rows_pass(m, V[all_block], C, term1, GE, E_cluster, e_all_total)
-        labeled_values = blocks.labeled_rows()  # (n, K)
+        labeled_values = blocks.labeled_rows() if self.groups is None else np.empty((n, 0))  # (n, K)
         out = []
         for j in range(J):
             E_lab_j = E_lab[j]

@@ -51,6 +51,12 @@ class MomentCovariance:
     #: small-sample correction then keeps its t reference but not its n/(n - p) factor
     adjusts_for_fitted_params: ClassVar[bool] = False
 
+    def on_columns(self, columns: np.ndarray) -> MomentCovariance:
+        """The same estimator for moments whose labeled-only columns are ``columns``
+        (the target block alone, for the human-only comparison): itself, unless the
+        estimator treats those columns apart."""
+        return self
+
     def s(self, moments: MomentBlocks) -> np.ndarray:
         raise NotImplementedError
 

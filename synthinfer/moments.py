@@ -76,15 +76,26 @@ class MomentBlocks:
         parts = [b if isinstance(b, tuple) else (b, None) for b in (self.blocks[a] for a in full)]
         return scaled_rows_gram(parts)
 
-    def _on_labeled(self, a: int) -> np.ndarray:
-        """Block a's values on the labeled units."""
+    @property
+    def spans(self) -> list[slice]:
+        """Each block's columns among the K moments."""
+        starts = np.cumsum([0] + [_width(b) for b in self.blocks])
+        return [slice(int(starts[a]), int(starts[a + 1])) for a in range(len(self.blocks))]
+
+    def values_on(self, a: int, units: slice | np.ndarray) -> np.ndarray:
+        """Block a's values on ``units`` (a slice or positions of the units it lives
+        on), from its array or, for factors ``(X, r)``, only for those rows."""
         block = self.blocks[a]
-        if self.labeled_only[a]:
-            return block  # type: ignore[return-value]
         if isinstance(block, tuple):
             X, r = block
-            return X[self.labeled_pos] * r[self.labeled_pos, None]
-        return block[self.labeled_pos]
+            return X[units] * r[units, None]
+        return block[units]
+
+    def _on_labeled(self, a: int) -> np.ndarray:
+        """Block a's values on the labeled units."""
+        if self.labeled_only[a]:
+            return self.blocks[a]  # type: ignore[return-value]
+        return self.values_on(a, self.labeled_pos)
 
     def labeled_rows(self) -> np.ndarray:
         """(n, K): every block's values on the labeled units, in ``labeled_pos`` order."""
@@ -94,11 +105,10 @@ class MomentBlocks:
         """(1/N) sum_i g_i g_i', block by block over the units both blocks live on."""
         k = self.k_moms
         out = np.empty((k, k))
-        starts = np.cumsum([0] + [_width(b) for b in self.blocks])
-        span = [slice(starts[a], starts[a + 1]) for a in range(len(self.blocks))]
+        span = self.spans
         full = [a for a, only in enumerate(self.labeled_only) if not only]
         if full:
-            index = np.concatenate([np.arange(starts[a], starts[a + 1]) for a in full])
+            index = np.concatenate([np.arange(span[a].start, span[a].stop) for a in full])
             out[np.ix_(index, index)] = self._all_units_gram(full)
         labeled = [a for a, only in enumerate(self.labeled_only) if only]
         on_labeled = {a: self._on_labeled(a) for a in range(len(self.blocks))} if labeled else {}

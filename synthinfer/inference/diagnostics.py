@@ -12,7 +12,6 @@ import pandas as pd
 from ..exceptions import SynthInferWarning
 from ..moments import MomentBlocks
 from ..singular import MIN_LABELED_PER_MOMENT
-from ..covariance import LeverageAdjustedCovariance
 from .small_sample import SmallSampleCorrection
 
 __all__ = ["Diagnostics", "diagnose"]
@@ -115,9 +114,7 @@ def _human_only_variance(results: Any) -> np.ndarray:
         values = values * weight[:, None]
     # the parameters' S estimator (leverage-adjusted under the default correction),
     # on the target block alone
-    estimator = getattr(results, "parameter_covariance", results.covariance)
-    if isinstance(estimator, LeverageAdjustedCovariance):
-        estimator = estimator.on_columns(np.arange(values.shape[1]))
+    estimator = getattr(results, "parameter_covariance", results.covariance).on_columns(np.arange(values.shape[1]))
     s = estimator.s(MomentBlocks((values,), (True,), data.labeled_pos, data.n_units))
     G = evaluation.jacobian(weight) / data.n_units
     information = G.T @ np.linalg.solve(s, G)

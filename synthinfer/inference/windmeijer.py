@@ -63,14 +63,6 @@ def _ds_times_v(model: MomentModel, params: np.ndarray, v: np.ndarray, covarianc
     return _ds_times_many(model, params, [v], covariance)[0]
 
 
-def _block_at(block: Any, units: Any) -> np.ndarray:
-    """A moment block's values on ``units`` (a slice or positions), from an array or factors."""
-    if isinstance(block, tuple):
-        X, r = block
-        return X[units] * r[units, None]
-    return block[units]
-
-
 class _InMemorySums:
     """The sums of ``(dS/dbeta) v`` for in-memory blocks, split as the partitioned ones are.
 
@@ -88,9 +80,7 @@ class _InMemorySums:
         self.groups = None if covariance is None else covariance.groups
         data = model.model_data
         self.n_units, self.labeled_pos = data.n_units, data.labeled_pos
-        widths = [b[0].shape[1] if isinstance(b, tuple) else b.shape[1] for b in blocks.blocks]
-        starts = np.cumsum([0] + widths)
-        self.span = [slice(starts[a], starts[a + 1]) for a in range(len(widths))]
+        self.span = blocks.spans
         self.all_units = [a for a, only in enumerate(blocks.labeled_only) if not only]
 
     def ds_times_many(self, vs: list[np.ndarray]) -> list[np.ndarray]:
@@ -224,7 +214,7 @@ class _InMemorySums:
                 continue
             G_rows = G_buffer[:size]
             for a, lo, hi in zip(self.all_units, offsets[:-1], offsets[1:]):
-                G_rows[:, lo:hi] = _block_at(self.blocks.blocks[a], units)
+                G_rows[:, lo:hi] = self.blocks.values_on(a, units)
             products = G_rows.T @ E_rows
             for j in range(J):
                 GE[j, :, cols] += products[:, j * width : (j + 1) * width]

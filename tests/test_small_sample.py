@@ -223,7 +223,7 @@ def test_identity_draw_reproduces_the_fit(family, shrinkage) -> None:
     np.testing.assert_allclose(theta, res.params, rtol=1e-4, atol=1e-4 * plain.bse.max())
     np.testing.assert_allclose(se, plain.bse, rtol=1e-3)
     engine = KStepBootstrap(res)
-    theta, se, failures = engine.run([engine.identity_draw()])
+    theta, se, _, failures = engine.run([engine.identity_draw()])
     np.testing.assert_allclose(theta[0], res.params, atol=1e-3 * plain.bse.max())
     np.testing.assert_allclose(se[0], plain.bse, rtol=1e-4)
     assert not failures
@@ -267,6 +267,40 @@ def test_bootstrap_t_and_percentile_intervals() -> None:
     refit = res.bootstrap(5, seed=3, method="refit")
     with pytest.raises(ValueError, match="fast bootstrap"):
         refit.conf_int(method="t")
+
+
+@pytest.mark.parametrize("family", ["ols", "logit"])
+def test_bootstrap_j_of_the_identity_draw_is_the_fits_j(family) -> None:
+    # without the recentering, the replicate's J formula on the original data is
+    # Hansen's generalized J of the fit (P gbar = gbar at the estimate)
+    _, model = _model(family, n_labeled=150)
+    res = model.fit()
+    engine = KStepBootstrap(res)
+    np.testing.assert_allclose(engine.gbar_hat, model.momcond_mean(res.params_full), rtol=1e-10, atol=1e-15)
+    identity = engine.run([engine.identity_draw()])
+    assert identity.j[0] == pytest.approx(0.0, abs=1e-8)  # recentered on itself
+    engine.gbar_hat = np.zeros_like(engine.gbar_hat)
+    np.testing.assert_allclose(engine.run([engine.identity_draw()]).j[0], res.jtest()[0], rtol=1e-3)
+
+
+def test_bootstrap_j_recenters_and_rejects_an_invalid_design() -> None:
+    study, model = _model("ols", n_labeled=200)
+    valid = model.fit().bootstrap(399, seed=5)
+    jval, p, df = valid.jtest()
+    assert (jval, df) == model.fit().jtest()[::2] and 0.01 < p <= 1
+    # the recentered J's are near their chi-square(df) mean whatever the fit's J
+    assert abs(np.mean(valid.j_draws) - df) < 0.25 * df
+    # the proxy shifted on the labeled units only: the restriction fails, J is large,
+    # and the bootstrap's J's (recentered) stay near df, so the p-value is tiny
+    proxy = study.proxy.copy()
+    proxy.loc[study.real.index, "y"] += 1.0
+    shifted = smf.gmm_synth(study.formula, real=study.real, proxy=proxy, synth=study.synth).fit()
+    boot = shifted.bootstrap(399, seed=5)
+    jval, p, df = boot.jtest()
+    assert jval > 5 * df and p == pytest.approx(1 / 400)
+    assert np.mean(boot.j_draws) < 2 * df
+    with pytest.raises(ValueError, match="fast bootstrap"):
+        shifted.bootstrap(5, seed=1, method="refit").jtest()
 
 
 def test_fast_bootstrap_clusters_and_labeling_probabilities() -> None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import scipy.linalg
@@ -517,6 +517,13 @@ class KStepBootstrap(ReplicateBootstrap):
             self.group_matrix = scipy.sparse.csr_matrix(
                 (np.ones(self.n), (self.group_of_labeled, np.arange(self.n))), shape=(self.n_labeled_groups, self.n)
             ).toarray()
+        # the original moments' mean at the estimate (the identity draw's), which
+        # the bootstrap J recenters on; and the fit's S scale, as its J uses
+        counts, _, fixed, unlabeled_units, _ = self.identity_draw()
+        total = counts @ self.g_hat
+        total[self.all_units] += fixed
+        self.gbar_hat = total / (counts.sum() + unlabeled_units)
+        self.s_scale = float(results.covariance.scale)
 
     def _unit_terms(self, params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per labeled unit, its moments g_i (n, K) and their Jacobian (n, K, P) at params."""
@@ -567,8 +574,19 @@ class KStepBootstrap(ReplicateBootstrap):
             s += D[:, None, None] * self._pool_term(gbar)
         return s / n_units[:, None, None]
 
-    def run(self, draws: list[tuple]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Estimates (B, p) and plain standard errors (B, p) of a batch of draws; NaN rows failed."""
+    def run(self, draws: list[tuple]) -> KStepBatch:
+        """Estimates (B, p), plain standard errors (B, p) and the J statistic (B,) of a
+        batch of draws, and why the failed ones (NaN rows) failed.
+
+        The replicate's J is Hansen's (generalized) J of its moments recentered
+        on the original ones at the estimate, to first order in the parameters:
+        ``N_b c' P' Omega^+ P c`` with ``c = gbar_b(theta_hat) - gbar(theta_hat)``,
+        ``P = I - G (G'W G)^-1 G'W`` from the replicate's G and W and
+        ``Omega = P S P'`` from its S (Hall and Horowitz 1996: without the
+        recentering a bootstrap J would test a restriction the resample does
+        not satisfy). The weight matrix and S are the replicate's own, which is
+        what the chi-square reference leaves out at small n.
+        """
         layout = self.layout
         p = layout.k
         counts = np.array([d[0] for d in draws])
@@ -635,6 +653,11 @@ class KStepBootstrap(ReplicateBootstrap):
             hessian[bad] = np.eye(P)
             GW[bad] = 0.0
             bread = np.linalg.solve(hessian, GW)
+            if not step:
+                # at the estimate: the recentered moments and P's G and bread for J
+                recentered = gbar - self.gbar_hat
+                projected = recentered - np.einsum("bkp,bp->bk", G_mean, np.einsum("bpk,bk->bp", bread, recentered))
+                G_hat, bread_hat = G_mean, bread
             at = at - np.einsum("bpk,bk->bp", bread, gbar)
             bad |= ~np.isfinite(at).all(axis=1)
             at[bad] = self.params
@@ -653,11 +676,31 @@ class KStepBootstrap(ReplicateBootstrap):
             W_hat[bad] = np.eye(K)
             cov = np.linalg.inv(np.matmul(np.matmul(np.swapaxes(G_mean, 1, 2), W_hat), G_mean))
         se = np.sqrt(np.clip(np.einsum("bii->bi", cov)[:, :p], 0, None) / n_units[:, None])
+        j = self._j_statistics(projected, G_hat, bread_hat, s_hat, n_units, bad)
         bad |= ~np.isfinite(estimates).all(axis=1) | ~np.isfinite(se).all(axis=1)
         reasons = [self._reason(failed[b], group_counts[b]) for b in np.flatnonzero(bad)]
         estimates = estimates.copy()
         estimates[bad] = np.nan
-        return estimates[:, :p], se, reasons
+        j[bad] = np.nan
+        return KStepBatch(estimates[:, :p], se, j, reasons)
+
+    def _j_statistics(
+        self, projected: np.ndarray, G: np.ndarray, bread: np.ndarray, s: np.ndarray, n_units: np.ndarray,
+        bad: np.ndarray,
+    ) -> np.ndarray:
+        """``N_b (P c)' Omega^+ (P c)`` per replicate, ``Omega = P S P'`` of rank df (see `run`)."""
+        K, P = self.layout.n_moments, self.layout.n_params
+        df = K - P
+        if df <= 0:
+            return np.zeros(len(projected))
+        projection = np.eye(K)[None] - np.matmul(G, bread)
+        omega = np.matmul(np.matmul(projection, s * self.s_scale), np.swapaxes(projection, 1, 2))
+        omega = (omega + np.swapaxes(omega, 1, 2)) / 2
+        omega[bad] = np.eye(K)
+        eigval, eigvec = np.linalg.eigh(omega)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            top = eigvec[:, :, -df:] / np.sqrt(eigval[:, None, -df:])
+            return n_units * np.sum(np.einsum("bkd,bk->bd", top, projected) ** 2, axis=1)
 
     def _reason(self, step_one_failed: bool, group_counts: np.ndarray) -> str:
         """Why a replicate failed, in the user's terms."""
@@ -715,6 +758,15 @@ class KStepBootstrap(ReplicateBootstrap):
         return slice(start, start + block.stop - block.start)
 
 
+class KStepBatch(NamedTuple):
+    """One batch of k-step replicates (`KStepBootstrap.run`); NaN rows failed."""
+
+    estimates: np.ndarray
+    se: np.ndarray
+    j: np.ndarray
+    failures: list[str]
+
+
 def _one_blas_thread() -> Any:
     """One BLAS thread for the batched products: thousands of small K x K
     products gain nothing from threads, and on a busy machine threaded BLAS
@@ -740,7 +792,7 @@ def fast_bootstrap(
     engine = KStepBootstrap(results, exact_pool_max=exact_pool_max)
     rng = np.random.default_rng(seed)
     names = list(results.model.exog_names)
-    estimates, errors, failures = [], [], []
+    estimates, errors, failures, j_draws = [], [], [], []
     starts: Any = range(0, n_boot, chunk)
     if progress:
         from tqdm.auto import tqdm
@@ -749,15 +801,16 @@ def fast_bootstrap(
     # one limit for the whole loop: threadpoolctl scans the loaded libraries
     # each time a limit is set, which cost as much as a batch at N = 1e5
     with _one_blas_thread():
-        center, se_hat, _ = engine.run([engine.identity_draw()])
+        identity = engine.run([engine.identity_draw()])
         for start in starts:
             draws = [engine.draw(rng) for _ in range(min(chunk, n_boot - start))]
-            theta, se, reasons = engine.run(draws)
-            ok = np.isfinite(theta).all(axis=1)
-            estimates += list(theta[ok])
-            errors += list(se[ok])
-            failures += reasons
+            batch = engine.run(draws)
+            ok = np.isfinite(batch.estimates).all(axis=1)
+            estimates += list(batch.estimates[ok])
+            errors += list(batch.se[ok])
+            j_draws += list(batch.j[ok])
+            failures += batch.failures
     return BootstrapResults.collect(
         results, names, estimates, errors, failures, n_boot, seed, "fast",
-        studentizing_se=se_hat[0], replicate_of_estimate=center[0],
+        studentizing_se=identity.se[0], replicate_of_estimate=identity.estimates[0], j_draws=j_draws,
     )

@@ -482,6 +482,9 @@ class GMMSynthResults(ReportingMixin, GMMResults):
         random subset. The p-value is chi-square with df; with clustered
         covariance and the small-sample correction (the default), Hotelling's F
         on (df, G - df) degrees of freedom, G the clusters with labeled units.
+        With few labels either reference can reject a valid design too often
+        (docs/small-samples.md); ``res.bootstrap(B).jtest()`` gives the same J
+        with a bootstrap p-value.
         """
         df = self.model.nmoms - self.model.k_params
         if df == 0:

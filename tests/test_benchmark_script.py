@@ -26,7 +26,7 @@ def test_quick_run_writes_csv_and_markdown(bench, tmp_path) -> None:
     page = tmp_path / "performance.md"
     assert bench.main(["--quick", "--output", str(tmp_path), "--docs", str(page)]) == 0
     table = pd.read_csv(tmp_path / "results.csv")
-    expected = {"statsmodels", "gmm_synth", "gmm_proxy", "ppi (auto)", "ppi-python (warm)"}
+    expected = {"statsmodels", "gmm_synth", "gmm_synth (plain)", "gmm_proxy", "ppi (auto)", "ppi-python (warm)"}
     for model in ("logit", "ols"):
         assert set(table.loc[table.model == model, "estimator"]) == expected
     assert (table["seconds"] > 0).all()

@@ -2,6 +2,8 @@
 
     python benchmarks/families_coverage.py                    # full run, 300 trials per cell
     python benchmarks/families_coverage.py --quick --output DIR   # the test suite's check
+    python benchmarks/families_coverage.py --estimands probit --qualities useful --trials 1000 \
+        --first-seed 1000 --bootstrap 999 --output docs/results/families/probit_bootstrap
 
 For each estimand (probit, logit with soft proxy labels, fractional logit,
 median and 0.9-quantile regression, multinomial logit, negative binomial,
@@ -228,25 +230,27 @@ ESTIMANDS: dict[str, Callable] = {
 }
 
 
-def one_trial(estimand: str, quality: str, n: int, seed: int) -> list[dict]:
+def one_trial(estimand: str, quality: str, n: int, seed: int, n_boot: int = 0) -> list[dict]:
     rng = np.random.default_rng([seed, n, list(ESTIMANDS).index(estimand), quality == "noise"])
     draw = ESTIMANDS[estimand](rng, n, quality)
     rows = []
-    for method in ("gmm", "human only"):
+    for method in ("gmm", "human only") + (("gmm bootstrap-t",) if n_boot else ()):
         row = {"estimand": estimand, "quality": quality, "n": n, "seed": seed, "method": method,
                "estimate": np.nan, "se": np.nan, "covered": np.nan, "failed": True}
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                if method == "gmm":
+                if method.startswith("gmm"):
                     res = smf.gmm_synth(draw.formula, real=draw.real, proxy=draw.proxy, synth=draw.synth,
                                         model=draw.model).fit()
                 else:
                     res = smf.classical(draw.formula, real=draw.real, model=draw.model).fit()
-            ci = res.conf_int().loc[draw.term]
+                # the fast bootstrap-t interval of the same fit, its own seed
+                ci_all = res.bootstrap(n_boot, seed=seed).conf_int(method="t") if method == "gmm bootstrap-t" else res.conf_int()
+            ci = ci_all.loc[draw.term]
             row.update(estimate=float(res.params[draw.term]), se=float(res.bse[draw.term]),
                        covered=float(ci.iloc[0] <= draw.truth <= ci.iloc[1]), failed=False)
-        except (ValueError, RuntimeError, np.linalg.LinAlgError):
+        except (ValueError, RuntimeError, np.linalg.LinAlgError):  # BootstrapFailureError is a RuntimeError
             pass
         row["truth"] = draw.truth
         rows.append(row)
@@ -270,14 +274,27 @@ def summarise(trials: pd.DataFrame) -> pd.DataFrame:
             "sd ratio": float(g["estimate"].std() / h["estimate"].std()),
             "se / sd, gmm": float(g["se"].median() / g["estimate"].std()),
         })
+        boot = cell[cell.method == "gmm bootstrap-t"]
+        if len(boot):
+            kept = ~boot["failed"].to_numpy()
+            out[-1].update({"coverage gmm bootstrap-t": float(boot["covered"][kept].mean()),
+                            "bootstrap failed": int((~kept).sum())})
     return pd.DataFrame(out)
 
 
 def to_markdown(summary: pd.DataFrame) -> str:
     lines = ["| estimand | auxiliary data | n | trials | failed | coverage, GMM | coverage, human only | MSE GMM / human | median SE GMM / human | median SE / SD of the estimates, GMM |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in summary.itertuples(index=False):
-        lines.append(f"| {r.estimand} | {r.quality} | {r.n} | {r.trials} | {r.failed} | {r[5]:.3f} | {r[6]:.3f} | {r[8]:.2f} | {r[9]:.2f} | {r[11]:.2f} |")
+    boot = "coverage gmm bootstrap-t" in summary
+    if boot:
+        lines[0] += " coverage, GMM fast bootstrap-t (failed) |"
+        lines[1] += "---|"
+    for r in summary.to_dict("records"):
+        line = (f"| {r['estimand']} | {r['quality']} | {r['n']} | {r['trials']} | {r['failed']} | {r['coverage gmm']:.3f} "
+                f"| {r['coverage human']:.3f} | {r['mse ratio']:.2f} | {r['se ratio']:.2f} | {r['se / sd, gmm']:.2f} |")
+        if boot:
+            line += f" {r['coverage gmm bootstrap-t']:.3f} ({r['bootstrap failed']}) |"
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -287,12 +304,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-labeled", default="200,500")
     parser.add_argument("--estimands", default=",".join(ESTIMANDS))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--qualities", default="useful,noise")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed, first-seed + 1, ...")
+    parser.add_argument("--bootstrap", type=int, default=0, metavar="B",
+                        help="also the fast bootstrap-t interval with B replicates (res.bootstrap(B))")
     parser.add_argument("--quick", action="store_true", help="4 trials at n = 200: a smoke test")
     parser.add_argument("--output", type=Path, default=Path("docs/results/families"))
     args = parser.parse_args(argv)
     trials, ns = (4, [200]) if args.quick else (args.trials, [int(v) for v in args.n_labeled.split(",")])
     estimands = [e.strip() for e in args.estimands.split(",")]
-    tasks = [(e, q, n, s) for e in estimands for q in ("useful", "noise") for n in ns for s in range(trials)]
+    qualities = [q.strip() for q in args.qualities.split(",")]
+    seeds = range(args.first_seed, args.first_seed + trials)
+    tasks = [(e, q, n, s, args.bootstrap) for e in estimands for q in qualities for n in ns for s in seeds]
     start = time.perf_counter()
     if args.jobs == 1:
         results = [one_trial(*t) for t in tasks]

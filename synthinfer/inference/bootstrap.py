@@ -230,8 +230,10 @@ class BootstrapResults:
         ``j_draws``; Hall and Horowitz 1996). Each replicate's J uses its own
         weight matrix and S, the small-sample effect that the chi-square (and,
         with clusters, the Hotelling F) reference of ``res.jtest()`` leaves
-        out: at n = 100 with informative sources the chi-square rejected
-        valid designs 7-9% of the time at 5% (docs/small-samples.md).
+        out: at n = 100-200 with informative sources the chi-square rejected
+        valid designs up to 8.7% of the time at 5%, this p-value 1.3-6.5%
+        (conservative: a resample's S varies more than the data's;
+        docs/small-samples.md).
 
         Raises ValueError for the refit and replicate bootstraps (no J draws)
         and `BootstrapFailureError` when more than `MAX_FAILED_SHARE` of the
@@ -252,7 +254,7 @@ class BootstrapResults:
             raise BootstrapFailureError(
                 f"{self.n_failed} of {n_boot} bootstrap replicates failed "
                 f"({'; '.join(sorted(set(self.failures))[:3]) or 'see the warning'}): more than "
-                f"{MAX_FAILED_SHARE:.0%}, so an interval from the rest would be biased (the "
+                f"{MAX_FAILED_SHARE:.0%}, so an interval or p-value from the rest would be biased (the "
                 f"resamples that fail are not a random subset). Simplify the model (a rare "
                 f"level or covariate is the usual cause) or label more units"
             )

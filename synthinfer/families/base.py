@@ -136,7 +136,8 @@ class EstimatingFunction(ABC):
     #: the Jacobian does not depend on the parameters (linear scores)
     constant_jacobian: ClassVar[bool] = False
     #: the scores are differentiable in b; otherwise the Jacobian is a smoothed
-    #: estimate and step 2 is one Gauss-Newton step from step 1 (see gmm.py)
+    #: estimate and step 2 is one Gauss-Newton step from step 1, whose target moments
+    #: the target's coefficients then solve exactly where the family can (`solve_shifted`; gmm.py)
     smooth: ClassVar[bool] = True
     #: ``objective`` exists (a log-likelihood whose -Jacobian is positive definite)
     has_objective: ClassVar[bool] = False
@@ -250,6 +251,20 @@ class EstimatingFunction(ABC):
             self, X, y, weights, names=names, frame=frame, start=start, maxiter=maxiter,
             tol=tol, check_rank=check_rank,
         )
+
+    def solve_shifted(
+        self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, score_sum: np.ndarray, *,
+        names: Sequence[str], frame: str, start: np.ndarray | None = None,
+    ) -> np.ndarray | None:
+        """The root of ``sum_j w_j psi_j(b) = score_sum``, or None (not solved).
+
+        For scores that are step functions (``smooth = False``), step 2 of GMM
+        solves the target's equation at the value its Gauss-Newton step
+        predicts instead of taking the step's kernel-slope extrapolation (see
+        gmm.py); a family that cannot solve a shifted equation returns None and
+        the linear step stands.
+        """
+        return None
 
     def explain_nonexistence(
         self, X: np.ndarray, params: np.ndarray, displacement: np.ndarray, names: Sequence[str], frame: str

@@ -469,18 +469,19 @@ class GMMSynth(ModelBase, GMM):
         data = self.model_data
         target_sum = self.nobs * (G[rows, cols] @ (params[cols] - start[cols]))
         try:
-            theta = self.family.solve_shifted(
+            root = self.family.solve_shifted(
                 data.X, data.y, self._labeled_weight, target_sum, names=data.param_names, frame="real",
                 start=params[cols],
             )
         except ConvergenceError:
             # a shift beyond the scores' range has no root (the LP is unbounded): the linear step stands
-            theta = None
-        if theta is None:
+            root = None
+        if root is None:
             return params, info, G
         params, G = params.copy(), G.copy()
-        params[cols] = theta
-        G[rows, cols] = self._target_evaluation(theta).jacobian(self._labeled_weight) / self.nobs
+        params[cols] = root.params
+        # the solver's Jacobian at the root, with the labeled weights it was given
+        G[rows, cols] = root.jacobian / self.nobs
         return params, info, G
 
     def _step_one_moments(self, start: np.ndarray) -> np.ndarray:

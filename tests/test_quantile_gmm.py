@@ -45,19 +45,19 @@ def test_shifted_root_meets_the_shifted_check_loss_optimality_conditions(weighte
     q = 0.9
     w = np.random.default_rng(1).uniform(0.5, 2.0, len(y)) if weighted else np.ones(len(y))
     score_sum = np.array([3.0, -2.0, 1.5])  # about one standard deviation of the score sum
-    b = Quantile(q).solve_shifted(X, y, w if weighted else None, score_sum, names=["a", "b", "c"], frame="real")
+    b = Quantile(q).solve_shifted(X, y, w if weighted else None, score_sum, names=["a", "b", "c"], frame="real").params
     vertex, values, left = _kkt(X, y, w, q, b, score_sum)
     assert vertex.sum() == X.shape[1]
     np.testing.assert_allclose(left, 0.0, atol=1e-8)
     assert np.all(values >= q - 1 - 1e-9) and np.all(values <= q + 1e-9)
     # and it is not the unshifted root
-    b0 = Quantile(q).solve_shifted(X, y, w if weighted else None, np.zeros(3), names=["a", "b", "c"], frame="real")
+    b0 = Quantile(q).solve_shifted(X, y, w if weighted else None, np.zeros(3), names=["a", "b", "c"], frame="real").params
     assert np.max(np.abs(b - b0)) > 1e-3
 
 
 def test_unshifted_root_is_quantreg() -> None:
     X, y = _design(300)
-    ours = Quantile(0.9).solve_shifted(X, y, None, np.zeros(3), names=["a", "b", "c"], frame="real")
+    ours = Quantile(0.9).solve_shifted(X, y, None, np.zeros(3), names=["a", "b", "c"], frame="real").params
     theirs = QuantReg(y, X).fit(q=0.9, p_tol=1e-12, max_iter=5000).params
     # QuantReg's IRLS stops about 1e-7 from the vertex the LP finds exactly
     np.testing.assert_allclose(ours, theirs, atol=1e-5)

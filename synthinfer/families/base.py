@@ -255,8 +255,9 @@ class EstimatingFunction(ABC):
     def solve_shifted(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, score_sum: np.ndarray, *,
         names: Sequence[str], frame: str, start: np.ndarray | None = None,
-    ) -> np.ndarray | None:
-        """The root of ``sum_j w_j psi_j(b) = score_sum``, or None (not solved).
+    ) -> Solution | None:
+        """The root of ``sum_j w_j psi_j(b) = score_sum`` with its Jacobian there, or
+        None (not solved).
 
         For scores that are step functions (``smooth = False``), step 2 of GMM
         solves the target's equation at the value its Gauss-Newton step

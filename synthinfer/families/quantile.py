@@ -215,12 +215,12 @@ class Quantile(SingleIndexFamily):
     def solve_shifted(
         self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, score_sum: np.ndarray, *,
         names: Sequence[str], frame: str, start: np.ndarray | None = None,
-    ) -> np.ndarray:
+    ) -> Solution:
         """The b where ``sum w x (q - 1{y < x'b})`` is ``score_sum``: the check loss
-        plus ``score_sum' b``, minimised exactly (`solve`)."""
+        plus ``score_sum' b``, minimised exactly (`solve`), with the Jacobian there."""
         return self.solve(
             X, y, weights, names=names, frame=frame, start=start, check_rank=False, score_sum=score_sum,
-        ).params
+        )
 
     def _irls(self, X: np.ndarray, y: np.ndarray, weights: np.ndarray | None, start: np.ndarray | None,
               tol: float, maxiter: int, tilt: np.ndarray | None = None) -> np.ndarray:

@@ -28,12 +28,18 @@ def _row_sums(a: np.ndarray) -> np.ndarray:
     return (a @ np.ones(a.shape[1]))[:, None]
 
 
-def _probabilities(lin: np.ndarray) -> np.ndarray:
-    """Softmax with the reference class's index fixed at 0, (rows, K-1)."""
+def _row_max_with_reference(lin: np.ndarray) -> np.ndarray:
+    """Each row's largest index among the reference class's (0) and ``lin``'s columns."""
     # column by column: a reduction along a short row axis is ten times slower
     top = np.zeros(len(lin))
     for column in lin.T:
         np.maximum(top, column, out=top)
+    return top
+
+
+def _probabilities(lin: np.ndarray) -> np.ndarray:
+    """Softmax with the reference class's index fixed at 0, (rows, K-1)."""
+    top = _row_max_with_reference(lin)
     e = np.exp(lin - top[:, None])
     return e / (np.exp(-top)[:, None] + _row_sums(e))
 
@@ -186,9 +192,7 @@ class MNLogit(EstimatingFunction):
     def objective(self, X: np.ndarray, y: np.ndarray, params: np.ndarray, w: np.ndarray) -> float:
         B = np.asarray(params, dtype=float).reshape(self.n_equations, X.shape[1]).T
         lin = np.hstack([np.zeros((len(X), 1)), X @ B])
-        top = np.zeros(len(X))  # the reference class's index, 0, is a lower bound
-        for column in lin.T[1:]:
-            np.maximum(top, column, out=top)
+        top = _row_max_with_reference(lin[:, 1:])
         log_norm = top + np.log(_row_sums(np.exp(lin - top[:, None]))[:, 0])
         chosen = lin[np.arange(len(X)), y.astype(int)]
         return float(w @ (log_norm - chosen))
